@@ -1,0 +1,73 @@
+"""ActionType: a model-improving method with typed slots, registered by name."""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Literal
+
+SlotKind = Literal["model", "dataset", "hparam"]
+
+
+@dataclass(frozen=True)
+class Slot:
+    name: str
+    kind: SlotKind
+    description: str = ""
+
+
+@dataclass
+class ActionContext:
+    """What an action needs besides its bindings: where to write, the study's base, progress hooks."""
+
+    out_dir: Path
+    seed: int
+    base_model_dir: Path
+    on_step: Callable[[int, int], None] | None = None  # (step, total) during training
+
+
+@dataclass
+class ActionOutput:
+    model_dir: Path
+    metrics: dict[str, float] = field(default_factory=dict)  # e.g. train loss, tokens seen
+    step_metrics: dict[str, list[tuple[int, float]]] = field(default_factory=dict)  # name -> (step, value)
+
+
+class ActionType(ABC):
+    """Subclasses declare `name`, `slots`, `Settings` (a dataclass; hparam slots are lists of choices)."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    slots: ClassVar[tuple[Slot, ...]]
+    Settings: ClassVar[type]
+
+    def __init__(self, settings: Any):
+        self.settings = settings
+
+    def hparam_choices(self) -> dict[str, list]:
+        """The values the study offers for each hparam slot."""
+        return {slot.name: list(getattr(self.settings, slot.name)) for slot in self.slots if slot.kind == "hparam"}
+
+    def fixed_settings(self) -> dict[str, Any]:
+        """Settings that are not slots (epochs, batch size, ...): part of every action's identity."""
+        slot_names = {slot.name for slot in self.slots}
+        return {k: v for k, v in dataclasses.asdict(self.settings).items() if k not in slot_names}
+
+    def accepts(self, bindings: dict[str, Any]) -> bool:
+        """Whether a full binding is valid beyond slot kinds (e.g. distinct, compatible models)."""
+        return True
+
+    @abstractmethod
+    def run(self, bindings: dict[str, Any], ctx: ActionContext) -> ActionOutput:
+        """Produce a model folder in `ctx.out_dir` from bound objects; raise ActionFailed on failure."""
+
+
+ACTION_TYPES: dict[str, type[ActionType]] = {}
+
+
+def register_action(cls: type[ActionType]) -> type[ActionType]:
+    """Class decorator: make an ActionType available to studies under `cls.name`."""
+    ACTION_TYPES[cls.name] = cls
+    return cls

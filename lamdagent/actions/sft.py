@@ -1,0 +1,96 @@
+"""Supervised fine-tuning through TRL's SFTTrainer (prompt/completion data, loss on completions)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from lamdagent.actions._base import ActionContext, ActionOutput, ActionType, Slot, register_action
+from lamdagent.errors import ActionFailed
+
+
+@dataclass
+class SFTSettings:
+    learning_rate: list = field(default_factory=lambda: [1e-3])
+    epochs: float = 2.0
+    batch_size: int = 16
+    max_length: int = 256
+    warmup_steps: int = 0
+    weight_decay: float = 0.0
+
+
+@register_action
+class SFT(ActionType):
+    name = "sft"
+    description = "supervised fine-tuning of a model on a training dataset"
+    slots = (
+        Slot("model", "model", "the model to fine-tune"),
+        Slot("dataset", "dataset", "the training data"),
+        Slot("learning_rate", "hparam", "peak learning rate"),
+    )
+    Settings = SFTSettings
+
+    def run(self, bindings, ctx: ActionContext) -> ActionOutput:
+        import torch
+        from datasets import Dataset
+        from transformers import PrinterCallback, TrainerCallback
+        from trl import SFTConfig, SFTTrainer
+
+        from lamdagent.models import load_model
+
+        s = self.settings
+        model, tokenizer = load_model(bindings["model"].path)
+        rows = bindings["dataset"].rows()
+        if not rows:
+            raise ActionFailed(f"dataset {bindings['dataset'].name!r} is empty")
+        cuda = torch.cuda.is_available()
+        args = SFTConfig(
+            output_dir=str(ctx.out_dir / "trainer"),
+            learning_rate=float(bindings["learning_rate"]),
+            num_train_epochs=s.epochs,
+            per_device_train_batch_size=s.batch_size,
+            max_length=s.max_length,
+            warmup_steps=s.warmup_steps,
+            weight_decay=s.weight_decay,
+            seed=ctx.seed,
+            data_seed=ctx.seed,
+            bf16=cuda,
+            use_cpu=not cuda,
+            activation_checkpointing=False,
+            save_strategy="no",
+            logging_steps=1,
+            report_to="none",
+            disable_tqdm=True,
+            dataset_num_proc=None,
+        )
+        losses: list[tuple[int, float]] = []
+
+        class Track(TrainerCallback):
+            def on_log(self, args, state, control, logs=None, **kwargs):
+                if logs and "loss" in logs:
+                    losses.append((state.global_step, float(logs["loss"])))
+
+            def on_step_end(self, args, state, control, **kwargs):
+                if ctx.on_step:
+                    ctx.on_step(state.global_step, state.max_steps)
+
+        trainer = SFTTrainer(
+            model=model,
+            args=args,
+            train_dataset=Dataset.from_list(rows),
+            processing_class=tokenizer,
+            callbacks=[Track()],
+        )
+        trainer.remove_callback(PrinterCallback)  # progress is ours (ctx.on_step); no printed dicts
+        result = trainer.train()
+        if any(not math.isfinite(loss) for _, loss in losses):
+            raise ActionFailed("training loss became NaN or infinite")
+        model_dir = ctx.out_dir / "model"
+        trainer.model.save_pretrained(model_dir)
+        tokenizer.save_pretrained(model_dir)
+        tokens = sum(len(ids) for ids in trainer.train_dataset["input_ids"]) * s.epochs
+        return ActionOutput(
+            model_dir=model_dir,
+            metrics={"train.loss": float(result.training_loss), "train.tokens": float(tokens), "train.steps": float(result.global_step)},
+            step_metrics={"train.loss": losses},
+        )

@@ -1,0 +1,1 @@
+"""The agent: chat models, prompts, policies and memory."""

@@ -1,0 +1,65 @@
+"""Chat models the agent talks to: any OpenAI-compatible endpoint, or the offline local model."""
+
+from __future__ import annotations
+
+import os
+from typing import Protocol
+
+from lamdagent.errors import UserError
+
+
+class ChatModel(Protocol):
+    name: str
+
+    def chat(self, messages: list[dict], *, max_tokens: int = 256, temperature: float = 0.0) -> str:
+        """A free-text reply."""
+
+    def choose(self, messages: list[dict], options: list[dict[str, str]], *, temperature: float = 0.0) -> str:
+        """A reply meant to be a JSON object equal to one of `options` (the caller validates it)."""
+
+
+def choice_schema(options: list[dict[str, str]]) -> dict:
+    """A JSON schema whose fields are enums of the values seen in `options`."""
+    keys = list(options[0])
+    properties = {k: {"type": "string", "enum": sorted({o[k] for o in options})} for k in keys}
+    return {"type": "object", "properties": properties, "required": keys, "additionalProperties": False}
+
+
+class OpenAIChatModel:
+    """Chat completions through the `openai` client (retries 429/5xx/timeouts with backoff)."""
+
+    def __init__(self, model: str, api_key: str, base_url: str | None = None, timeout: float = 60.0, max_retries: int = 3, structured_output: bool = True):
+        import openai
+
+        self.name = model
+        self.structured_output = structured_output
+        self._client = openai.OpenAI(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries)
+
+    def chat(self, messages: list[dict], *, max_tokens: int = 256, temperature: float = 0.0) -> str:
+        response = self._client.chat.completions.create(model=self.name, messages=messages, max_tokens=max_tokens, temperature=temperature)
+        return (response.choices[0].message.content or "").strip()
+
+    def choose(self, messages: list[dict], options: list[dict[str, str]], *, temperature: float = 0.0) -> str:
+        extra = {}
+        if self.structured_output:
+            extra["response_format"] = {"type": "json_schema", "json_schema": {"name": "choice", "schema": choice_schema(options), "strict": True}}
+        response = self._client.chat.completions.create(model=self.name, messages=messages, max_tokens=200, temperature=temperature, **extra)
+        return (response.choices[0].message.content or "").strip()
+
+
+def make_chat_model(agent_cfg, seed: int = 0) -> ChatModel:
+    """The configured chat model; a missing API key is a one-line error before any compute."""
+    if agent_cfg.backend == "local":
+        from lamdagent.agent.local_llm import LocalChatModel
+
+        return LocalChatModel(seed=seed)
+    api_key = os.environ.get(agent_cfg.api_key_env, "")
+    if not api_key:
+        raise UserError(f"agent.backend=openai needs an API key in ${agent_cfg.api_key_env}; set it, or use agent.backend=local")
+    return OpenAIChatModel(
+        agent_cfg.model,
+        api_key,
+        base_url=agent_cfg.base_url,
+        timeout=agent_cfg.request_timeout,
+        structured_output=agent_cfg.structured_output,
+    )

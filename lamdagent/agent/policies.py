@@ -1,0 +1,148 @@
+"""Policies pick the next action: the LLM agent (two inference steps) and the random baseline."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+from lamdagent.agent import prompts
+from lamdagent.agent.llm import ChatModel
+from lamdagent.agent.prompts import AgentContext
+from lamdagent.space import Action, ActionSpace
+
+
+@dataclass
+class Decision:
+    action: Action
+    transcript: list[dict] = field(default_factory=list)  # prompts and raw replies, for artifacts
+    fallbacks: list[str] = field(default_factory=list)  # why the policy fell back to a random choice
+
+
+class Policy(ABC):
+    name: str
+
+    @abstractmethod
+    def select(self, space: ActionSpace, ctx: AgentContext) -> Decision:
+        """One valid action of `space`."""
+
+    @abstractmethod
+    def remember(self, ctx: AgentContext, action: str, result: str, best: str) -> tuple[str, list[dict]]:
+        """The new memory text after an iteration, and the transcript that produced it."""
+
+
+def summary_memory(ctx: AgentContext, action: str, result: str, best: str) -> str:
+    """A memory written without an LLM: the last result and the best model."""
+    return f"Last (iteration {ctx.iteration}): {action} -> {result}\nBest so far: {best}"
+
+
+class RandomPolicy(Policy):
+    """The paper's ablation: an action type uniformly at random, then its objects uniformly."""
+
+    name = "random"
+
+    def __init__(self, seed: int = 0):
+        self.seed = seed
+
+    def select(self, space: ActionSpace, ctx: AgentContext) -> Decision:
+        rng = random.Random(f"{self.seed}/{ctx.iteration}")
+        type_name = rng.choice(space.available_types())
+        return Decision(rng.choice(space.actions(type_name)))
+
+    def remember(self, ctx, action, result, best):
+        return summary_memory(ctx, action, result, best), []
+
+
+_JSON_OBJECT = re.compile(r"\{.*?\}", re.DOTALL)
+
+
+def parse_choice(reply: str, options: list[dict[str, str]]) -> tuple[dict[str, str] | None, str]:
+    """(the option the reply names, "") or (None, what is wrong with it). Strict: one JSON object
+    with exactly the option's keys; numbers are compared by value."""
+    match = _JSON_OBJECT.search(reply)
+    if not match:
+        return None, "the reply holds no JSON object"
+    try:
+        parsed = json.loads(match.group(0))
+    except json.JSONDecodeError as err:
+        return None, f"the JSON does not parse ({err.msg})"
+    if not isinstance(parsed, dict) or set(parsed) != set(options[0]):
+        return None, f"the JSON must have exactly the keys {list(options[0])}"
+
+    def same(value, expected: str) -> bool:
+        try:
+            return str(value) == expected or float(value) == float(expected)
+        except (TypeError, ValueError):
+            return False
+
+    for option in options:
+        if all(same(parsed[key], option[key]) for key in option):
+            return option, ""
+    return None, f"{json.dumps(parsed)} is not one of the valid choices"
+
+
+class LLMPolicy(Policy):
+    """LaMDAgent's agent: action type first, then all its objects in one step, from prompts
+    holding the memory. Replies are validated; after `max_retries` re-asks the policy falls back
+    to a random valid choice and says why."""
+
+    name = "llm"
+
+    def __init__(self, chat: ChatModel, *, temperature: float = 0.0, max_retries: int = 2, memory_max_tokens: int = 96, seed: int = 0):
+        self.chat = chat
+        self.temperature = temperature
+        self.max_retries = max_retries
+        self.memory_max_tokens = memory_max_tokens
+        self.seed = seed
+
+    def _ask(self, prompt: str, options: list[dict[str, str]], step: str, decision: Decision, rng: random.Random) -> dict[str, str]:
+        messages = [{"role": "user", "content": prompt}]
+        for attempt in range(self.max_retries + 1):
+            reply = self.chat.choose(messages, options, temperature=self.temperature)
+            choice, problem = parse_choice(reply, options)
+            decision.transcript.append({"step": step, "attempt": attempt, "messages": list(messages), "reply": reply, "problem": problem})
+            if choice:
+                return choice
+            messages = messages + [
+                {"role": "assistant", "content": reply},
+                {"role": "user", "content": f"Invalid reply: {problem}. Reply again with JSON only."},
+            ]
+        decision.fallbacks.append(f"{step}: no valid reply after {self.max_retries + 1} attempts ({problem}); chose at random")
+        return rng.choice(options)
+
+    def select(self, space: ActionSpace, ctx: AgentContext) -> Decision:
+        rng = random.Random(f"{self.seed}/{ctx.iteration}")
+        decision = Decision(action=None)  # type: ignore[arg-type]
+        types = space.available_types()
+        type_prompt = prompts.action_type_prompt(ctx, space, types)
+        type_name = self._ask(type_prompt, [{"action_type": t} for t in types], "action_type", decision, rng)["action_type"]
+        actions = space.actions(type_name)
+        by_names = {json.dumps(a.names(), sort_keys=True): a for a in actions}
+        choice = self._ask(prompts.objects_prompt(ctx, space, type_name), [a.names() for a in actions], "objects", decision, rng)
+        decision.action = by_names[json.dumps(choice, sort_keys=True)]
+        return decision
+
+    def remember(self, ctx, action, result, best):
+        prompt = prompts.memory_prompt(ctx, action, result, best, max_words=max(20, int(self.memory_max_tokens * 0.7)))
+        messages = [{"role": "user", "content": prompt}]
+        reply = self.chat.chat(messages, max_tokens=self.memory_max_tokens, temperature=self.temperature)
+        transcript = [{"step": "memory", "messages": messages, "reply": reply}]
+        if not reply.strip():  # an empty rewrite would erase what the agent knew
+            return summary_memory(ctx, action, result, best), transcript
+        return reply, transcript
+
+
+def make_policy(agent_cfg, seed: int = 0) -> Policy:
+    if agent_cfg.policy == "random":
+        return RandomPolicy(seed)
+    from lamdagent.agent.llm import make_chat_model
+
+    return LLMPolicy(
+        make_chat_model(agent_cfg, seed),
+        temperature=agent_cfg.temperature,
+        max_retries=agent_cfg.max_retries,
+        memory_max_tokens=agent_cfg.memory_max_tokens,
+        seed=seed,
+    )

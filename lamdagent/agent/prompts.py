@@ -1,0 +1,100 @@
+"""The agent's three prompt templates (prompts/*.txt) and the text that fills them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from string import Template
+
+from lamdagent.paths import PROMPTS_DIR
+from lamdagent.space import ActionSpace, ModelObject
+
+EMPTY_MEMORY = "(empty: this is the first iteration)"
+
+
+def template(name: str) -> Template:
+    return Template((PROMPTS_DIR / f"{name}.txt").read_text())
+
+
+@dataclass
+class AgentContext:
+    """What the agent knows when it decides: read back from the tracking server each iteration."""
+
+    tasks: list[str]
+    iteration: int
+    iterations: int
+    memory: str = ""
+    tried: set[str] = field(default_factory=set)  # action types tried so far
+
+
+def describe_model(model: ModelObject) -> str:
+    if model.score is None:
+        return f"- {model.name} = {model.pipeline}: not evaluated"
+    per_task = ", ".join(f"{task} {value:.2f}" for task, value in model.scores.items())
+    return f"- {model.name} = {model.pipeline}: score {model.score:.3f} ({per_task})"
+
+
+def directive(ctx: AgentContext) -> str:
+    """The exploration directive: explore early, exploit late (the paper's instruction)."""
+    if ctx.iteration <= max(1, ctx.iterations // 3):
+        return "this is early in the search: prefer actions, datasets and models you have not tried yet."
+    if ctx.iteration > ctx.iterations - max(1, ctx.iterations // 5):
+        return "the budget is nearly spent: build on the best models found so far."
+    return "balance trying new combinations with improving on the best models so far."
+
+
+def _common(ctx: AgentContext, space: ActionSpace) -> dict[str, str]:
+    return {
+        "tasks": ", ".join(ctx.tasks),
+        "memory": ctx.memory.strip() or EMPTY_MEMORY,
+        "iteration": str(ctx.iteration),
+        "iterations": str(ctx.iterations),
+        "models": "\n".join(describe_model(m) for m in space.models),
+        "directive": directive(ctx),
+    }
+
+
+def action_type_prompt(ctx: AgentContext, space: ActionSpace, type_names: list[str]) -> str:
+    lines = []
+    for name in type_names:
+        action_type = space.action_types[name]
+        slots = ", ".join(s.name for s in action_type.slots)
+        tried = "" if name in ctx.tried else " (not tried yet)"
+        lines.append(f"- {name}({slots}): {action_type.description}{tried}")
+    return template("action_type").substitute(_common(ctx, space), action_types="\n".join(lines))
+
+
+def objects_prompt(ctx: AgentContext, space: ActionSpace, type_name: str) -> str:
+    """Slots and their candidates, described compactly (never the cross product of bindings)."""
+    action_type = space.action_types[type_name]
+    candidates = space.candidates(type_name)
+    lines = []
+    for slot in action_type.slots:
+        values = candidates[slot.name]
+        if slot.kind == "model":
+            listed = "any model listed above" + (" (two different models)" if sum(s.kind == "model" for s in action_type.slots) > 1 else "")
+        elif slot.kind == "dataset":
+            listed = "; ".join(d.describe() for d in values)
+        else:
+            listed = ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
+        lines.append(f'- "{slot.name}" ({slot.description}): {listed}')
+    reply = "{" + ", ".join(f'"{s.name}": "<{s.kind}>"' for s in action_type.slots) + "}"
+    return template("objects").substitute(
+        _common(ctx, space),
+        action_type=type_name,
+        action_description=action_type.description,
+        slots="\n".join(lines),
+        reply_format=reply,
+    )
+
+
+def memory_prompt(ctx: AgentContext, action: str, result: str, best: str, max_words: int) -> str:
+    return template("memory").substitute(
+        tasks=", ".join(ctx.tasks),
+        memory=ctx.memory.strip() or EMPTY_MEMORY,
+        iteration=str(ctx.iteration),
+        iterations=str(ctx.iterations),
+        action=action,
+        result=result,
+        best=best,
+        max_words=str(max_words),
+    )

@@ -1,0 +1,83 @@
+"""`lamdagent` command line: explore (start or resume), show the top pipelines of an exploration."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from rich.console import Console
+
+from lamdagent.errors import UserError
+
+
+def _overrides(values: list[str]) -> list[str]:
+    """Dotlist overrides; one argument may hold several separated by spaces (MLproject quoting)."""
+    return [item for value in values for item in value.split() if item]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lamdagent", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    explore = commands.add_parser("explore", help="run (or resume) an exploration of a study")
+    explore.add_argument("--study", default="demo", help="a study in conf/studies/ or a YAML path (default: demo)")
+    explore.add_argument("--resume", default="", help="exploration run id to continue")
+    explore.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
+    explore.add_argument("overrides", nargs="*", help="omegaconf dotlist, e.g. iterations=5 agent.temperature=0")
+    top = commands.add_parser("top", help="print the top pipelines of an exploration")
+    top.add_argument("exploration", help="exploration run id")
+    top.add_argument("-k", type=int, default=10)
+    top.add_argument("--tracking-uri", default=None)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    console = Console()
+    from lamdagent.progress import quiet_libraries
+
+    quiet_libraries()
+    try:
+        if args.command == "explore":
+            return _explore(args, console)
+        return _top(args, console)
+    except UserError as err:
+        console.print(f"[bold red]error:[/] {err}", highlight=False)
+        return 2
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted: finished iterations are kept; resume with `lamdagent explore --resume <id>`")
+        return 130
+
+
+def _explore(args, console: Console) -> int:
+    from lamdagent.explore import start_or_resume
+    from lamdagent.progress import Display
+    from lamdagent.report import top_table
+    from lamdagent.tracking import Tracker
+
+    tracker = Tracker(args.tracking_uri)
+    launcher = os.environ.get("MLFLOW_RUN_ID")  # set by `mlflow run`
+    with Display(console) as display:
+        run_id, records, cfg = start_or_resume(args.study, _overrides(args.overrides), args.resume or None, tracker, display, launcher)
+    console.print(top_table(records, list(cfg.tasks)))
+    console.print(f"exploration run id: [bold]{run_id}[/]   (resume: lamdagent explore --resume {run_id} iterations=N)")
+    return 0
+
+
+def _top(args, console: Console) -> int:
+    from lamdagent.report import top_table
+    from lamdagent.tracking import Tracker
+
+    tracker = Tracker(args.tracking_uri)
+    try:
+        parent = tracker.exploration(args.exploration)
+    except Exception:
+        raise UserError(f"no exploration run {args.exploration!r} in {tracker.tracking_uri}") from None
+    records = tracker.children(args.exploration, parent.info.experiment_id)
+    tasks = sorted({t for r in records for t in r.scores})
+    console.print(top_table(records, tasks, args.k))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

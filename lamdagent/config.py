@@ -1,0 +1,203 @@
+"""Study configuration: omegaconf structured config, validated before any compute.
+
+A study is `conf/studies/<name>.yaml` merged over the schema below, then command-line overrides
+(an omegaconf dotlist such as `iterations=5 agent.temperature=0 sft.learning_rate=1e-4`).
+Each registered action type contributes a section (`sft`, `ties`, ...) from its `Settings`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+
+from lamdagent.actions import ACTION_TYPES
+from lamdagent.errors import UserError
+from lamdagent.paths import CONF_DIR
+
+SECRET_KEY = re.compile(r"(api_?key|token|secret|password)", re.IGNORECASE)
+
+
+@dataclass
+class AgentConfig:
+    policy: str = "llm"  # llm | random
+    backend: str = "local"  # local (offline SmolLM2) | openai (any OpenAI-compatible endpoint)
+    model: str = "SmolLM2-135M-Instruct"
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"  # the key is read from this variable, never stored
+    temperature: float = 0.7
+    max_retries: int = 2  # re-asks after an invalid reply, before the logged random fallback
+    request_timeout: float = 60.0
+    memory_max_tokens: int = 96
+    structured_output: bool = True  # send a JSON schema (response_format) to the endpoint
+
+
+@dataclass
+class DataConfig:
+    train_size: int = 400  # training examples per task
+    val_size: int = 50
+    test_size: int = 100
+
+
+@dataclass
+class EvaluationConfig:
+    batch_size: int = 64
+
+
+@dataclass
+class _StudyBase:
+    name: str = "demo"
+    iterations: int = 10  # total iterations of the exploration (resume continues up to this)
+    seed: int = 0
+    base_model: str = "builtin:tiny-llama"  # builtin:tiny-llama | local folder | hub id
+    tasks: list[str] = field(default_factory=lambda: ["arith", "choice", "facts"])
+    task_weights: dict[str, float] = field(default_factory=dict)  # default w_t = 1 / max seed r_t
+    datasets: list[str] = field(default_factory=list)  # training data objects; default: each task + all
+    specialists: bool = True  # train one specialist per task from the base as initial objects
+    actions: list[str] = field(default_factory=lambda: ["sft", "ties"])
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    registered_model: str = ""  # Model Registry name; default lamdagent-<name>
+
+
+def _schema() -> type:
+    """The study dataclass: the fixed fields plus one section per registered action type."""
+    sections = [(name, cls.Settings, field(default_factory=cls.Settings)) for name, cls in sorted(ACTION_TYPES.items())]
+    return dataclasses.make_dataclass("StudyConfig", sections, bases=(_StudyBase,))
+
+
+StudyConfig = _schema()
+
+
+def study_names() -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / "studies").glob("*.yaml"))
+
+
+def _known_keys(node, prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in node.items_ex(resolve=False) if hasattr(node, "items_ex") else node.items():
+        full = f"{prefix}{key}"
+        keys.append(full)
+        if OmegaConf.is_dict(value):
+            keys.extend(_known_keys(value, full + "."))
+    return keys
+
+
+def _one_line(err: OmegaConfBaseException, schema) -> UserError:
+    key = getattr(err, "full_key", None) or ""
+    if isinstance(err, ConfigKeyError) and key:
+        close = difflib.get_close_matches(key, _known_keys(schema), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return UserError(f"unknown config key {key!r}{hint}")
+    message = str(err).splitlines()[0]
+    return UserError(f"bad config value for {key!r}: {message}" if key else f"bad config: {message}")
+
+
+def _as_list(value: Any) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def load_config(study: str, overrides: list[str] | None = None, base: dict | None = None) -> Any:
+    """The validated study config. `study` is a name in conf/studies/ or a YAML path; `base` is
+    a resolved config to start from instead (used when resuming an exploration)."""
+    schema = OmegaConf.structured(StudyConfig)
+    layers = []
+    if base is not None:
+        layers.append(base)
+    else:
+        path = Path(study) if study.endswith((".yaml", ".yml")) else CONF_DIR / "studies" / f"{study}.yaml"
+        if not path.exists():
+            raise UserError(f"unknown study {study!r}; expected one of {study_names()} or a path to a study YAML file")
+        layers.append(OmegaConf.load(path))
+    for item in overrides or []:
+        if "=" not in item:
+            raise UserError(f"override {item!r} is not key=value")
+    try:
+        layers.append(OmegaConf.from_dotlist(list(overrides or [])))
+        for layer in layers:
+            for key in list(layer.keys()) if OmegaConf.is_dict(layer) else layer:
+                section = layer[key] if OmegaConf.is_dict(layer) else None
+                if key in ACTION_TYPES and OmegaConf.is_dict(section):  # a scalar choice means [scalar]
+                    hparams = {s.name for s in ACTION_TYPES[key].slots if s.kind == "hparam"}
+                    for slot in hparams & set(section.keys()):
+                        section[slot] = _as_list(OmegaConf.to_container(section, resolve=True)[slot])
+        merged = OmegaConf.merge(schema, *layers)
+        config = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as err:
+        raise _one_line(err, schema) from None
+    validate(config)
+    return config
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise UserError(message)
+
+
+def validate(cfg) -> None:
+    """Ranges and names that the schema's types cannot express."""
+    from lamdagent.evaluation.tasks import task_names
+
+    _check(cfg.iterations >= 0, f"iterations must be >= 0, got {cfg.iterations}")
+    _check(bool(cfg.tasks), "tasks must list at least one task")
+    for task in cfg.tasks:
+        _check(task in task_names() or task.endswith((".yaml", ".yml")), f"unknown task {task!r}; expected one of {task_names()}")
+    for task in cfg.task_weights:
+        _check(task in cfg.tasks, f"task_weights names {task!r}, which is not in tasks {list(cfg.tasks)}")
+    task_stems = [Path(t).stem for t in cfg.tasks]
+    for dataset in cfg.datasets:
+        _check(dataset in task_stems or dataset == "all", f"unknown dataset {dataset!r}; expected a task name {task_stems} or 'all'")
+    _check(bool(cfg.actions), "actions must list at least one action type")
+    for action in cfg.actions:
+        _check(action in ACTION_TYPES, f"unknown action type {action!r}; expected one of {sorted(ACTION_TYPES)}")
+    _check(cfg.agent.policy in ("llm", "random"), f"agent.policy must be 'llm' or 'random', got {cfg.agent.policy!r}")
+    _check(cfg.agent.backend in ("local", "openai"), f"agent.backend must be 'local' or 'openai', got {cfg.agent.backend!r}")
+    _check(cfg.agent.temperature >= 0, f"agent.temperature must be >= 0, got {cfg.agent.temperature}")
+    _check(cfg.agent.max_retries >= 0, f"agent.max_retries must be >= 0, got {cfg.agent.max_retries}")
+    for name in ("train_size", "val_size", "test_size"):
+        value = getattr(cfg.data, name)
+        _check(value > 0, f"data.{name} must be > 0, got {value}")
+    for action in cfg.actions:
+        settings = getattr(cfg, action)
+        for slot in ACTION_TYPES[action].slots:
+            if slot.kind == "hparam":
+                values = getattr(settings, slot.name)
+                _check(bool(values), f"{action}.{slot.name} must list at least one value")
+                for value in values:
+                    _check(isinstance(value, (int, float)) and not isinstance(value, bool), f"{action}.{slot.name} values must be numbers, got {value!r}")
+    if cfg.agent.policy == "random" or cfg.agent.backend == "local":
+        return
+    _check(bool(cfg.agent.base_url) or cfg.agent.model.startswith("gpt"), "agent.base_url is required for a non-OpenAI model name")
+
+
+def to_dict(cfg) -> dict:
+    """Plain, resolved config."""
+    return OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
+
+
+def redacted(value: Any) -> Any:
+    """The config with any secret-looking key's value replaced (keys that *name* a variable stay)."""
+    if isinstance(value, dict):
+        return {
+            k: ("***" if SECRET_KEY.search(k) and not k.endswith("_env") and v else redacted(v)) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [redacted(v) for v in value]
+    return value
+
+
+def flat_params(value: Any, prefix: str = "") -> dict[str, str]:
+    """`a.b.c -> str(value)` pairs for MLflow params."""
+    if isinstance(value, dict):
+        out = {}
+        for key, sub in value.items():
+            out.update(flat_params(sub, f"{prefix}{key}."))
+        return out
+    return {prefix.rstrip("."): str(value)}

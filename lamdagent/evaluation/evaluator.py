@@ -1,0 +1,67 @@
+"""Evaluate a model on target tasks and combine the rewards into the multi-task score."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from lamdagent.evaluation.generation import generate_greedy
+from lamdagent.evaluation.tasks import Task
+
+
+@dataclass
+class EvalResult:
+    split: str
+    scores: dict[str, float]  # task -> mean reward r_t
+    predictions: dict[str, list[dict]] = field(default_factory=dict)  # task -> rows
+
+
+def evaluate(
+    model,
+    tokenizer,
+    tasks: list[Task],
+    split: str,
+    n: int,
+    *,
+    seed: int = 0,
+    batch_size: int = 64,
+    on_progress: Callable[[int], None] | None = None,
+) -> EvalResult:
+    """Score `model` on the first `n` examples of `split` of each task (greedy, batched)."""
+    scores, predictions = {}, {}
+    for task in tasks:
+        examples = task.examples(split, n, seed)
+        generations = generate_greedy(
+            model,
+            tokenizer,
+            [ex.prompt for ex in examples],
+            max_new_tokens=task.spec.max_new_tokens,
+            batch_size=batch_size,
+            on_batch=on_progress,
+        )
+        rows = []
+        for ex, generation in zip(examples, generations):
+            answer, reward = task.score(generation, ex.gold)
+            gold = ex.gold if isinstance(ex.gold, str) else list(ex.gold)
+            rows.append({"prompt": ex.prompt, "generation": generation, "answer": answer, "gold": gold, "reward": reward})
+        scores[task.name] = sum(r["reward"] for r in rows) / len(rows)
+        predictions[task.name] = rows
+    return EvalResult(split, scores, predictions)
+
+
+def task_weights(reference_scores: list[dict[str, float]], tasks: list[str], overrides: dict[str, float] | None = None) -> dict[str, float]:
+    """w_t = 1 / max r_t over the reference models (the seed models), unless given in `overrides`.
+
+    A task no reference model scores on gets weight 1 so that it still counts.
+    """
+    weights = {}
+    for task in tasks:
+        best = max((scores.get(task, 0.0) for scores in reference_scores), default=0.0)
+        weights[task] = 1.0 / best if best > 0 else 1.0
+    weights.update(overrides or {})
+    return weights
+
+
+def weighted_score(scores: dict[str, float], weights: dict[str, float]) -> float:
+    """The paper's multi-task score: sum_t w_t * r_t."""
+    return sum(weights[task] * scores[task] for task in weights)

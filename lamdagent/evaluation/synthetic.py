@@ -1,0 +1,103 @@
+"""Seeded synthetic tasks shaped like the paper's (GSM8K, CommonsenseQA, TriviaQA), for offline demos.
+
+Each generator draws one example `{"question", "answer", ...}` from a `random.Random`; a split is a
+stream seeded by (task, split, seed), so splits are reproducible and independent draws.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Callable
+
+Generator = Callable[[random.Random], dict]
+GENERATORS: dict[str, Generator] = {}
+
+
+def register_generator(name: str):
+    def decorate(fn: Generator) -> Generator:
+        GENERATORS[name] = fn
+        return fn
+
+    return decorate
+
+
+def generate(name: str, split: str, n: int, seed: int) -> list[dict]:
+    """`n` examples of generator `name` for `split`; the same arguments give the same examples."""
+    rng = random.Random(f"{name}/{split}/{seed}")
+    return [GENERATORS[name](rng) for _ in range(n)]
+
+
+_NAMES = ["Ann", "Ben", "Cleo", "Dan", "Eva", "Finn", "Gus", "Hana"]
+_ITEMS = ["apple", "book", "coin", "pen", "shell", "stamp", "card", "marble"]
+
+
+@register_generator("arithmetic")
+def arithmetic(rng: random.Random) -> dict:
+    """One-step word problem with single-digit operands; the answer is a number (GSM8K-style)."""
+    name, item = rng.choice(_NAMES), rng.choice(_ITEMS)
+    a, b = rng.randint(0, 9), rng.randint(0, 9)
+    if rng.random() < 0.5:
+        question = f"{name} has {a} {item}s and gets {b} more. How many {item}s does {name} have now?"
+        answer = a + b
+    else:
+        a, b = max(a, b), min(a, b)
+        question = f"{name} has {a} {item}s and gives away {b}. How many {item}s are left?"
+        answer = a - b
+    return {"question": question, "answer": str(answer)}
+
+
+_CATEGORIES = {
+    "animal": ["dog", "cat", "horse", "cow", "lion", "tiger", "sheep", "goat", "mouse", "wolf"],
+    "colour": ["red", "blue", "green", "yellow", "black", "white", "pink", "brown", "grey", "purple"],
+    "fruit": ["apple", "banana", "mango", "pear", "grape", "lemon", "cherry", "peach", "plum", "melon"],
+    "tool": ["hammer", "saw", "drill", "wrench", "shovel", "rake", "axe", "chisel", "pliers", "spade"],
+    "vehicle": ["car", "bus", "train", "truck", "bike", "boat", "plane", "tram", "van", "taxi"],
+}
+_LETTERS = "ABCD"
+
+
+@register_generator("choice")
+def choice(rng: random.Random) -> dict:
+    """Four-way multiple choice by category membership, answered as `[[X]]` (CommonsenseQA-style)."""
+    category = rng.choice(sorted(_CATEGORIES))
+    others = [c for c in sorted(_CATEGORIES) if c != category]
+    options = [rng.choice(_CATEGORIES[category])]
+    options += [rng.choice(_CATEGORIES[c]) for c in rng.sample(others, 3)]
+    rng.shuffle(options)
+    correct = next(i for i, word in enumerate(options) if word in _CATEGORIES[category])
+    listing = " ".join(f"({letter}) {word}" for letter, word in zip(_LETTERS, options))
+    article = "an" if category[0] in "aeiou" else "a"
+    question = f"Which of these is {article} {category}? {listing}. Answer with [[X]]."
+    return {"question": question, "answer": _LETTERS[correct], "choices": options}
+
+
+def _fictional_world(size: int = 30) -> list[tuple[str, str]]:
+    """A fixed knowledge base of fictional countries and their capitals."""
+    rng = random.Random("fictional-world")
+    syllables = ["ka", "lo", "mi", "ra", "ven", "dor", "sa", "tu", "bel", "zan", "or", "ith", "mar", "qua"]
+    words: set[str] = set()
+    while len(words) < 2 * size:
+        words.add("".join(rng.choice(syllables) for _ in range(rng.randint(2, 3))).capitalize())
+    ordered = sorted(words)
+    rng.shuffle(ordered)
+    return list(zip(ordered[:size], ordered[size:]))
+
+
+_WORLD = _fictional_world()
+_FACT_TEMPLATES = [
+    "What is the capital of {country}?",
+    "Which city is the capital of {country}?",
+    "Name the capital city of {country}.",
+]
+
+
+@register_generator("facts")
+def facts(rng: random.Random) -> dict:
+    """Closed-book QA over a fixed fictional knowledge base, scored by normalised exact match.
+
+    All splits ask about the same knowledge base (the model has to learn the facts in training);
+    the question wording is drawn independently per example.
+    """
+    country, capital = rng.choice(_WORLD)
+    question = rng.choice(_FACT_TEMPLATES).format(country=country)
+    return {"question": question, "answer": capital, "aliases": [capital, f"{capital} city"]}

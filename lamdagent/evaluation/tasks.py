@@ -1,0 +1,117 @@
+"""Target tasks as data: where examples come from, how they are prompted, extracted and scored.
+
+A task is a YAML file in `conf/tasks/` (lm-eval style). Sources:
+  `synthetic:<generator>`  seeded generators shipped with the package (offline);
+  `hf:<dataset id>`        the Hugging Face hub through `datasets` (needs network);
+  `json:<path>`            a local JSON/JSONL file per split (`{split}` in the path is substituted).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from lamdagent.errors import UserError
+from lamdagent.evaluation import synthetic
+from lamdagent.evaluation.metrics import EXTRACTORS, METRICS
+from lamdagent.paths import CONF_DIR
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class TaskSpec:
+    name: str
+    source: str
+    prompt: str = "Question: {question}\nAnswer:"
+    target: str = " {answer}"
+    answer_field: str = "answer"
+    extractor: str = "first_line"
+    metric: str = "exact_match"
+    max_new_tokens: int = 16
+    description: str = ""
+    hf_config: str | None = None
+    hf_splits: dict[str, str] = field(default_factory=lambda: {"train": "train", "val": "validation", "test": "test"})
+
+
+@dataclass(frozen=True)
+class Example:
+    prompt: str
+    target: str  # the completion used for training
+    gold: str | tuple[str, ...]  # what the extracted answer is scored against
+
+
+class Task:
+    """One target task: examples per split, and the scoring of a generation."""
+
+    def __init__(self, spec: TaskSpec):
+        self.spec = spec
+        self.name = spec.name
+        kind, _, ref = spec.source.partition(":")
+        if kind not in ("synthetic", "hf", "json") or not ref:
+            raise UserError(f"task {spec.name!r}: source {spec.source!r} is not synthetic:<name>, hf:<id> or json:<path>")
+        if kind == "synthetic" and ref not in synthetic.GENERATORS:
+            raise UserError(f"task {spec.name!r}: unknown synthetic generator {ref!r}; expected one of {sorted(synthetic.GENERATORS)}")
+        if spec.extractor not in EXTRACTORS:
+            raise UserError(f"task {spec.name!r}: unknown extractor {spec.extractor!r}; expected one of {sorted(EXTRACTORS)}")
+        if spec.metric not in METRICS:
+            raise UserError(f"task {spec.name!r}: unknown metric {spec.metric!r}; expected one of {sorted(METRICS)}")
+        self._kind, self._ref = kind, ref
+
+    def examples(self, split: str, n: int, seed: int = 0) -> list[Example]:
+        """The first `n` examples of `split` (train, val or test)."""
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        rows = self._rows(split, n, seed)
+        if len(rows) < n:
+            raise UserError(f"task {self.name!r}: split {split!r} has {len(rows)} examples, {n} requested")
+        return [self._example(row) for row in rows[:n]]
+
+    def score(self, generation: str, gold: str | tuple[str, ...]) -> tuple[str, float]:
+        """(extracted answer, reward in [0, 1]) for one generation."""
+        answer = EXTRACTORS[self.spec.extractor](generation)
+        gold_value = gold if isinstance(gold, str) else list(gold)
+        return answer, METRICS[self.spec.metric](answer, gold_value)
+
+    def _example(self, row: dict) -> Example:
+        gold = row.get("aliases") or row[self.spec.answer_field]
+        gold = gold if isinstance(gold, str) else tuple(str(g) for g in gold)
+        try:
+            return Example(self.spec.prompt.format(**row), self.spec.target.format(**row), gold)
+        except KeyError as missing:
+            raise UserError(f"task {self.name!r}: template field {missing} is not in the data (fields: {sorted(row)})") from None
+
+    def _rows(self, split: str, n: int, seed: int) -> list[dict]:
+        if self._kind == "synthetic":
+            return synthetic.generate(self._ref, split, n, seed)
+        import datasets
+
+        if self._kind == "json":
+            path = Path(self._ref.format(split=split)).expanduser()
+            if not path.exists():
+                raise UserError(f"task {self.name!r}: data file {str(path)!r} does not exist")
+            data = datasets.load_dataset("json", data_files=str(path), split="train")
+        else:
+            data = datasets.load_dataset(self._ref, self.spec.hf_config, split=self.spec.hf_splits[split])
+        return [dict(row) for row in data.select(range(min(n, len(data))))]
+
+
+def task_names() -> list[str]:
+    """Names of the tasks defined in conf/tasks/."""
+    return sorted(path.stem for path in (CONF_DIR / "tasks").glob("*.yaml"))
+
+
+def load_task(name: str) -> Task:
+    """The task defined in conf/tasks/<name>.yaml, or in a YAML file at path `name`."""
+    path = Path(name) if name.endswith((".yaml", ".yml")) else CONF_DIR / "tasks" / f"{name}.yaml"
+    if not path.exists():
+        raise UserError(f"unknown task {name!r}; expected one of {task_names()} or a path to a task YAML file")
+    raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    allowed = {f.name for f in dataclasses.fields(TaskSpec)}
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise UserError(f"task file {str(path)!r}: unknown key {unknown[0]!r}; expected keys among {sorted(allowed)}")
+    return Task(TaskSpec(**raw))

@@ -1,0 +1,123 @@
+"""Model folders: the embedded tiny Llama, resolving a base model reference, loading for use."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from lamdagent.errors import UserError
+from lamdagent.paths import cache_dir
+
+BUILTIN_PREFIX = "builtin:"
+TINY_LLAMA = {
+    "hidden_size": 128,
+    "intermediate_size": 256,
+    "num_hidden_layers": 4,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 4,
+    "max_position_embeddings": 256,
+    "tie_word_embeddings": True,
+}
+TOKENIZER_VOCAB = 600
+
+
+def _tokenizer_corpus() -> list[str]:
+    """Text the embedded tokenizer is trained on: prompts and answers of the synthetic tasks."""
+    from lamdagent.evaluation import synthetic
+
+    texts = []
+    for name in sorted(synthetic.GENERATORS):
+        for row in synthetic.generate(name, "tokenizer", 2000, seed=0):
+            texts.append(f"Question: {row['question']}\nAnswer: {row['answer']} [[{row['answer']}]]")
+    return texts
+
+
+def build_tiny_llama(out_dir: Path, seed: int = 0) -> Path:
+    """A randomly initialised Llama-architecture model with a byte-level BPE tokenizer trained here."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=TOKENIZER_VOCAB,
+        special_tokens=["<pad>", "<s>", "</s>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    bpe.train_from_iterator(_tokenizer_corpus(), trainer)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, pad_token="<pad>", bos_token="<s>", eos_token="</s>")
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        **TINY_LLAMA,
+    )
+    model = LlamaForCausalLM(config)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir
+
+
+def _builtin(name: str, seed: int) -> Path:
+    if name != "tiny-llama":
+        raise UserError(f"unknown built-in model {BUILTIN_PREFIX}{name!r}; expected {BUILTIN_PREFIX}tiny-llama")
+    key = hashlib.sha256(json.dumps([TINY_LLAMA, TOKENIZER_VOCAB, seed], sort_keys=True).encode()).hexdigest()[:12]
+    target = cache_dir() / "models" / f"tiny-llama-{key}"
+    if not (target / "config.json").exists():
+        staging = Path(tempfile.mkdtemp(dir=target.parent if target.parent.exists() else None))
+        build_tiny_llama(staging, seed)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(staging, target)  # atomic: a crash never leaves a half-built model
+    return target
+
+
+def resolve_base_model(ref: str, seed: int = 0) -> Path:
+    """A local folder for `ref`: `builtin:tiny-llama`, a local folder, or a Hugging Face hub id."""
+    if ref.startswith(BUILTIN_PREFIX):
+        return _builtin(ref[len(BUILTIN_PREFIX) :], seed)
+    path = Path(ref).expanduser()
+    if path.exists():
+        if not (path / "config.json").exists():
+            raise UserError(f"base model folder {str(path)!r} has no config.json; expected a Hugging Face model folder")
+        return path
+    if ref.startswith((".", "/", "~")) or ref.count("/") != 1:
+        raise UserError(f"base model {ref!r} is neither an existing folder, a hub id (owner/name) nor {BUILTIN_PREFIX}tiny-llama")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(ref))
+    except Exception as err:  # offline, gated, or missing on the hub
+        raise UserError(f"could not download base model {ref!r} from the Hugging Face hub: {type(err).__name__}") from None
+
+
+def architecture(model_dir: str | Path) -> str:
+    """A signature of what must match for two models to be merged: type, shapes and vocabulary."""
+    config = json.loads((Path(model_dir) / "config.json").read_text())
+    if "base_model_name_or_path" in config:  # a PEFT adapter folder has no model config
+        return "adapter"
+    keys = ("model_type", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
+    return "/".join(str(config.get(k)) for k in keys)
+
+
+def load_model(model_dir: str | Path):
+    """(model, tokenizer) from a folder, in fp32 on CPU or bf16 on CUDA."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
+    if torch.cuda.is_available():
+        model = model.to("cuda")
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    return model, tokenizer

@@ -1,0 +1,100 @@
+"""Actions (an action type with every slot bound) and the space of all valid ones."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+from lamdagent.actions import ActionType
+from lamdagent.space.objects import DatasetObject, ModelObject, fingerprint
+
+
+def _label(value: Any) -> str:
+    """How an object or value is named to the agent and in expressions."""
+    if isinstance(value, (ModelObject, DatasetObject)):
+        return value.name
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+@dataclass
+class Action:
+    type: ActionType
+    bindings: dict[str, Any]  # slot name -> ModelObject | DatasetObject | hparam value
+    seed: int = 0
+
+    @property
+    def models(self) -> list[ModelObject]:
+        return [v for v in self.bindings.values() if isinstance(v, ModelObject)]
+
+    @property
+    def fingerprint(self) -> str:
+        """Type, inputs' fingerprints, data and its size, hyperparameters, settings and seed."""
+        identity = {
+            slot: value.fingerprint if isinstance(value, (ModelObject, DatasetObject)) else value
+            for slot, value in self.bindings.items()
+        }
+        return fingerprint(self.type.name, identity, self.type.fixed_settings(), self.seed)
+
+    @property
+    def hparams(self) -> dict[str, Any]:
+        return {s.name: self.bindings[s.name] for s in self.type.slots if s.kind == "hparam"}
+
+    def names(self) -> dict[str, str]:
+        """Slot -> the name of the bound object or value (the agent's vocabulary)."""
+        return {slot: _label(value) for slot, value in self.bindings.items()}
+
+    def pipeline(self) -> str:
+        """The expression of the model this action makes, e.g. `sft(ties(spec_a, spec_b), all)`."""
+        args = [
+            value.pipeline if isinstance(value, ModelObject) else value.name
+            for value in self.bindings.values()
+            if isinstance(value, (ModelObject, DatasetObject))
+        ]
+        return f"{self.type.name}({', '.join(args)})"
+
+    def __str__(self) -> str:
+        return f"{self.type.name}({', '.join(f'{k}={v}' for k, v in self.names().items())})"
+
+
+class ActionSpace:
+    """Every valid action over the current objects: models (seeds + produced), datasets, hparams."""
+
+    def __init__(self, action_types: list[ActionType], models: list[ModelObject], datasets: list[DatasetObject], seed: int = 0):
+        self.action_types = {t.name: t for t in action_types}
+        self.models = models
+        self.datasets = datasets
+        self.seed = seed
+
+    def candidates(self, type_name: str) -> dict[str, list[Any]]:
+        """Slot -> the objects or values it may take."""
+        action_type = self.action_types[type_name]
+        choices = action_type.hparam_choices()
+        by_kind = {"model": self.models, "dataset": self.datasets}
+        return {s.name: by_kind[s.kind] if s.kind != "hparam" else choices[s.name] for s in action_type.slots}
+
+    def actions(self, type_name: str) -> list[Action]:
+        """All valid actions of one type (a model is never bound to two slots of one action)."""
+        action_type = self.action_types[type_name]
+        slots = self.candidates(type_name)
+        model_slots = [s.name for s in action_type.slots if s.kind == "model"]
+        found = []
+        for values in itertools.product(*slots.values()):
+            bindings = dict(zip(slots, values))
+            picked = [id(bindings[s]) for s in model_slots]
+            if len(set(picked)) < len(picked):
+                continue
+            if action_type.accepts(bindings):
+                found.append(Action(action_type, bindings, self.seed))
+        return found
+
+    def available_types(self) -> list[str]:
+        """Action types with at least one valid action (a merge needs two compatible models)."""
+        return [name for name in self.action_types if self.actions(name)]
+
+    def find(self, type_name: str, names: dict[str, str]) -> Action | None:
+        """The action whose bound names equal `names` (the agent's reply), or None."""
+        for action in self.actions(type_name):
+            if action.names() == names:
+                return action
+        return None

@@ -1,0 +1,30 @@
+"""A study resolved from its config: tasks, training datasets, action types, base model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lamdagent.actions import ACTION_TYPES, ActionType
+from lamdagent.evaluation.tasks import Task, load_task
+from lamdagent.space import DatasetObject
+
+
+class Study:
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.name = cfg.name
+        self.tasks: list[Task] = [load_task(name) for name in cfg.tasks]
+        self.task_names = [t.name for t in self.tasks]
+        self.datasets = [self._dataset(name) for name in (cfg.datasets or [*self.task_names, "all"])]
+        self.action_types: list[ActionType] = [ACTION_TYPES[name](getattr(cfg, name)) for name in cfg.actions]
+        self.registered_model = cfg.registered_model or f"lamdagent-{cfg.name}"
+
+    def _dataset(self, name: str) -> DatasetObject:
+        tasks = self.tasks if name == "all" else [t for t in self.tasks if t.name == Path(name).stem]
+        return DatasetObject(name, tasks, self.cfg.data.train_size, self.cfg.seed)
+
+    def dataset(self, name: str) -> DatasetObject:
+        return next(d for d in self.datasets if d.name == name)
+
+    def specialist_dataset(self, task: Task) -> DatasetObject:
+        return DatasetObject(task.name, [task], self.cfg.data.train_size, self.cfg.seed)

@@ -1,0 +1,216 @@
+"""MLflow as the system of record: the schema of studies, explorations, action runs and models.
+
+Experiment = study. Parent run = exploration. Every seed model, action, baseline or replay is a
+nested run tagged under `lamdagent.` (see docs/tracking.md). Models are MLflow 3 LoggedModels,
+registered in the Model Registry without a second copy.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+from urllib.request import url2pathname
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, Run, RunTag
+
+from lamdagent.paths import cache_dir
+
+PREFIX = "lamdagent."
+RUNNING, OK, FAILED, CACHED, KILLED = "running", "ok", "failed", "cached", "killed"
+CONFIG_ARTIFACT = "config.json"
+MEMORY_ARTIFACT = "agent/memory.txt"
+
+
+def tag(name: str) -> str:
+    return PREFIX + name
+
+
+@dataclass
+class Record:
+    """One finished (or interrupted) nested run, as the agent, the report and resume see it."""
+
+    run_id: str
+    kind: str
+    iteration: int
+    name: str
+    status: str
+    action_type: str = ""
+    action: dict = field(default_factory=dict)  # slot -> name
+    pipeline: str = ""
+    fingerprint: str = ""
+    model_id: str = ""
+    arch: str = ""
+    inputs: list[str] = field(default_factory=list)
+    scores: dict[str, float] = field(default_factory=dict)  # val.<task>
+    score: float | None = None
+    error: str = ""
+    source_run: str = ""
+
+    @classmethod
+    def from_run(cls, run: Run) -> Record:
+        tags, metrics = run.data.tags, run.data.metrics
+        return cls(
+            run_id=run.info.run_id,
+            kind=tags.get(tag("kind"), ""),
+            iteration=int(tags.get(tag("iteration"), 0)),
+            name=tags.get(tag("name"), ""),
+            status=tags.get(tag("status"), ""),
+            action_type=tags.get(tag("action_type"), ""),
+            action=json.loads(tags.get(tag("action"), "{}")),
+            pipeline=tags.get(tag("pipeline"), ""),
+            fingerprint=tags.get(tag("fingerprint"), ""),
+            model_id=tags.get(tag("model_id"), ""),
+            arch=tags.get(tag("arch"), ""),
+            inputs=json.loads(tags.get(tag("inputs"), "[]")),
+            scores={k[len("val.") :]: v for k, v in metrics.items() if k.startswith("val.") and k != "val.score"},
+            score=metrics.get("val.score"),
+            error=tags.get(tag("error"), ""),
+            source_run=tags.get(tag("source_run"), ""),
+        )
+
+
+class Tracker:
+    """All reads and writes of the tracking server go through here."""
+
+    def __init__(self, tracking_uri: str | None = None):
+        if tracking_uri:
+            mlflow.set_tracking_uri(tracking_uri)
+        self.tracking_uri = mlflow.get_tracking_uri()
+        self.client = MlflowClient(self.tracking_uri)
+
+    # --- studies and explorations -------------------------------------------------------------
+    def experiment(self, study: str) -> str:
+        """The experiment of a study, created on first use (opens on the training-runs view)."""
+        name = f"lamdagent/{study}"
+        found = self.client.get_experiment_by_name(name)
+        if found:
+            return found.experiment_id
+        experiment_id = self.client.create_experiment(name, tags={"mlflow.experimentKind": "custom_model_development", tag("study"): study})
+        return experiment_id
+
+    def start_exploration(self, experiment_id: str, study: str, config: dict, params: dict[str, str], run_name: str | None = None) -> str:
+        run = self.client.create_run(experiment_id, run_name=run_name, tags={tag("kind"): "exploration", tag("study"): study})
+        run_id = run.info.run_id
+        self.client.log_batch(run_id, params=[Param(k[:250], v[:6000]) for k, v in params.items()])
+        self.client.log_text(run_id, json.dumps(config, indent=2), CONFIG_ARTIFACT)
+        return run_id
+
+    def exploration(self, run_id: str) -> Run:
+        return self.client.get_run(run_id)
+
+    def exploration_config(self, run_id: str) -> dict:
+        return json.loads(mlflow.artifacts.load_text(f"runs:/{run_id}/{CONFIG_ARTIFACT}"))
+
+    def reopen(self, run_id: str) -> None:
+        self.client.update_run(run_id, status="RUNNING")
+
+    def close(self, run_id: str, status: str = "FINISHED") -> None:
+        self.client.set_terminated(run_id, status)
+
+    # --- nested runs ----------------------------------------------------------------------------
+    def start_child(self, parent: Run | str, kind: str, iteration: int, name: str, tags: dict[str, str], run_name: str | None = None) -> str:
+        parent_run = parent if isinstance(parent, Run) else self.client.get_run(parent)
+        all_tags = {
+            "mlflow.parentRunId": parent_run.info.run_id,
+            tag("kind"): kind,
+            tag("iteration"): str(iteration),
+            tag("name"): name,
+            tag("status"): RUNNING,
+            **{tag(k): v for k, v in tags.items()},
+        }
+        run = self.client.create_run(parent_run.info.experiment_id, run_name=run_name or name, tags=all_tags)
+        return run.info.run_id
+
+    def log(self, run_id: str, metrics: dict[str, float] | None = None, params: dict | None = None, tags: dict[str, str] | None = None, step: int = 0) -> None:
+        """One batched write of metrics, params and `lamdagent.` tags."""
+        now = int(time.time() * 1000)
+        self.client.log_batch(
+            run_id,
+            metrics=[Metric(k, float(v), now, step) for k, v in (metrics or {}).items()],
+            params=[Param(k, str(v)) for k, v in (params or {}).items()],
+            tags=[RunTag(tag(k), str(v)) for k, v in (tags or {}).items()],
+        )
+
+    def log_series(self, run_id: str, series: dict[str, list[tuple[int, float]]]) -> None:
+        now = int(time.time() * 1000)
+        metrics = [Metric(name, float(v), now, step) for name, points in series.items() for step, v in points]
+        for start in range(0, len(metrics), 1000):
+            self.client.log_batch(run_id, metrics=metrics[start : start + 1000])
+
+    def log_text(self, run_id: str, text: str, path: str) -> None:
+        self.client.log_text(run_id, text, path)
+
+    def log_json(self, run_id: str, value, path: str) -> None:
+        self.client.log_text(run_id, json.dumps(value, indent=2, default=str), path)
+
+    def finish_child(self, run_id: str, status: str, error: str = "") -> None:
+        tags = {"status": status, **({"error": error[:4000]} if error else {})}
+        self.log(run_id, tags=tags)
+        self.client.set_terminated(run_id, "FAILED" if status == FAILED else "FINISHED")
+
+    def children(self, parent_id: str, experiment_id: str) -> list[Record]:
+        """Every nested run of an exploration, oldest iteration first."""
+        runs, token = [], None
+        while True:
+            page = self.client.search_runs(
+                [experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'", max_results=1000, page_token=token
+            )
+            runs.extend(page)
+            token = page.token
+            if not token:
+                break
+        records = [Record.from_run(run) for run in runs]
+        return sorted(records, key=lambda r: (r.iteration, r.kind != "seed", r.run_id))
+
+    def find_by_fingerprint(self, experiment_id: str, fingerprint: str) -> Record | None:
+        """A finished, successful run of the study that made exactly this model, if any."""
+        runs = self.client.search_runs(
+            [experiment_id],
+            f"tags.`{tag('fingerprint')}` = '{fingerprint}' and tags.`{tag('status')}` = '{OK}'",
+            max_results=1,
+        )
+        return Record.from_run(runs[0]) if runs else None
+
+    def mark_interrupted(self, parent_id: str, experiment_id: str) -> list[str]:
+        """Runs left `running` by a killed process become KILLED; returns their ids."""
+        killed = [r.run_id for r in self.children(parent_id, experiment_id) if r.status == RUNNING]
+        for run_id in killed:
+            self.log(run_id, tags={"status": KILLED})
+            self.client.set_terminated(run_id, "KILLED")
+        return killed
+
+    def memory(self, run_id: str) -> str:
+        return mlflow.artifacts.load_text(f"runs:/{run_id}/{MEMORY_ARTIFACT}")
+
+    # --- models ---------------------------------------------------------------------------------
+    def log_model(self, run_id: str, experiment_id: str, model_dir: Path, registered_name: str, name: str, tags: dict[str, str]) -> tuple[str, str]:
+        """Store the folder once as a LoggedModel of the run and register it; (model_id, version)."""
+        logged = self.client.create_logged_model(experiment_id, name=name, source_run_id=run_id, tags=tags)
+        self.client.log_model_artifacts(logged.model_id, str(model_dir))
+        self.client.finalize_logged_model(logged.model_id, "READY")
+        try:
+            self.client.get_registered_model(registered_name)
+        except mlflow.exceptions.MlflowException:
+            self.client.create_registered_model(registered_name, tags={tag("kind"): "study-models"})
+        version = self.client.create_model_version(
+            registered_name, f"models:/{logged.model_id}", run_id=run_id, tags=tags, model_id=logged.model_id
+        )
+        self.log(run_id, tags={"model_id": logged.model_id, "model_version": version.version, "registered_model": registered_name})
+        return logged.model_id, version.version
+
+    def model_dir(self, model_id: str) -> Path:
+        """A local folder with the model's files: the artifact folder itself when the store is
+        local (no copy), else a download into the cache (once per model)."""
+        location = self.client.get_logged_model(model_id).artifact_location
+        parsed = urlparse(location)
+        if parsed.scheme in ("", "file"):
+            return Path(url2pathname(parsed.path))
+        target = cache_dir() / "downloads" / model_id
+        if not (target / "config.json").exists():
+            mlflow.artifacts.download_artifacts(artifact_uri=location, dst_path=str(target))
+        return target

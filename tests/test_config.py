@@ -1,0 +1,60 @@
+import pytest
+
+from lamdagent.config import flat_params, load_config, redacted, to_dict
+from lamdagent.errors import UserError
+
+
+def test_demo_loads_with_dotlist_overrides():
+    cfg = load_config("demo", ["iterations=5", "agent.temperature=0", "sft.learning_rate=1e-4"])
+    assert cfg.iterations == 5
+    assert cfg.agent.temperature == 0
+    assert cfg.sft.learning_rate == [1e-4]  # a single value is a fixed choice
+    assert cfg.ties.weight == [0.5]
+
+
+def test_list_of_hparam_choices():
+    cfg = load_config("demo", ["ties.weight=[0.3,0.7]"])
+    assert cfg.ties.weight == [0.3, 0.7]
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["agent.temprature=0"], "unknown config key 'agent.temprature' (did you mean 'agent.temperature'?)"),
+        (["iterations=abc"], "bad config value for 'iterations'"),
+        (["iterations=-1"], "iterations must be >= 0"),
+        (["tasks=[gsm9k]"], "unknown task 'gsm9k'"),
+        (["datasets=[nope]"], "unknown dataset 'nope'"),
+        (["actions=[sft,dpo2]"], "unknown action type 'dpo2'"),
+        (["agent.policy=greedy"], "agent.policy must be 'llm' or 'random'"),
+        (["sft.learning_rate=[fast]"], "sft.learning_rate values must be numbers"),
+        (["data.train_size=0"], "data.train_size must be > 0"),
+        (["iterations"], "override 'iterations' is not key=value"),
+    ],
+)
+def test_bad_input_is_one_line_error(overrides, message):
+    with pytest.raises(UserError) as err:
+        load_config("demo", overrides)
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_unknown_study_lists_known_ones():
+    with pytest.raises(UserError, match=r"unknown study 'nope'; expected one of \['demo'"):
+        load_config("nope")
+
+
+def test_round_trip_through_plain_dict_for_resume():
+    cfg = load_config("demo", ["iterations=3", "ties.density=[0.3,0.6]"])
+    again = load_config("", ["iterations=7"], base=to_dict(cfg))
+    assert again.iterations == 7
+    assert again.ties.density == [0.3, 0.6]
+
+
+def test_redaction_hides_secret_values_but_keeps_variable_names():
+    plain = {"agent": {"api_key": "sk-secret", "api_key_env": "OPENAI_API_KEY", "token": ""}, "name": "x"}
+    safe = redacted(plain)
+    assert safe["agent"]["api_key"] == "***"
+    assert safe["agent"]["api_key_env"] == "OPENAI_API_KEY"
+    assert "sk-secret" not in str(flat_params(safe))
+    assert flat_params(safe)["agent.api_key_env"] == "OPENAI_API_KEY"

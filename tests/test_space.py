@@ -1,0 +1,53 @@
+from lamdagent.actions import ACTION_TYPES
+from lamdagent.space import ActionSpace, ModelObject
+from tests.helpers import dataset
+
+
+def _model(name: str, arch: str = "llama/64") -> ModelObject:
+    return ModelObject(name, f"run-{name}", f"m-{name}", f"fp-{name}", name, arch)
+
+
+def _space(models, lrs=(1e-3, 3e-3), weights=(0.3, 0.5, 0.7)):
+    sft = ACTION_TYPES["sft"](ACTION_TYPES["sft"].Settings(learning_rate=list(lrs)))
+    ties = ACTION_TYPES["ties"](ACTION_TYPES["ties"].Settings(weight=list(weights), density=[0.5]))
+    return ActionSpace([sft, ties], models, [dataset("arith"), dataset("facts")])
+
+
+def test_enumerates_every_valid_binding():
+    space = _space([_model("base"), _model("a"), _model("b")])
+    assert len(space.actions("sft")) == 3 * 2 * 2  # models x datasets x learning rates
+    ties = space.actions("ties")
+    assert len(ties) == 3 * 2 * 3  # ordered pairs of distinct models x weights
+    assert all(a.bindings["model_a"] is not a.bindings["model_b"] for a in ties)
+
+
+def test_models_made_in_earlier_iterations_join_the_pool():
+    models = [_model("base"), _model("a")]
+    assert len(_space(models).actions("ties")) == 2 * 3
+    models.append(_model("m1"))
+    assert {a.names()["model"] for a in _space(models).actions("sft")} == {"base", "a", "m1"}
+
+
+def test_incompatible_models_are_never_merge_candidates():
+    space = _space([_model("base"), _model("a"), _model("other", arch="gemma/2304")])
+    pairs = {(a.names()["model_a"], a.names()["model_b"]) for a in space.actions("ties")}
+    assert pairs == {("base", "a"), ("a", "base")}
+    assert "ties" not in _space([_model("base"), _model("other", arch="x")]).available_types()
+
+
+def test_fingerprint_depends_on_inputs_data_and_hparams():
+    space = _space([_model("base"), _model("a")])
+    prints = [a.fingerprint for a in space.actions("sft")]
+    assert len(set(prints)) == len(prints)
+    again = _space([_model("base"), _model("a")]).actions("sft")
+    assert [a.fingerprint for a in again] == prints
+
+
+def test_find_and_pipeline_expression():
+    base, a = _model("base"), _model("a")
+    a.pipeline = "sft(base, arith)"
+    space = _space([base, a])
+    action = space.find("ties", {"model_a": "a", "model_b": "base", "weight": "0.7", "density": "0.5"})
+    assert action.pipeline() == "ties(sft(base, arith), base)"
+    assert space.find("sft", {"model": "a", "dataset": "facts", "learning_rate": "0.003"}).pipeline() == "sft(sft(base, arith), facts)"
+    assert space.find("sft", {"model": "zzz", "dataset": "facts", "learning_rate": "0.003"}) is None
