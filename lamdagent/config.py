@@ -21,7 +21,7 @@ from lamdagent.actions import ACTION_TYPES
 from lamdagent.errors import UserError
 from lamdagent.paths import CONF_DIR
 
-SECRET_KEY = re.compile(r"(api_?key|token|secret|password)", re.IGNORECASE)
+SECRET_KEY = re.compile(r"(api_?key|(^|_)token|secret|password)$", re.IGNORECASE)
 
 
 @dataclass
@@ -186,7 +186,7 @@ def redacted(value: Any) -> Any:
     """The config with any secret-looking key's value replaced (keys that *name* a variable stay)."""
     if isinstance(value, dict):
         return {
-            k: ("***" if SECRET_KEY.search(k) and not k.endswith("_env") and v else redacted(v)) for k, v in value.items()
+            k: ("***" if SECRET_KEY.search(k) and v else redacted(v)) for k, v in value.items()
         }
     if isinstance(value, list):
         return [redacted(v) for v in value]

@@ -52,9 +52,10 @@ def test_round_trip_through_plain_dict_for_resume():
 
 
 def test_redaction_hides_secret_values_but_keeps_variable_names():
-    plain = {"agent": {"api_key": "sk-secret", "api_key_env": "OPENAI_API_KEY", "token": ""}, "name": "x"}
+    plain = {"agent": {"api_key": "sk-secret", "api_key_env": "OPENAI_API_KEY", "hf_token": "hf-secret", "memory_max_tokens": 96}, "name": "x"}
     safe = redacted(plain)
     assert safe["agent"]["api_key"] == "***"
     assert safe["agent"]["api_key_env"] == "OPENAI_API_KEY"
+    assert safe["agent"]["hf_token"] == "***" and safe["agent"]["memory_max_tokens"] == 96
     assert "sk-secret" not in str(flat_params(safe))
     assert flat_params(safe)["agent.api_key_env"] == "OPENAI_API_KEY"

@@ -1,0 +1,134 @@
+"""The contract every Policy passes, and the LLM policy against a real local HTTP endpoint."""
+
+import json
+
+import pytest
+
+from lamdagent.agent.llm import OpenAIChatModel, make_chat_model
+from lamdagent.agent.policies import LLMPolicy, RandomPolicy, parse_choice
+from lamdagent.agent.prompts import AgentContext
+from lamdagent.config import load_config
+from lamdagent.errors import UserError
+from lamdagent.space import ActionSpace
+from tests.test_space import _model, _space
+
+OPTIONS = [{"model": "a", "dataset": "all"}, {"model": "b", "dataset": "all"}]
+
+
+def _ctx(iteration=1, memory="Lessons: sft on all helped.") -> AgentContext:
+    return AgentContext(["arith", "facts"], iteration, 10, memory)
+
+
+def _llm(server, **kwargs) -> LLMPolicy:
+    chat = OpenAIChatModel("fake-model", api_key="sk-test-secret", base_url=server.base_url, max_retries=0)
+    return LLMPolicy(chat, **kwargs)
+
+
+@pytest.fixture(params=["random", "llm"])
+def policy(request, fake_openai):
+    return RandomPolicy(seed=0) if request.param == "random" else _llm(fake_openai)
+
+
+def test_contract_selects_a_valid_action_of_the_space(policy):
+    space = _space([_model("base"), _model("a"), _model("b")])
+    for iteration in range(1, 4):
+        action = policy.select(space, _ctx(iteration)).action
+        assert action.type.name in space.available_types()
+        assert space.find(action.type.name, action.names()) is not None
+
+
+def test_contract_is_deterministic(policy):
+    space = _space([_model("base"), _model("a")])
+    first = [str(policy.select(space, _ctx(i)).action) for i in range(1, 4)]
+    assert first == [str(policy.select(space, _ctx(i)).action) for i in range(1, 4)]
+
+
+def test_contract_memory_is_text(policy):
+    memory, _ = policy.remember(_ctx(), "sft(model=a, dataset=all)", "m1 scored 1.2", "m1")
+    assert isinstance(memory, str) and memory.strip()
+
+
+def test_random_policy_samples_action_types_uniformly():
+    space = _space([_model(f"m{i}") for i in range(8)])  # ties has far more bindings than sft
+    types = [RandomPolicy(seed=3).select(space, _ctx(i)).action.type.name for i in range(1, 201)]
+    assert 70 <= types.count("ties") <= 130
+
+
+def test_two_steps_with_memory_directive_and_anti_bias(fake_openai):
+    fake_openai.script = ['{"action_type": "ties"}', '{"model_a": "b", "model_b": "a", "weight": "0.7", "density": "0.5"}']
+    space = _space([_model("base"), _model("a"), _model("b")])
+    decision = _llm(fake_openai).select(space, _ctx(memory="Lessons: merging a and b looked promising."))
+    assert decision.action.names() == {"model_a": "b", "model_b": "a", "weight": "0.7", "density": "0.5"}
+    assert decision.fallbacks == []
+    type_prompt, objects_prompt = fake_openai.prompts()
+    for prompt in (type_prompt, objects_prompt):
+        assert "merging a and b looked promising" in prompt
+        assert "Exploration directive:" in prompt and "Avoid bias" in prompt
+    assert "- sft(model, dataset, learning_rate)" in type_prompt and "- ties(" in type_prompt
+    assert 'You chose the action type "ties"' in objects_prompt
+    assert "0.3, 0.5, 0.7" in objects_prompt
+    schema = fake_openai.requests[1]["response_format"]["json_schema"]["schema"]
+    assert schema["properties"]["weight"]["enum"] == ["0.3", "0.5", "0.7"]
+    assert {k.lower(): v for k, v in fake_openai.headers[0].items()}["authorization"] == "Bearer sk-test-secret"
+
+
+def test_malformed_and_invalid_replies_are_retried(fake_openai):
+    fake_openai.script = [
+        "I think sft is best",  # no JSON
+        '{"action_type": "sft"}',
+        '{"model": "zzz", "dataset": "arith", "learning_rate": "0.001"}',  # not in the space
+        '```json\n{"model": "a", "dataset": "arith", "learning_rate": 0.001}\n```',  # fenced, number
+    ]
+    decision = _llm(fake_openai, max_retries=2).select(_space([_model("base"), _model("a")]), _ctx())
+    assert str(decision.action) == "sft(model=a, dataset=arith, learning_rate=0.001)"
+    assert decision.fallbacks == []
+    problems = [t["problem"] for t in decision.transcript]
+    assert problems[0] == "the reply holds no JSON object"
+    assert "is not one of the valid choices" in problems[2]
+    assert "Invalid reply" in fake_openai.prompts()[1]
+
+
+def test_falls_back_to_a_random_valid_action_and_says_why(fake_openai):
+    fake_openai.default = lambda request: '{"action_type": "dpo"}'
+    space = _space([_model("base"), _model("a")])
+    decision = _llm(fake_openai, max_retries=1).select(space, _ctx())
+    assert space.find(decision.action.type.name, decision.action.names()) is not None
+    assert len(decision.fallbacks) == 2  # the type step and the objects step
+    assert "no valid reply after 2 attempts" in decision.fallbacks[0]
+
+
+def test_memory_is_rewritten_by_the_llm(fake_openai):
+    fake_openai.script = ["Lessons: ties hurt facts.\nNext: sft m2 on all."]
+    memory, transcript = _llm(fake_openai).remember(_ctx(3), "ties(a, b)", "m3 scored 0.4", "m2 with 1.1")
+    assert memory == "Lessons: ties hurt facts.\nNext: sft m2 on all."
+    prompt = fake_openai.prompts()[0]
+    assert "Lessons: sft on all helped." in prompt and "ties(a, b)" in prompt and "m3 scored 0.4" in prompt
+
+
+def test_empty_memory_reply_keeps_a_written_summary(fake_openai):
+    fake_openai.script = [""]
+    memory, _ = _llm(fake_openai).remember(_ctx(3), "ties(a, b)", "m3 scored 0.4", "m2")
+    assert "m3 scored 0.4" in memory
+
+
+def test_server_errors_are_retried_by_the_client(fake_openai):
+    fake_openai.script = [(500, "overloaded"), (429, "slow down"), '{"model": "a", "dataset": "all"}']
+    chat = OpenAIChatModel("fake", api_key="k", base_url=fake_openai.base_url, max_retries=3)
+    assert parse_choice(chat.choose([{"role": "user", "content": "x"}], OPTIONS), OPTIONS)[0] == OPTIONS[0]
+    assert len(fake_openai.requests) == 3
+
+
+def test_missing_api_key_is_a_one_line_error(monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    cfg = load_config("demo", ["agent.backend=openai", "agent.model=gpt-4o"])
+    with pytest.raises(UserError, match=r"needs an API key in \$OPENAI_API_KEY"):
+        make_chat_model(cfg.agent)
+
+
+@pytest.mark.parametrize(
+    "reply, ok",
+    [('{"model": "a", "dataset": "all"}', True), ('{"model": "a"}', False), ('{"model": "a", "dataset": "all", "x": 1}', False),
+     ("{'model': 'a'}", False), ('{"model": "c", "dataset": "all"}', False)],
+)
+def test_parse_choice_is_strict(reply, ok):
+    assert (parse_choice(reply, OPTIONS)[0] is not None) == ok

@@ -1,0 +1,139 @@
+"""The whole loop on the tiny demo, against a real MLflow store and a real local HTTP agent."""
+
+import io
+import json
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+from rich.console import Console
+
+from lamdagent.actions import ACTION_TYPES
+from lamdagent.explore import start_or_resume
+from lamdagent.progress import Display
+from lamdagent.tracking import Tracker
+from tests.conftest import FAST
+
+ITERATION_REPLIES = {
+    1: ("sft", {"model": "spec_arith", "dataset": "all", "learning_rate": "0.003"}),
+    2: ("ties", {"model_a": "m1", "model_b": "spec_facts", "weight": "0.5", "density": "0.5"}),
+    3: ("sft", {"model": "base", "dataset": "arith", "learning_rate": "0.003"}),  # = spec_arith: cached
+    4: ("ties", {"model_a": "m1", "model_b": "m2", "weight": "0.5", "density": "0.5"}),
+    5: ("sft", {"model": "m4", "dataset": "facts", "learning_rate": "0.003"}),
+}
+
+
+def scripted_agent(request: dict) -> str:
+    """Replies by the iteration named in the prompt; memory requests get a memory naming it."""
+    prompt = request["messages"][0]["content"]
+    iteration = int(prompt.split("Iteration ")[1].split(" ")[0])
+    action_type, objects = ITERATION_REPLIES[iteration]
+    if "Rewrite your memory" in prompt:
+        return f"Lessons: iteration {iteration} done.\nNext: keep going."
+    if "Choose the TYPE" in prompt:
+        return json.dumps({"action_type": action_type})
+    return json.dumps(objects)
+
+
+@pytest.fixture
+def agent(fake_openai, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-e2e-secret")
+    fake_openai.default = scripted_agent
+    return ["agent.backend=openai", "agent.model=fake", f"agent.base_url={fake_openai.base_url}", "agent.temperature=0"]
+
+
+def _explore(overrides, resume=None):
+    display = Display(Console(file=io.StringIO()))
+    with display:
+        return start_or_resume("demo", overrides, resume, Tracker(), display)
+
+
+def _runs(client, experiment_id, parent):
+    runs = client.search_runs([experiment_id], f"tags.mlflow.parentRunId = '{parent}'", max_results=100)
+    return sorted(runs, key=lambda r: (int(r.data.tags["lamdagent.iteration"]), r.info.start_time))
+
+
+@pytest.mark.slow
+def test_three_iterations_then_resume_to_five(tracking_uri, agent, fake_openai):
+    run_id, _, _ = _explore([*FAST, *agent, "iterations=3"])
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name("lamdagent/demo")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    parent = client.get_run(run_id)
+    assert parent.data.tags["lamdagent.kind"] == "exploration" and parent.info.status == "FINISHED"
+    assert parent.data.params["iterations"] == "3" and parent.data.params["agent.base_url"] == agent[2].split("=", 1)[1]
+
+    runs = _runs(client, experiment.experiment_id, run_id)
+    seeds = [r for r in runs if r.data.tags["lamdagent.kind"] == "seed"]
+    actions = [r for r in runs if r.data.tags["lamdagent.kind"] == "action"]
+    assert [r.data.tags["lamdagent.name"] for r in seeds] == ["base", "spec_arith", "spec_choice", "spec_facts"]
+    assert [int(r.data.tags["lamdagent.iteration"]) for r in actions] == [1, 2, 3]
+    run_of = {r.data.tags["lamdagent.name"]: r.info.run_id for r in runs}
+    m1, m2, m3 = (r.data.tags for r in actions)
+    assert m1["lamdagent.pipeline"] == "sft(sft(base, arith), all)"
+    assert json.loads(m1["lamdagent.inputs"]) == [run_of["spec_arith"]]
+    assert json.loads(m1["lamdagent.action"]) == ITERATION_REPLIES[1][1]
+    assert m2["lamdagent.pipeline"] == "ties(sft(sft(base, arith), all), sft(base, facts))"
+    assert json.loads(m2["lamdagent.inputs"]) == [run_of["m1"], run_of["spec_facts"]]
+    assert [t["lamdagent.status"] for t in (m1, m2, m3)] == ["ok", "ok", "cached"]
+    assert m3["lamdagent.source_run"] == run_of["spec_arith"]
+    assert m3["lamdagent.model_id"] == client.get_run(run_of["spec_arith"]).data.tags["lamdagent.model_id"]
+    for run in actions:
+        tags = run.data.tags
+        assert tags["mlflow.parentRunId"] == run_id
+        assert {"lamdagent.action_type", "lamdagent.fingerprint", "lamdagent.policy"} <= tags.keys()
+        assert {"val.score", "val.arith", "val.choice", "val.facts"} <= run.data.metrics.keys()
+        assert "agent.fallbacks" in run.data.metrics and run.data.metrics["agent.fallbacks"] == 0
+        assert run.info.status == "FINISHED"
+        memory = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/agent/memory.txt")
+        assert memory.startswith(f"Lessons: iteration {tags['lamdagent.iteration']} done.")
+        decision = json.loads(mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/agent/decision.json"))
+        assert [step["step"] for step in decision] == ["action_type", "objects"]
+    predictions = json.loads(mlflow.artifacts.load_text(f"runs:/{run_of['m1']}/predictions/val/arith.json"))
+    assert len(predictions) == 12 and {"prompt", "generation", "answer", "gold", "reward"} <= predictions[0].keys()
+
+    # one registered version per produced model: 4 seeds + m1 + m2 (m3 reused spec_arith's)
+    versions = client.search_model_versions("name = 'lamdagent-demo'")
+    assert len(versions) == 6
+    assert {v.run_id for v in versions} == {run_of[n] for n in ("base", "spec_arith", "spec_choice", "spec_facts", "m1", "m2")}
+    restored = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/lamdagent-demo/{versions[0].version}")
+    assert any(name.endswith(".safetensors") for name in __import__("os").listdir(restored))
+
+    # resume: iterations 4 and 5 under the same parent, the memory carried over
+    fake_openai.requests.clear()
+    again, records, _ = _explore(["iterations=5"], resume=run_id)
+    assert again == run_id
+    runs = _runs(client, experiment.experiment_id, run_id)
+    actions = [r for r in runs if r.data.tags["lamdagent.kind"] == "action"]
+    assert [int(r.data.tags["lamdagent.iteration"]) for r in actions] == [1, 2, 3, 4, 5]
+    assert len([r for r in runs if r.data.tags["lamdagent.kind"] == "seed"]) == 4  # seeds not rebuilt
+    assert "Lessons: iteration 3 done." in fake_openai.prompts()[0]  # iteration 4's first prompt
+    assert actions[3].data.tags["lamdagent.pipeline"] == f"ties({m1['lamdagent.pipeline']}, {m2['lamdagent.pipeline']})"
+    assert client.get_run(run_id).data.metrics["best.val.score"] == max(r.score for r in records if r.score is not None)
+    history = client.get_metric_history(run_id, "best.val.score")
+    assert sorted(m.step for m in history) == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.slow
+def test_interrupted_iteration_is_marked_killed_and_redone(tracking_uri, agent, monkeypatch):
+    ties = ACTION_TYPES["ties"]
+    original = ties.run
+
+    def interrupted(self, bindings, ctx):
+        raise KeyboardInterrupt  # Ctrl-C in the middle of iteration 2's merge
+
+    monkeypatch.setattr(ties, "run", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _explore([*FAST, *agent, "iterations=3"])
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name("lamdagent/demo")
+    (parent,) = client.search_runs([experiment.experiment_id], "tags.`lamdagent.kind` = 'exploration'")
+    assert parent.info.status == "KILLED"
+    monkeypatch.setattr(ties, "run", original)
+
+    _explore(["iterations=3"], resume=parent.info.run_id)
+    runs = _runs(client, experiment.experiment_id, parent.info.run_id)
+    actions = [(int(r.data.tags["lamdagent.iteration"]), r.data.tags["lamdagent.status"], r.info.status)
+               for r in runs if r.data.tags["lamdagent.kind"] == "action"]
+    assert actions == [(1, "ok", "FINISHED"), (2, "killed", "KILLED"), (2, "ok", "FINISHED"), (3, "cached", "FINISHED")]
+    assert client.get_run(parent.info.run_id).info.status == "FINISHED"
