@@ -144,7 +144,9 @@ def _check(condition: bool, message: str) -> None:
 def validate(cfg) -> None:
     """Ranges and names that the schema's types cannot express."""
     from lamdagent.evaluation.tasks import task_names
+    from lamdagent.models import check_base_model
 
+    check_base_model(cfg.base_model)
     _check(cfg.iterations >= 0, f"iterations must be >= 0, got {cfg.iterations}")
     _check(bool(cfg.tasks), "tasks must list at least one task")
     for task in cfg.tasks:

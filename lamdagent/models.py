@@ -69,8 +69,6 @@ def build_tiny_llama(out_dir: Path, seed: int = 0) -> Path:
 
 
 def _builtin(name: str, seed: int) -> Path:
-    if name != "tiny-llama":
-        raise UserError(f"unknown built-in model {BUILTIN_PREFIX}{name!r}; expected {BUILTIN_PREFIX}tiny-llama")
     key = hashlib.sha256(json.dumps([TINY_LLAMA, TOKENIZER_VOCAB, seed], sort_keys=True).encode()).hexdigest()[:12]
     target = cache_dir() / "models" / f"tiny-llama-{key}"
     if not (target / "config.json").exists():
@@ -82,17 +80,28 @@ def _builtin(name: str, seed: int) -> Path:
     return target
 
 
-def resolve_base_model(ref: str, seed: int = 0) -> Path:
-    """A local folder for `ref`: `builtin:tiny-llama`, a local folder, or a Hugging Face hub id."""
+def check_base_model(ref: str) -> None:
+    """Raise a one-line UserError if `ref` cannot name a model, without building or downloading."""
     if ref.startswith(BUILTIN_PREFIX):
-        return _builtin(ref[len(BUILTIN_PREFIX) :], seed)
+        if ref[len(BUILTIN_PREFIX) :] != "tiny-llama":
+            raise UserError(f"unknown built-in model {ref!r}; expected {BUILTIN_PREFIX}tiny-llama")
+        return
     path = Path(ref).expanduser()
     if path.exists():
         if not (path / "config.json").exists():
             raise UserError(f"base model folder {str(path)!r} has no config.json; expected a Hugging Face model folder")
-        return path
+        return
     if ref.startswith((".", "/", "~")) or ref.count("/") != 1:
         raise UserError(f"base model {ref!r} is neither an existing folder, a hub id (owner/name) nor {BUILTIN_PREFIX}tiny-llama")
+
+
+def resolve_base_model(ref: str, seed: int = 0) -> Path:
+    """A local folder for `ref`: `builtin:tiny-llama`, a local folder, or a Hugging Face hub id."""
+    check_base_model(ref)
+    if ref.startswith(BUILTIN_PREFIX):
+        return _builtin(ref[len(BUILTIN_PREFIX) :], seed)
+    if Path(ref).expanduser().exists():
+        return Path(ref).expanduser()
     from huggingface_hub import snapshot_download
 
     try:

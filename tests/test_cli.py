@@ -1,0 +1,54 @@
+"""The command line: one-line errors for bad input, and `mlflow run .` end to end."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from lamdagent.cli import main
+from tests.conftest import FAST
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["explore", "--study", "nope"], "error: unknown study 'nope'"),
+        (["explore", "agent.temprature=0"], "did you mean 'agent.temperature'?"),
+        (["explore", "tasks=[arith,gsm9k]"], "unknown task 'gsm9k'"),
+        (["explore", "--resume", "0123456789abcdef"], "no exploration run '0123456789abcdef'"),
+        (["explore", "agent.backend=openai", "agent.model=gpt-4o"], "needs an API key in $OPENAI_API_KEY"),
+        (["explore", "base_model=/no/such/model"], "neither an existing folder"),
+    ],
+)
+def test_bad_input_is_one_line_before_any_compute(argv, message, tracking_uri, capsys, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    assert main(argv) == 2
+    out = capsys.readouterr().out
+    assert message in " ".join(out.split())
+    assert "Traceback" not in out
+    assert not list(Path(".").glob("**/*.safetensors"))  # nothing was trained
+
+
+@pytest.mark.slow
+def test_mlflow_run_entry_point(tmp_path):
+    """`mlflow run . --env-manager local` with -P overrides: the launcher run links the exploration."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    overrides = " ".join([*FAST, "agent.policy=random", "specialists=false"])
+    result = subprocess.run(
+        [sys.executable, "-m", "mlflow", "run", str(ROOT), "--env-manager", "local", "-P", "iterations=2", "-P", f"overrides={overrides}"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Top pipelines (validation)" in result.stdout
+    client = MlflowClient(uri)
+    (launcher,) = client.search_runs(["0"])
+    exploration = client.get_run(launcher.data.tags["lamdagent.exploration_run_id"])
+    assert exploration.data.params["iterations"] == "2" and exploration.data.params["agent.policy"] == "random"
+    children = client.search_runs([exploration.info.experiment_id], f"tags.mlflow.parentRunId = '{exploration.info.run_id}'")
+    assert sorted(r.data.tags["lamdagent.iteration"] for r in children if r.data.tags["lamdagent.kind"] == "action") == ["1", "2"]
