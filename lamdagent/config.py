@@ -61,6 +61,8 @@ class _StudyBase:
     datasets: list[str] = field(default_factory=list)  # training data objects; default: each task + all
     specialists: bool = True  # train one specialist per task from the base as initial objects
     actions: list[str] = field(default_factory=lambda: ["sft", "ties"])
+    repeat_actions: bool = False  # offer actions this exploration already computed (reused from cache)
+    max_consecutive_failures: int = 5  # stop the exploration cleanly after this many failed actions
     agent: AgentConfig = field(default_factory=AgentConfig)
     data: DataConfig = field(default_factory=DataConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
@@ -148,6 +150,7 @@ def validate(cfg) -> None:
 
     check_base_model(cfg.base_model)
     _check(cfg.iterations >= 0, f"iterations must be >= 0, got {cfg.iterations}")
+    _check(cfg.max_consecutive_failures >= 1, f"max_consecutive_failures must be >= 1, got {cfg.max_consecutive_failures}")
     _check(bool(cfg.tasks), "tasks must list at least one task")
     for task in cfg.tasks:
         _check(task in task_names() or task.endswith((".yaml", ".yml")), f"unknown task {task!r}; expected one of {task_names()}")

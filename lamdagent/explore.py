@@ -167,6 +167,15 @@ def _model_from_record(record: Record) -> ModelObject:
                        dict(record.scores), record.score, record.iteration)
 
 
+def _trailing_failures(records: list[Record]) -> int:
+    count = 0
+    for record in reversed(records):
+        if record.status != tr.FAILED:
+            break
+        count += 1
+    return count
+
+
 def _result_text(produced: Produced) -> str:
     if produced.model is None:
         return f"FAILED ({produced.error})"
@@ -204,9 +213,17 @@ class Exploration:
         memory = tracker.memory(finished[-1].run_id) if finished else ""
         tried = {r.action_type for r in finished}
         start = max((r.iteration for r in finished), default=0) + 1
+        done = set() if cfg.repeat_actions else {r.fingerprint for r in finished} | {s.fingerprint for s in seeds}
+        failures = _trailing_failures(finished)
         self.display.overall(f"exploration {cfg.name}", total=cfg.iterations, completed=start - 1)
         for iteration in range(start, cfg.iterations + 1):
-            space = ActionSpace(self.study.action_types, seeds + produced, self.study.datasets, cfg.seed)
+            if failures >= cfg.max_consecutive_failures:
+                self.display.log(f"[red]stopping: the last {failures} actions failed (max_consecutive_failures={cfg.max_consecutive_failures})")
+                break
+            space = ActionSpace(self.study.action_types, seeds + produced, self.study.datasets, cfg.seed, done)
+            if not space.available_types():
+                self.display.log("[yellow]stopping: every action of the space has been computed")
+                break
             ctx = AgentContext(self.study.task_names, iteration, cfg.iterations, memory, tried)
             self.display.step(f"iteration {iteration}: agent deciding")
             decision = self.policy.select(space, ctx)
@@ -220,6 +237,8 @@ class Exploration:
             tracker.finish_child(result.run_id, result.status, result.error)
             self.display.done_step()
             tried.add(decision.action.type.name)
+            done.add(decision.action.fingerprint)
+            failures = failures + 1 if result.status == tr.FAILED else 0
             best = max((m.score for m in seeds + produced if m.score is not None), default=0.0)
             tracker.log(self.run_id, metrics={"best.val.score": best, **({"val.score": result.model.score} if result.model else {})}, step=iteration)
             self.display.log(f"[bold]#{iteration}[/] {decision.action.pipeline()}  ->  {_result_text(result)}")

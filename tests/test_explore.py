@@ -39,7 +39,8 @@ def scripted_agent(request: dict) -> str:
 def agent(fake_openai, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-e2e-secret")
     fake_openai.default = scripted_agent
-    return ["agent.backend=openai", "agent.model=fake", f"agent.base_url={fake_openai.base_url}", "agent.temperature=0"]
+    return ["agent.backend=openai", "agent.model=fake", f"agent.base_url={fake_openai.base_url}", "agent.temperature=0",
+            "repeat_actions=true"]
 
 
 def _explore(overrides, resume=None):

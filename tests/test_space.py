@@ -51,3 +51,12 @@ def test_find_and_pipeline_expression():
     assert action.pipeline() == "ties(sft(base, arith), base)"
     assert space.find("sft", {"model": "a", "dataset": "facts", "learning_rate": "0.003"}).pipeline() == "sft(sft(base, arith), facts)"
     assert space.find("sft", {"model": "zzz", "dataset": "facts", "learning_rate": "0.003"}) is None
+
+
+def test_actions_already_computed_are_not_offered_again():
+    space = _space([_model("base"), _model("a")])
+    first = space.actions("sft")[0]
+    without = _space([_model("base"), _model("a")])
+    without.done = {first.fingerprint}
+    assert first.fingerprint not in {a.fingerprint for a in without.actions("sft")}
+    assert len(without.actions("sft")) == len(space.actions("sft")) - 1

@@ -38,6 +38,22 @@ def summary_memory(ctx: AgentContext, action: str, result: str, best: str) -> st
     return f"Last (iteration {ctx.iteration}): {action} -> {result}\nBest so far: {best}"
 
 
+def memory_problem(reply: str, old_memory: str, prompt: str) -> str:
+    """Why a memory rewrite is unusable ("" if it is fine): empty, unchanged, or a copy of the
+    prompt's own text (what a very small model does)."""
+    text = reply.strip()
+    if not text:
+        return "empty reply"
+    if text == old_memory.strip():
+        return "the old memory unchanged"
+    own_lines = {line.strip() for line in old_memory.splitlines()}
+    for line in prompt.splitlines():
+        line = line.strip()
+        if len(line) >= 30 and line not in own_lines and line in text:
+            return "the reply copies the prompt"
+    return ""
+
+
 class RandomPolicy(Policy):
     """The paper's ablation: an action type uniformly at random, then its objects uniformly."""
 
@@ -128,10 +144,11 @@ class LLMPolicy(Policy):
         prompt = prompts.memory_prompt(ctx, action, result, best, max_words=max(20, int(self.memory_max_tokens * 0.7)))
         messages = [{"role": "user", "content": prompt}]
         reply = self.chat.chat(messages, max_tokens=self.memory_max_tokens, temperature=self.temperature)
-        transcript = [{"step": "memory", "messages": messages, "reply": reply}]
-        if not reply.strip():  # an empty rewrite would erase what the agent knew
+        problem = memory_problem(reply, ctx.memory, prompt)
+        transcript = [{"step": "memory", "messages": messages, "reply": reply, "problem": problem}]
+        if problem:  # never let a useless rewrite erase what the agent knew
             return summary_memory(ctx, action, result, best), transcript
-        return reply, transcript
+        return reply.strip(), transcript
 
 
 def make_policy(agent_cfg, seed: int = 0) -> Policy:

@@ -60,11 +60,20 @@ class Action:
 class ActionSpace:
     """Every valid action over the current objects: models (seeds + produced), datasets, hparams."""
 
-    def __init__(self, action_types: list[ActionType], models: list[ModelObject], datasets: list[DatasetObject], seed: int = 0):
+    def __init__(
+        self,
+        action_types: list[ActionType],
+        models: list[ModelObject],
+        datasets: list[DatasetObject],
+        seed: int = 0,
+        done: set[str] = frozenset(),
+    ):
+        """`done`: fingerprints of actions already computed, which are not offered again."""
         self.action_types = {t.name: t for t in action_types}
         self.models = models
         self.datasets = datasets
         self.seed = seed
+        self.done = done
 
     def candidates(self, type_name: str) -> dict[str, list[Any]]:
         """Slot -> the objects or values it may take."""
@@ -85,7 +94,9 @@ class ActionSpace:
             if len(set(picked)) < len(picked):
                 continue
             if action_type.accepts(bindings):
-                found.append(Action(action_type, bindings, self.seed))
+                action = Action(action_type, bindings, self.seed)
+                if action.fingerprint not in self.done:
+                    found.append(action)
         return found
 
     def available_types(self) -> list[str]:

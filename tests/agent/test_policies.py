@@ -132,3 +132,10 @@ def test_missing_api_key_is_a_one_line_error(monkeypatch):
 )
 def test_parse_choice_is_strict(reply, ok):
     assert (parse_choice(reply, OPTIONS)[0] is not None) == ok
+
+
+def test_a_rewrite_that_copies_the_prompt_is_replaced_by_a_summary(fake_openai):
+    fake_openai.default = lambda request: "Old notes:\n" + request["messages"][0]["content"].split("New experiment")[1]
+    memory, transcript = _llm(fake_openai).remember(_ctx(3), "ties(model_a=a, model_b=b) = ties(a, b)", "m3 scored 0.4", "m2")
+    assert transcript[0]["problem"] == "the reply copies the prompt"
+    assert memory.startswith("Last (iteration 3): ties(model_a=a, model_b=b)")
