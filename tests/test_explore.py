@@ -2,6 +2,7 @@
 
 import io
 import json
+from pathlib import Path
 
 import mlflow
 import pytest
@@ -113,6 +114,27 @@ def test_three_iterations_then_resume_to_five(tracking_uri, agent, fake_openai):
     assert client.get_run(run_id).data.metrics["best.val.score"] == max(r.score for r in records if r.score is not None)
     history = client.get_metric_history(run_id, "best.val.score")
     assert sorted(m.step for m in history) == [1, 2, 3, 4, 5]
+
+    # the API key never reaches the store: database, params, tags, artifacts
+    stored = [p for p in Path(".").rglob("*") if p.is_file()]
+    assert any(p.name == "memory.txt" for p in stored) and any(p.suffix == ".db" for p in stored)
+    assert not [p for p in stored if b"sk-e2e-secret" in p.read_bytes()]
+
+
+@pytest.mark.slow
+def test_offline_local_agent_drives_the_loop(tracking_uri):
+    """The demo's default agent: SmolLM2 run locally, its choices always valid."""
+    run_id, records, cfg = _explore([*FAST, "iterations=2"])
+    assert cfg.agent.backend == "local" and cfg.agent.policy == "llm"
+    actions = [r for r in records if r.kind == "action"]
+    assert [r.iteration for r in actions] == [1, 2]
+    for record in actions:
+        assert record.status in ("ok", "failed") and record.action_type in ("sft", "ties")
+        decision = json.loads(mlflow.artifacts.load_text(f"runs:/{record.run_id}/agent/decision.json"))
+        assert [step["problem"] for step in decision] == ["", ""]  # constrained: valid at once
+        assert json.loads(decision[1]["reply"]) == record.action
+        assert mlflow.artifacts.load_text(f"runs:/{record.run_id}/agent/memory.txt").strip()
+    assert actions[0].fingerprint != actions[1].fingerprint
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 from string import Template
 
@@ -54,8 +55,10 @@ def _common(ctx: AgentContext, space: ActionSpace) -> dict[str, str]:
 
 
 def action_type_prompt(ctx: AgentContext, space: ActionSpace, type_names: list[str]) -> str:
+    """The candidates are listed in an order shuffled per iteration (seeded): a listing order that
+    never changes is a position bias the agent can fall into."""
     lines = []
-    for name in type_names:
+    for name in random.Random(f"types/{ctx.iteration}").sample(type_names, len(type_names)):
         action_type = space.action_types[name]
         slots = ", ".join(s.name for s in action_type.slots)
         tried = "" if name in ctx.tried else " (not tried yet)"
