@@ -27,10 +27,11 @@ ITERATION_REPLIES = {
 def scripted_agent(request: dict) -> str:
     """Replies by the iteration named in the prompt; memory requests get a memory naming it."""
     prompt = request["messages"][0]["content"]
+    if "Write the updated notes" in prompt:
+        iteration = int(prompt.split("(iteration ")[1].split(" ")[0])
+        return f"Lessons: iteration {iteration} done.\nNext: keep going."
     iteration = int(prompt.split("Iteration ")[1].split(" ")[0])
     action_type, objects = ITERATION_REPLIES[iteration]
-    if "Rewrite your memory" in prompt:
-        return f"Lessons: iteration {iteration} done.\nNext: keep going."
     if "Choose the TYPE" in prompt:
         return json.dumps({"action_type": action_type})
     return json.dumps(objects)
