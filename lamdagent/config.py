@@ -59,6 +59,7 @@ class _StudyBase:
     tasks: list[str] = field(default_factory=lambda: ["arith", "choice", "facts"])
     task_weights: dict[str, float] = field(default_factory=dict)  # default w_t = 1 / max seed r_t
     datasets: list[str] = field(default_factory=list)  # training data objects; default: each task + all
+    preference_datasets: list[str] = field(default_factory=list)  # for dpo: task names, all, json:<path>, hf:<id>
     specialists: bool = True  # train one specialist per task from the base as initial objects
     actions: list[str] = field(default_factory=lambda: ["sft", "ties"])
     repeat_actions: bool = False  # offer actions this exploration already computed (reused from cache)
@@ -159,6 +160,12 @@ def validate(cfg) -> None:
     task_stems = [Path(t).stem for t in cfg.tasks]
     for dataset in cfg.datasets:
         _check(dataset in task_stems or dataset == "all", f"unknown dataset {dataset!r}; expected a task name {task_stems} or 'all'")
+    for name in cfg.preference_datasets:
+        if name.startswith("json:"):
+            _check(Path(name[5:]).expanduser().exists(), f"preference dataset file {name[5:]!r} does not exist")
+        else:
+            _check(name in task_stems or name == "all" or name.startswith("hf:"),
+                   f"unknown preference dataset {name!r}; expected a task name {task_stems}, 'all', json:<path> or hf:<id>")
     _check(bool(cfg.actions), "actions must list at least one action type")
     for action in cfg.actions:
         _check(action in ACTION_TYPES, f"unknown action type {action!r}; expected one of {sorted(ACTION_TYPES)}")

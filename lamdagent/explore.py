@@ -15,12 +15,13 @@ from lamdagent import tracking as tr
 from lamdagent.actions import ACTION_TYPES, ActionContext, ActionOutput
 from lamdagent.agent.policies import Decision, Policy, make_policy
 from lamdagent.agent.prompts import AgentContext
+from lamdagent.cost import CostMeter
 from lamdagent.errors import ActionFailed, UserError
 from lamdagent.evaluation.evaluator import evaluate, task_weights, weighted_score
 from lamdagent.models import architecture, load_model, resolve_base_model
 from lamdagent.paths import cache_dir
 from lamdagent.progress import Display
-from lamdagent.space import Action, ActionSpace, ModelObject, fingerprint
+from lamdagent.space import Action, ModelObject, fingerprint
 from lamdagent.study import Study
 from lamdagent.tracking import Record, Tracker
 
@@ -42,10 +43,10 @@ class Runner:
         self.base_dir: Path | None = None
         self.weights: dict[str, float] | None = None
 
-    def resolve(self, model: ModelObject) -> ModelObject:
+    def resolve(self, model: ModelObject) -> Path:
         if model.path is None:
             model.path = self.tracker.model_dir(model.model_id)
-        return model
+        return model.path
 
     def produce(
         self,
@@ -70,24 +71,26 @@ class Runner:
                 metrics={f"val.{t}": v for t, v in cached.scores.items()},
                 tags={"model_id": cached.model_id, "arch": cached.arch, "source_run": cached.run_id},
             )
-            model = ModelObject(name, run_id, cached.model_id, fp, pipeline, cached.arch, dict(cached.scores), iteration=iteration)
+            model = ModelObject(name, run_id, cached.model_id, fp, pipeline, cached.arch, dict(cached.scores), iteration=iteration,
+                                parents=list(inputs))
             return Produced(run_id, self._with_score(run_id, model), tr.CACHED)
         work = cache_dir() / "work" / run_id
         try:
-            for model in inputs:
-                self.resolve(model)
             self.display.step(f"{name}: {pipeline}")
-            ctx = ActionContext(work, self.study.cfg.seed, self.base_dir, on_step=lambda s, t: self.display.update_step(s, t))
-            output = build(ctx)
+            ctx = ActionContext(work, self.study.cfg.seed, self.base_dir, on_step=lambda s, t: self.display.update_step(s, t),
+                                resolve=self.resolve)
+            with CostMeter() as cost:
+                output = build(ctx)
             arch = architecture(output.model_dir)
-            self.tracker.log(run_id, metrics=output.metrics, tags={"arch": arch})
+            self.tracker.log(run_id, metrics={**output.metrics, **cost.metrics}, tags={"arch": arch})
             self.tracker.log_series(run_id, output.step_metrics)
             scores = self._evaluate(run_id, output.model_dir)
             model_id, _ = self.tracker.log_model(
                 run_id, self.experiment_id, output.model_dir, self.study.registered_model, name,
                 tags={tag: value for tag, value in (("lamdagent.pipeline", pipeline), ("lamdagent.run_id", run_id))},
             )
-            model = ModelObject(name, run_id, model_id, fp, pipeline, arch, scores, iteration=iteration)
+            model = ModelObject(name, run_id, model_id, fp, pipeline, arch, scores, iteration=iteration, parents=list(inputs),
+                                cost_seconds=cost.metrics["cost.seconds"])
             return Produced(run_id, self._with_score(run_id, model), tr.OK)
         except Exception as err:  # a failed action is data: recorded, and the exploration goes on
             message = str(err).splitlines()[0] if str(err) else ""
@@ -162,9 +165,18 @@ def _finish_seed(tracker: Tracker, produced: Produced) -> None:
         raise UserError(f"could not build the initial models: {produced.error}")
 
 
-def _model_from_record(record: Record) -> ModelObject:
-    return ModelObject(record.name, record.run_id, record.model_id, record.fingerprint, record.pipeline, record.arch,
-                       dict(record.scores), record.score, record.iteration)
+def _models_from_records(records: list[Record], known: list[ModelObject] = ()) -> list[ModelObject]:
+    """Model objects of successful runs, in order, with their parents linked by run id."""
+    by_run = {m.run_id: m for m in known}
+    models = []
+    for r in records:
+        if r.status not in (tr.OK, tr.CACHED):
+            continue
+        model = ModelObject(r.name, r.run_id, r.model_id, r.fingerprint, r.pipeline, r.arch, dict(r.scores), r.score,
+                            r.iteration, parents=[by_run[i] for i in r.inputs if i in by_run], cost_seconds=r.cost_seconds)
+        by_run[r.run_id] = model
+        models.append(model)
+    return models
 
 
 def _trailing_failures(records: list[Record]) -> int:
@@ -209,7 +221,7 @@ class Exploration:
         seeds = self._seeds()
         records = tracker.children(self.run_id, self.experiment_id)
         finished = [r for r in records if r.kind == "action" and r.status in (tr.OK, tr.FAILED, tr.CACHED)]
-        produced = [_model_from_record(r) for r in finished if r.status in (tr.OK, tr.CACHED)]
+        produced = _models_from_records(finished, seeds)
         memory = tracker.memory(finished[-1].run_id) if finished else ""
         tried = {r.action_type for r in finished}
         start = max((r.iteration for r in finished), default=0) + 1
@@ -220,7 +232,7 @@ class Exploration:
             if failures >= cfg.max_consecutive_failures:
                 self.display.log(f"[red]stopping: the last {failures} actions failed (max_consecutive_failures={cfg.max_consecutive_failures})")
                 break
-            space = ActionSpace(self.study.action_types, seeds + produced, self.study.datasets, cfg.seed, done)
+            space = self.study.space(seeds + produced, done)
             if not space.available_types():
                 self.display.log("[yellow]stopping: every action of the space has been computed")
                 break
@@ -246,9 +258,9 @@ class Exploration:
         return tracker.children(self.run_id, self.experiment_id)
 
     def _seeds(self) -> list[ModelObject]:
-        existing = [r for r in self.tracker.children(self.run_id, self.experiment_id) if r.kind == "seed" and r.status in (tr.OK, tr.CACHED)]
+        existing = [r for r in self.tracker.children(self.run_id, self.experiment_id) if r.kind == "seed"]
         if existing:  # resuming: the seeds are already runs of this exploration
-            seeds = [_model_from_record(r) for r in existing]
+            seeds = _models_from_records(existing)
             self.runner.base_dir = resolve_base_model(self.cfg.base_model, self.cfg.seed)
             self.runner.weights = task_weights([s.scores for s in seeds], self.study.task_names, self.cfg.task_weights)
             return seeds

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from lamdagent.actions import ACTION_TYPES, ActionType
 from lamdagent.evaluation.tasks import Task, load_task
-from lamdagent.space import DatasetObject
+from lamdagent.space import ActionSpace, DatasetObject, PreferenceDatasetObject
 
 
 class Study:
@@ -16,12 +16,25 @@ class Study:
         self.tasks: list[Task] = [load_task(name) for name in cfg.tasks]
         self.task_names = [t.name for t in self.tasks]
         self.datasets = [self._dataset(name) for name in (cfg.datasets or [*self.task_names, "all"])]
+        names = cfg.preference_datasets or ([*self.task_names, "all"] if "dpo" in cfg.actions else [])
+        self.preference_datasets = [self._preferences(name) for name in names]
         self.action_types: list[ActionType] = [ACTION_TYPES[name](getattr(cfg, name)) for name in cfg.actions]
         self.registered_model = cfg.registered_model or f"lamdagent-{cfg.name}"
 
     def _dataset(self, name: str) -> DatasetObject:
         tasks = self.tasks if name == "all" else [t for t in self.tasks if t.name == Path(name).stem]
         return DatasetObject(name, tasks, self.cfg.data.train_size, self.cfg.seed)
+
+    def _preferences(self, name: str) -> PreferenceDatasetObject:
+        size = self.cfg.data.train_size
+        if name.startswith(("json:", "hf:")):
+            return PreferenceDatasetObject(Path(name.split(":", 1)[1]).stem, [], size, self.cfg.seed, source=name)
+        tasks = self.tasks if name == "all" else [t for t in self.tasks if t.name == Path(name).stem]
+        return PreferenceDatasetObject(f"{name}_prefs", tasks, size, self.cfg.seed)
+
+    def space(self, models, done=frozenset()) -> ActionSpace:
+        """The action space over `models` and the study's datasets."""
+        return ActionSpace(self.action_types, models, self.datasets, self.cfg.seed, done, self.preference_datasets)
 
     def dataset(self, name: str) -> DatasetObject:
         return next(d for d in self.datasets if d.name == name)

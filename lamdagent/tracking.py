@@ -50,6 +50,7 @@ class Record:
     score: float | None = None
     error: str = ""
     source_run: str = ""
+    cost_seconds: float | None = None
 
     @classmethod
     def from_run(cls, run: Run) -> Record:
@@ -71,6 +72,7 @@ class Record:
             score=metrics.get("val.score"),
             error=tags.get(tag("error"), ""),
             source_run=tags.get(tag("source_run"), ""),
+            cost_seconds=metrics.get("cost.seconds"),
         )
 
 

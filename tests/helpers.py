@@ -23,9 +23,9 @@ def context(out_dir: Path, seed: int = 0) -> ActionContext:
     return ActionContext(out_dir, seed, base_model().path)
 
 
-def trained(tmp_path: Path, task: str, lr: float = 3e-3) -> ModelObject:
+def trained(tmp_path: Path, task: str, lr: float = 3e-3, epochs: float = 1, size: int = 32) -> ModelObject:
     """A small specialist fine-tuned from the tiny base for real."""
-    sft = ACTION_TYPES["sft"](ACTION_TYPES["sft"].Settings(learning_rate=[lr], epochs=1))
-    out = sft.run({"model": base_model(), "dataset": dataset(task), "learning_rate": lr}, context(tmp_path / task))
+    sft = ACTION_TYPES["sft"](ACTION_TYPES["sft"].Settings(learning_rate=[lr], epochs=epochs))
+    out = sft.run({"model": base_model(), "dataset": dataset(task, size), "learning_rate": lr}, context(tmp_path / task))
     return ModelObject(f"spec_{task}", f"run-{task}", f"m-{task}", fingerprint(task), f"sft(base, {task})",
-                       architecture(out.model_dir), path=out.model_dir)
+                       architecture(out.model_dir), path=out.model_dir, parents=[base_model()])

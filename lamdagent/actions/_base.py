@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Literal
 
-SlotKind = Literal["model", "dataset", "hparam"]
+SlotKind = Literal["model", "dataset", "preference", "hparam"]
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,13 @@ class ActionContext:
     seed: int
     base_model_dir: Path
     on_step: Callable[[int, int], None] | None = None  # (step, total) during training
+    resolve: Callable[[Any], Path] | None = None  # ModelObject -> local folder (from the tracking store)
+
+    def model_path(self, model) -> Path:
+        """The local folder of a model object, fetched from the tracking store if needed."""
+        if model.path is None and self.resolve is not None:
+            model.path = self.resolve(model)
+        return model.path
 
 
 @dataclass

@@ -1,11 +1,71 @@
-"""Model merging through mergekit's Python API (TIES, as in the paper)."""
+"""Model merging through mergekit's Python API: one registered action type per merge method.
+
+Two distinct models of the same architecture are merged. `weight` is model_a's share (model_b gets
+1 - weight). Methods built on task vectors take them against the models' common ancestor, found
+from the lineage, never from the user.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from lamdagent.actions._base import ActionContext, ActionOutput, ActionType, Slot, register_action
 from lamdagent.errors import ActionFailed
+from lamdagent.space.lineage import common_ancestor
+
+MODEL_SLOTS = (Slot("model_a", "model", "first model to merge"), Slot("model_b", "model", "second model to merge"))
+WEIGHT = Slot("weight", "hparam", "model_a's share of the merge (model_b gets 1 - weight)")
+DENSITY = Slot("density", "hparam", "fraction of each task vector kept")
+
+
+class MergeAction(ActionType):
+    """A mergekit merge method. Subclasses set `method`, `slots`, `Settings`, and say how the
+    hyperparameters become mergekit parameters."""
+
+    method: ClassVar[str]
+
+    def accepts(self, bindings) -> bool:
+        a, b = bindings["model_a"], bindings["model_b"]
+        return a.fingerprint != b.fingerprint and a.arch == b.arch
+
+    def model_parameters(self, hp: dict) -> tuple[dict, dict]:
+        weight = float(hp["weight"])
+        return {"weight": weight}, {"weight": 1.0 - weight}
+
+    def merge_parameters(self, hp: dict) -> dict:
+        return {}
+
+    def base_model(self, bindings, ctx: ActionContext):
+        """mergekit's base_model: by default the common ancestor that task vectors are taken against."""
+        base = common_ancestor([bindings["model_a"], bindings["model_b"]])
+        return ctx.model_path(base) if base else ctx.base_model_dir
+
+    def run(self, bindings, ctx: ActionContext) -> ActionOutput:
+        from mergekit.config import MergeConfiguration
+        from mergekit.merge import MergeOptions, run_merge
+
+        a, b = bindings["model_a"], bindings["model_b"]
+        if a.arch != b.arch:
+            raise ActionFailed(f"cannot merge {a.name} ({a.arch}) with {b.name} ({b.arch}): architectures differ")
+        hp = {s.name: bindings[s.name] for s in self.slots if s.kind == "hparam"}
+        params_a, params_b = self.model_parameters(hp)
+        config = {
+            "merge_method": self.method,
+            "models": [{"model": str(ctx.model_path(a)), "parameters": params_a}, {"model": str(ctx.model_path(b)), "parameters": params_b}],
+            "parameters": self.merge_parameters(hp),
+            "dtype": "float32",
+        }
+        base = self.base_model(bindings, ctx)
+        if base is not None:
+            config["base_model"] = str(base)
+        model_dir = ctx.out_dir / "model"
+        options = MergeOptions(device="cpu", copy_tokenizer=True, random_seed=ctx.seed, lazy_unpickle=False, quiet=True)
+        try:
+            run_merge(MergeConfiguration.model_validate(config), str(model_dir), options=options)
+        except Exception as err:  # mergekit raises plain exceptions for shape or vocabulary mismatches
+            raise ActionFailed(f"mergekit {self.method} failed: {type(err).__name__}: {err}".splitlines()[0]) from err
+        return ActionOutput(model_dir=model_dir)
 
 
 @dataclass
@@ -15,50 +75,71 @@ class TiesSettings:
 
 
 @register_action
-class Ties(ActionType):
-    """TIES-merging of two models' task vectors against the study's base model.
-
-    `weight` is model_a's share; model_b gets 1 - weight.
-    """
-
-    name = "ties"
-    description = "TIES-merging of two models (task vectors relative to the base model)"
-    slots = (
-        Slot("model_a", "model", "first model to merge"),
-        Slot("model_b", "model", "second model to merge"),
-        Slot("weight", "hparam", "model_a's share of the merge (model_b gets 1 - weight)"),
-        Slot("density", "hparam", "fraction of each task vector kept"),
-    )
+class Ties(MergeAction):
+    name = method = "ties"
+    description = "TIES-merging of two models' task vectors (trim, elect sign, merge)"
+    slots = (*MODEL_SLOTS, WEIGHT, DENSITY)
     Settings = TiesSettings
 
-    def accepts(self, bindings) -> bool:
-        a, b = bindings["model_a"], bindings["model_b"]
-        return a.fingerprint != b.fingerprint and a.arch == b.arch
+    def model_parameters(self, hp):
+        a, b = super().model_parameters(hp)
+        density = float(hp["density"])
+        return {**a, "density": density}, {**b, "density": density}
 
-    def run(self, bindings, ctx: ActionContext) -> ActionOutput:
-        from mergekit.config import MergeConfiguration
-        from mergekit.merge import MergeOptions, run_merge
+    def merge_parameters(self, hp):
+        return {"normalize": True}
 
-        a, b = bindings["model_a"], bindings["model_b"]
-        if a.arch != b.arch:
-            raise ActionFailed(f"cannot merge {a.name} ({a.arch}) with {b.name} ({b.arch}): architectures differ")
-        weight, density = float(bindings["weight"]), float(bindings["density"])
-        config = MergeConfiguration.model_validate(
-            {
-                "merge_method": "ties",
-                "base_model": str(ctx.base_model_dir),
-                "models": [
-                    {"model": str(a.path), "parameters": {"weight": weight, "density": density}},
-                    {"model": str(b.path), "parameters": {"weight": 1.0 - weight, "density": density}},
-                ],
-                "parameters": {"normalize": True},
-                "dtype": "float32",
-            }
-        )
-        model_dir = ctx.out_dir / "model"
-        options = MergeOptions(device="cpu", copy_tokenizer=True, random_seed=ctx.seed, lazy_unpickle=False, quiet=True)
-        try:
-            run_merge(config, str(model_dir), options=options)
-        except Exception as err:  # mergekit raises plain exceptions for shape/vocab mismatches
-            raise ActionFailed(f"mergekit failed: {type(err).__name__}: {err}".splitlines()[0]) from err
-        return ActionOutput(model_dir=model_dir)
+
+@register_action
+class DareTies(Ties):
+    name = method = "dare_ties"
+    description = "DARE-TIES merging: random drop-and-rescale of task vectors, then TIES sign election"
+
+
+@dataclass
+class WeightSettings:
+    weight: list = field(default_factory=lambda: [0.5])
+
+
+@register_action
+class TaskArithmetic(MergeAction):
+    name = method = "task_arithmetic"
+    description = "task arithmetic: add the weighted task vectors of two models to their common ancestor"
+    slots = (*MODEL_SLOTS, WEIGHT)
+    Settings = WeightSettings
+
+
+@register_action
+class Linear(MergeAction):
+    name = method = "linear"
+    description = "linear merge: a weighted average of two models' weights"
+    slots = (*MODEL_SLOTS, WEIGHT)
+    Settings = WeightSettings
+
+    def merge_parameters(self, hp):
+        return {"normalize": True}
+
+    def base_model(self, bindings, ctx):
+        return None
+
+
+@dataclass
+class SlerpSettings:
+    t: list = field(default_factory=lambda: [0.5])
+
+
+@register_action
+class Slerp(MergeAction):
+    name = method = "slerp"
+    description = "spherical interpolation from model_a (t=0) toward model_b (t=1)"
+    slots = (*MODEL_SLOTS, Slot("t", "hparam", "interpolation factor toward model_b"))
+    Settings = SlerpSettings
+
+    def model_parameters(self, hp):
+        return {}, {}
+
+    def merge_parameters(self, hp):
+        return {"t": float(hp["t"])}
+
+    def base_model(self, bindings, ctx):
+        return ctx.model_path(bindings["model_a"])  # slerp interpolates away from its base model

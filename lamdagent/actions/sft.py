@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from lamdagent.actions._base import ActionContext, ActionOutput, ActionType, Slot, register_action
 from lamdagent.errors import ActionFailed
+from lamdagent.training import StepCallback, trainer_device_args
 
 
 @dataclass
@@ -31,19 +32,17 @@ class SFT(ActionType):
     Settings = SFTSettings
 
     def run(self, bindings, ctx: ActionContext) -> ActionOutput:
-        import torch
         from datasets import Dataset
-        from transformers import PrinterCallback, TrainerCallback
+        from transformers import PrinterCallback
         from trl import SFTConfig, SFTTrainer
 
         from lamdagent.models import load_model
 
         s = self.settings
-        model, tokenizer = load_model(bindings["model"].path)
+        model, tokenizer = load_model(ctx.model_path(bindings["model"]))
         rows = bindings["dataset"].rows()
         if not rows:
             raise ActionFailed(f"dataset {bindings['dataset'].name!r} is empty")
-        cuda = torch.cuda.is_available()
         args = SFTConfig(
             output_dir=str(ctx.out_dir / "trainer"),
             learning_rate=float(bindings["learning_rate"]),
@@ -54,36 +53,17 @@ class SFT(ActionType):
             weight_decay=s.weight_decay,
             seed=ctx.seed,
             data_seed=ctx.seed,
-            bf16=cuda,
-            use_cpu=not cuda,
-            activation_checkpointing=False,
             save_strategy="no",
             logging_steps=1,
             report_to="none",
             disable_tqdm=True,
-            dataset_num_proc=None,
+            **trainer_device_args(),
         )
-        losses: list[tuple[int, float]] = []
-
-        class Track(TrainerCallback):
-            def on_log(self, args, state, control, logs=None, **kwargs):
-                if logs and "loss" in logs:
-                    losses.append((state.global_step, float(logs["loss"])))
-
-            def on_step_end(self, args, state, control, **kwargs):
-                if ctx.on_step:
-                    ctx.on_step(state.global_step, state.max_steps)
-
-        trainer = SFTTrainer(
-            model=model,
-            args=args,
-            train_dataset=Dataset.from_list(rows),
-            processing_class=tokenizer,
-            callbacks=[Track()],
-        )
-        trainer.remove_callback(PrinterCallback)  # progress is ours (ctx.on_step); no printed dicts
+        track = StepCallback(ctx.on_step)
+        trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer, callbacks=[track])
+        trainer.remove_callback(PrinterCallback)  # progress is reported through ctx.on_step
         result = trainer.train()
-        if any(not math.isfinite(loss) for _, loss in losses):
+        if any(not math.isfinite(loss) for _, loss in track.series.get("loss", [])):
             raise ActionFailed("training loss became NaN or infinite")
         model_dir = ctx.out_dir / "model"
         trainer.model.save_pretrained(model_dir)
@@ -92,5 +72,5 @@ class SFT(ActionType):
         return ActionOutput(
             model_dir=model_dir,
             metrics={"train.loss": float(result.training_loss), "train.tokens": float(tokens), "train.steps": float(result.global_step)},
-            step_metrics={"train.loss": losses},
+            step_metrics={"train.loss": track.series.get("loss", [])},
         )

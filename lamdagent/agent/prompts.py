@@ -31,7 +31,8 @@ def describe_model(model: ModelObject) -> str:
     if model.score is None:
         return f"- {model.name} = {model.pipeline}: not evaluated"
     per_task = ", ".join(f"{task} {value:.2f}" for task, value in model.scores.items())
-    return f"- {model.name} = {model.pipeline}: score {model.score:.3f} ({per_task})"
+    cost = f"; made in {model.cost_seconds:.0f} s" if model.cost_seconds is not None else ""
+    return f"- {model.name} = {model.pipeline}: score {model.score:.3f} ({per_task}{cost})"
 
 
 def directive(ctx: AgentContext) -> str:
@@ -75,7 +76,7 @@ def objects_prompt(ctx: AgentContext, space: ActionSpace, type_name: str) -> str
         values = candidates[slot.name]
         if slot.kind == "model":
             listed = "any model listed above" + (" (two different models)" if sum(s.kind == "model" for s in action_type.slots) > 1 else "")
-        elif slot.kind == "dataset":
+        elif slot.kind in ("dataset", "preference"):
             listed = "; ".join(d.describe() for d in values)
         else:
             listed = ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)

@@ -1,6 +1,6 @@
 """Objects, actions and the action space."""
 
-from lamdagent.space.objects import DatasetObject, ModelObject, fingerprint
+from lamdagent.space.objects import DatasetObject, ModelObject, PreferenceDatasetObject, fingerprint
 from lamdagent.space.space import Action, ActionSpace
 
-__all__ = ["Action", "ActionSpace", "DatasetObject", "ModelObject", "fingerprint"]
+__all__ = ["Action", "ActionSpace", "DatasetObject", "ModelObject", "PreferenceDatasetObject", "fingerprint"]

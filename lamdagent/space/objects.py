@@ -30,6 +30,8 @@ class ModelObject:
     score: float | None = None  # val.score
     iteration: int = 0
     path: Path | None = None  # local folder, resolved when an action needs it
+    parents: list[ModelObject] = field(default_factory=list, repr=False)  # the lineage edges
+    cost_seconds: float | None = None  # what making it took
 
 
 @dataclass
@@ -59,3 +61,59 @@ class DatasetObject:
 
     def describe(self) -> str:
         return f"{self.name}: {self.num_examples} examples ({', '.join(t.name for t in self.tasks)})"
+
+
+@dataclass
+class PreferenceDatasetObject:
+    """Preference pairs (prompt, chosen, rejected) by name.
+
+    Built from task data (`source="tasks"`): chosen = the correct answer, rejected = the answer of
+    another example of the same task (a wrong one); the DPO action replaces it with the trained
+    model's own wrong answer where it has one (on-policy pairs). Or read from `json:<path>` /
+    `hf:<dataset id>` with prompt/chosen/rejected columns.
+    """
+
+    name: str
+    tasks: list[Task]
+    size: int  # pairs per task (or in total, for a file)
+    seed: int = 0
+    source: str = "tasks"
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint("preferences", self.name, self.source, [t.spec.source for t in self.tasks], self.size, self.seed)
+
+    def describe(self) -> str:
+        origin = ", ".join(t.name for t in self.tasks) if self.source == "tasks" else self.source
+        return f"{self.name}: {self.size * max(1, len(self.tasks)) if self.source == 'tasks' else self.size} pairs ({origin})"
+
+    def pairs(self) -> list[dict]:
+        """Rows of prompt, chosen, rejected; task-built rows also carry `task` and `gold`."""
+        if self.source != "tasks":
+            return self._read()
+        rows = []
+        for task in self.tasks:
+            examples = task.examples("train", self.size, self.seed)
+            rng = random.Random(f"{self.name}/{task.name}/{self.seed}")
+            for example in examples:
+                wrong = [other for other in examples if other.gold != example.gold]
+                rejected = rng.choice(wrong).target if wrong else ""
+                rows.append({"prompt": example.prompt, "chosen": example.target, "rejected": rejected, "task": task.name, "gold": example.gold})
+        if len(self.tasks) > 1:
+            random.Random(f"{self.name}/{self.seed}").shuffle(rows)
+        return rows
+
+    def _read(self) -> list[dict]:
+        import datasets
+
+        kind, _, ref = self.source.partition(":")
+        if kind == "json":
+            data = datasets.load_dataset("json", data_files=str(Path(ref).expanduser()), split="train")
+        else:
+            data = datasets.load_dataset(ref, split="train")
+        missing = {"prompt", "chosen", "rejected"} - set(data.column_names)
+        if missing:
+            from lamdagent.errors import ActionFailed
+
+            raise ActionFailed(f"preference dataset {self.name!r} lacks columns {sorted(missing)}")
+        return [{k: row[k] for k in ("prompt", "chosen", "rejected")} for row in data.select(range(min(self.size, len(data))))]

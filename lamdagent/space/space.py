@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lamdagent.actions import ActionType
-from lamdagent.space.objects import DatasetObject, ModelObject, fingerprint
+if TYPE_CHECKING:
+    from lamdagent.actions import ActionType
+from lamdagent.space.objects import DatasetObject, ModelObject, PreferenceDatasetObject, fingerprint
+
+OBJECTS = (ModelObject, DatasetObject, PreferenceDatasetObject)
 
 
 def _label(value: Any) -> str:
     """How an object or value is named to the agent and in expressions."""
-    if isinstance(value, (ModelObject, DatasetObject)):
+    if isinstance(value, OBJECTS):
         return value.name
     return f"{value:g}" if isinstance(value, float) else str(value)
 
@@ -31,7 +34,7 @@ class Action:
     def fingerprint(self) -> str:
         """Type, inputs' fingerprints, data and its size, hyperparameters, settings and seed."""
         identity = {
-            slot: value.fingerprint if isinstance(value, (ModelObject, DatasetObject)) else value
+            slot: value.fingerprint if isinstance(value, OBJECTS) else value
             for slot, value in self.bindings.items()
         }
         return fingerprint(self.type.name, identity, self.type.fixed_settings(), self.seed)
@@ -49,7 +52,7 @@ class Action:
         args = [
             value.pipeline if isinstance(value, ModelObject) else value.name
             for value in self.bindings.values()
-            if isinstance(value, (ModelObject, DatasetObject))
+            if isinstance(value, OBJECTS)
         ]
         return f"{self.type.name}({', '.join(args)})"
 
@@ -67,11 +70,13 @@ class ActionSpace:
         datasets: list[DatasetObject],
         seed: int = 0,
         done: set[str] = frozenset(),
+        preference_datasets: list[PreferenceDatasetObject] = (),
     ):
         """`done`: fingerprints of actions already computed, which are not offered again."""
         self.action_types = {t.name: t for t in action_types}
         self.models = models
         self.datasets = datasets
+        self.preference_datasets = list(preference_datasets)
         self.seed = seed
         self.done = done
 
@@ -79,7 +84,7 @@ class ActionSpace:
         """Slot -> the objects or values it may take."""
         action_type = self.action_types[type_name]
         choices = action_type.hparam_choices()
-        by_kind = {"model": self.models, "dataset": self.datasets}
+        by_kind = {"model": self.models, "dataset": self.datasets, "preference": self.preference_datasets}
         return {s.name: by_kind[s.kind] if s.kind != "hparam" else choices[s.name] for s in action_type.slots}
 
     def actions(self, type_name: str) -> list[Action]:

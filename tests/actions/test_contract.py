@@ -9,7 +9,8 @@ from safetensors.torch import load_file
 from lamdagent.actions import ACTION_TYPES
 from lamdagent.errors import ActionFailed
 from lamdagent.models import load_model
-from lamdagent.space import ModelObject
+from lamdagent.evaluation.tasks import load_task
+from lamdagent.space import ModelObject, PreferenceDatasetObject
 from tests.helpers import base_model, context, dataset, trained
 
 
@@ -28,6 +29,8 @@ def _bindings(action_type, specialists) -> dict:
             bindings[slot.name] = next(models)
         elif slot.kind == "dataset":
             bindings[slot.name] = dataset("arith", 16)
+        elif slot.kind == "preference":
+            bindings[slot.name] = PreferenceDatasetObject("arith_prefs", [load_task("arith")], 16)
         else:
             bindings[slot.name] = action_type.hparam_choices()[slot.name][0]
     return bindings

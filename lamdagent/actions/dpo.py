@@ -1,0 +1,103 @@
+"""Preference learning: Direct Preference Optimization through TRL's DPOTrainer."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from lamdagent.actions._base import ActionContext, ActionOutput, ActionType, Slot, register_action
+from lamdagent.errors import ActionFailed
+from lamdagent.training import StepCallback, trainer_device_args
+
+
+@dataclass
+class DPOSettings:
+    beta: list = field(default_factory=lambda: [0.1])
+    learning_rate: list = field(default_factory=lambda: [5e-4])
+    epochs: float = 2.0
+    batch_size: int = 16
+    max_length: int = 256
+    on_policy: bool = True  # rejected = the model's own wrong answer where it has one
+
+
+def on_policy_pairs(rows: list[dict], model, tokenizer, tasks: dict, batch_size: int = 64) -> tuple[list[dict], int]:
+    """Replace each task-built pair's rejected answer with the model's own greedy answer when that
+    answer is wrong; returns (rows, how many were replaced)."""
+    from lamdagent.evaluation.generation import generate_greedy
+
+    built = [i for i, row in enumerate(rows) if "task" in row]
+    if not built:
+        return rows, 0
+    replaced = 0
+    for name, task in tasks.items():
+        indices = [i for i in built if rows[i]["task"] == name]
+        generations = generate_greedy(model, tokenizer, [rows[i]["prompt"] for i in indices],
+                                      max_new_tokens=task.spec.max_new_tokens, batch_size=batch_size)
+        for i, generation in zip(indices, generations):
+            answer = generation.split("\n")[0].rstrip()
+            if answer.strip() and task.score(answer, rows[i]["gold"])[1] == 0 and answer != rows[i]["chosen"]:
+                rows[i] = {**rows[i], "rejected": answer}
+                replaced += 1
+    return rows, replaced
+
+
+@register_action
+class DPO(ActionType):
+    name = "dpo"
+    description = "preference learning (DPO): prefer correct answers over wrong ones"
+    slots = (
+        Slot("model", "model", "the model to train"),
+        Slot("preference_dataset", "preference", "pairs of a chosen and a rejected answer"),
+        Slot("beta", "hparam", "DPO temperature: how far the model may move from the reference"),
+        Slot("learning_rate", "hparam", "peak learning rate"),
+    )
+    Settings = DPOSettings
+
+    def run(self, bindings, ctx: ActionContext) -> ActionOutput:
+        from datasets import Dataset
+        from transformers import PrinterCallback
+        from trl import DPOConfig, DPOTrainer
+
+        from lamdagent.models import load_model
+
+        s = self.settings
+        model, tokenizer = load_model(ctx.model_path(bindings["model"]))
+        preferences = bindings["preference_dataset"]
+        rows = preferences.pairs()
+        replaced = 0
+        if s.on_policy:
+            rows, replaced = on_policy_pairs(rows, model, tokenizer, {t.name: t for t in preferences.tasks})
+        rows = [{k: row[k] for k in ("prompt", "chosen", "rejected")} for row in rows if row["rejected"]]
+        if not rows:
+            raise ActionFailed(f"preference dataset {preferences.name!r} has no usable pairs")
+        args = DPOConfig(
+            output_dir=str(ctx.out_dir / "trainer"),
+            beta=float(bindings["beta"]),
+            learning_rate=float(bindings["learning_rate"]),
+            num_train_epochs=s.epochs,
+            per_device_train_batch_size=s.batch_size,
+            max_length=s.max_length,
+            seed=ctx.seed,
+            data_seed=ctx.seed,
+            save_strategy="no",
+            logging_steps=1,
+            report_to="none",
+            disable_tqdm=True,
+            **trainer_device_args(),
+        )
+        track = StepCallback(ctx.on_step, ("loss", "rewards/margins"))
+        trainer = DPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer, callbacks=[track])
+        trainer.remove_callback(PrinterCallback)
+        result = trainer.train()
+        if any(not math.isfinite(v) for _, v in track.series.get("loss", [])):
+            raise ActionFailed("training loss became NaN or infinite")
+        model_dir = ctx.out_dir / "model"
+        trainer.model.save_pretrained(model_dir)
+        tokenizer.save_pretrained(model_dir)
+        tokens = sum(len(tokenizer(r["prompt"] + r["chosen"]).input_ids) + len(tokenizer(r["prompt"] + r["rejected"]).input_ids) for r in rows)
+        return ActionOutput(
+            model_dir=model_dir,
+            metrics={"train.loss": float(result.training_loss), "train.tokens": float(tokens * s.epochs),
+                     "train.steps": float(result.global_step), "train.pairs": float(len(rows)), "train.on_policy_pairs": float(replaced)},
+            step_metrics={f"train.{k.replace('/', '_')}": v for k, v in track.series.items()},
+        )

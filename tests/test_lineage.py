@@ -1,0 +1,23 @@
+from lamdagent.space import ModelObject
+from lamdagent.space.lineage import common_ancestor, depth
+
+
+def _m(name, *parents):
+    return ModelObject(name, f"run-{name}", f"m-{name}", f"fp-{name}", name, "x", parents=list(parents))
+
+
+def test_common_ancestor_is_the_deepest_shared_model():
+    base = _m("base")
+    spec_a, spec_b = _m("spec_a", base), _m("spec_b", base)
+    m1 = _m("m1", spec_a)  # sft(spec_a, all)
+    m2 = _m("m2", m1)
+    assert common_ancestor([spec_a, spec_b]) is base
+    assert common_ancestor([m1, spec_b]) is base
+    assert common_ancestor([m2, m1]) is m1  # one descends from the other
+    merged = _m("m3", m2, spec_b)
+    assert common_ancestor([merged, _m("m4", m1)]) is m1
+    assert depth(merged) == 4 and depth(base) == 0
+
+
+def test_no_shared_ancestor():
+    assert common_ancestor([_m("a"), _m("b")]) is None
