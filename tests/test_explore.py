@@ -161,3 +161,44 @@ def test_interrupted_iteration_is_marked_killed_and_redone(tracking_uri, agent, 
                for r in runs if r.data.tags["lamdagent.kind"] == "action"]
     assert actions == [(1, "ok", "FINISHED"), (2, "killed", "KILLED"), (2, "ok", "FINISHED"), (3, "cached", "FINISHED")]
     assert client.get_run(parent.info.run_id).info.status == "FINISHED"
+
+
+ALL_TYPES = {
+    1: ("dpo", {"model": "spec_facts", "preference_dataset": "facts_prefs", "beta": "0.1", "learning_rate": "0.0005"}),
+    2: ("ties", {"model_a": "m1", "model_b": "spec_arith", "weight": "0.7", "density": "0.5"}),
+    3: ("dare_ties", {"model_a": "spec_arith", "model_b": "spec_facts", "weight": "0.5", "density": "0.3"}),
+    4: ("task_arithmetic", {"model_a": "m2", "model_b": "m3", "weight": "0.5"}),
+    5: ("linear", {"model_a": "spec_choice", "model_b": "m4", "weight": "0.5"}),
+    6: ("slerp", {"model_a": "m5", "model_b": "spec_arith", "t": "0.3"}),
+    7: ("sft", {"model": "m6", "dataset": "all", "learning_rate": "0.001"}),
+}
+
+
+@pytest.mark.slow
+def test_a_study_with_every_action_type(tracking_uri, fake_openai, monkeypatch):
+    """demo_all: DPO, five merge methods and SFT chained over each other's outputs."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+
+    def agent(request):
+        prompt = request["messages"][0]["content"]
+        if "Write the updated notes" in prompt:
+            return "Lessons: noted.\nNext: go on."
+        action_type, objects = ALL_TYPES[int(prompt.split("Iteration ")[1].split(" ")[0])]
+        return json.dumps({"action_type": action_type} if "Choose the TYPE" in prompt else objects)
+
+    fake_openai.default = agent
+    display = Display(Console(file=io.StringIO()))
+    with display:
+        run_id, records, _ = start_or_resume("demo_all", [*FAST, "iterations=7", "agent.backend=openai", "agent.model=fake",
+                                                           f"agent.base_url={fake_openai.base_url}", "dpo.epochs=1"], None, Tracker(), display)
+    actions = [r for r in records if r.kind == "action"]
+    assert [(r.action_type, r.status) for r in actions] == [(ALL_TYPES[i][0], "ok") for i in range(1, 8)]
+    assert all(r.error == "" and r.score is not None for r in actions)
+    assert actions[5].pipeline == "slerp(linear(sft(base, choice), task_arithmetic(ties(dpo(sft(base, facts), facts_prefs), sft(base, arith)), dare_ties(sft(base, arith), sft(base, facts)))), sft(base, arith))"
+    client = MlflowClient()
+    dpo_run = client.get_run(actions[0].run_id)
+    assert dpo_run.data.metrics["train.pairs"] == 48 and "train.on_policy_pairs" in dpo_run.data.metrics
+    assert dpo_run.data.params == {"beta": "0.1", "learning_rate": "0.0005"}
+    for record in actions:
+        metrics = client.get_run(record.run_id).data.metrics
+        assert metrics["cost.seconds"] > 0 and metrics["cost.peak_rss_mb"] > 100
