@@ -66,13 +66,14 @@ class Runner:
         self.tracker.log(run_id, params=params)
         cached = self.tracker.find_by_fingerprint(self.experiment_id, fp)
         if cached and cached.run_id != run_id and cached.model_id:
+            adapter_tag = {"adapter_of": cached.adapter_of} if cached.adapter_of else {}
             self.tracker.log(
                 run_id,
                 metrics={f"val.{t}": v for t, v in cached.scores.items()},
-                tags={"model_id": cached.model_id, "arch": cached.arch, "source_run": cached.run_id},
+                tags={"model_id": cached.model_id, "arch": cached.arch, "source_run": cached.run_id, **adapter_tag},
             )
             model = ModelObject(name, run_id, cached.model_id, fp, pipeline, cached.arch, dict(cached.scores), iteration=iteration,
-                                parents=list(inputs))
+                                parents=list(inputs), adapter_base=self.model_of_run(cached.adapter_of) if cached.adapter_of else None)
             return Produced(run_id, self._with_score(run_id, model), tr.CACHED)
         work = cache_dir() / "work" / run_id
         try:
@@ -81,16 +82,19 @@ class Runner:
                                 resolve=self.resolve)
             with CostMeter() as cost:
                 output = build(ctx)
-            arch = architecture(output.model_dir)
-            self.tracker.log(run_id, metrics={**output.metrics, **cost.metrics}, tags={"arch": arch})
+            adapter_base = output.adapter_base
+            base_dir = ctx.model_path(adapter_base) if adapter_base else None
+            arch = architecture(base_dir or output.model_dir)
+            tags = {"arch": arch, **({"adapter_of": adapter_base.run_id} if adapter_base else {})}
+            self.tracker.log(run_id, metrics={**output.metrics, **cost.metrics, "model.bytes": _folder_bytes(output.model_dir)}, tags=tags)
             self.tracker.log_series(run_id, output.step_metrics)
-            scores = self._evaluate(run_id, output.model_dir)
+            scores = self._evaluate(run_id, output.model_dir, base_dir)
             model_id, _ = self.tracker.log_model(
                 run_id, self.experiment_id, output.model_dir, self.study.registered_model, name,
                 tags={tag: value for tag, value in (("lamdagent.pipeline", pipeline), ("lamdagent.run_id", run_id))},
             )
             model = ModelObject(name, run_id, model_id, fp, pipeline, arch, scores, iteration=iteration, parents=list(inputs),
-                                cost_seconds=cost.metrics["cost.seconds"])
+                                cost_seconds=cost.metrics["cost.seconds"], adapter_base=adapter_base)
             return Produced(run_id, self._with_score(run_id, model), tr.OK)
         except Exception as err:  # a failed action is data: recorded, and the exploration goes on
             message = str(err).splitlines()[0] if str(err) else ""
@@ -102,9 +106,13 @@ class Runner:
             self.display.done_step()
             shutil.rmtree(work, ignore_errors=True)
 
-    def _evaluate(self, run_id: str, model_dir: Path) -> dict[str, float]:
+    def model_of_run(self, run_id: str) -> ModelObject:
+        """The model object of any successful run of the store (e.g. the base of a reused adapter)."""
+        return _models_from_records([self.tracker.record(run_id)], fetch=self.model_of_run)[0]
+
+    def _evaluate(self, run_id: str, model_dir: Path, adapter_base: Path | None) -> dict[str, float]:
         cfg = self.study.cfg
-        model, tokenizer = load_model(model_dir)
+        model, tokenizer = load_model(model_dir, adapter_base)
         total = len(self.study.tasks) * cfg.data.val_size
         self.display.step("evaluating on validation", total)
         result = evaluate(model, tokenizer, self.study.tasks, "val", cfg.data.val_size, seed=cfg.seed,
@@ -119,6 +127,10 @@ class Runner:
             model.score = weighted_score(model.scores, self.weights)
             self.tracker.log(run_id, metrics={"val.score": model.score})
         return model
+
+
+def _folder_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
 
 
 def _sft_build(study: Study, model: ModelObject, dataset, learning_rate: float):
@@ -165,15 +177,17 @@ def _finish_seed(tracker: Tracker, produced: Produced) -> None:
         raise UserError(f"could not build the initial models: {produced.error}")
 
 
-def _models_from_records(records: list[Record], known: list[ModelObject] = ()) -> list[ModelObject]:
-    """Model objects of successful runs, in order, with their parents linked by run id."""
+def _models_from_records(records: list[Record], known: list[ModelObject] = (), fetch=None) -> list[ModelObject]:
+    """Model objects of successful runs, in order, with their parents linked by run id; `fetch`
+    builds an adapter's base model when it is not among them."""
     by_run = {m.run_id: m for m in known}
     models = []
     for r in records:
         if r.status not in (tr.OK, tr.CACHED):
             continue
         model = ModelObject(r.name, r.run_id, r.model_id, r.fingerprint, r.pipeline, r.arch, dict(r.scores), r.score,
-                            r.iteration, parents=[by_run[i] for i in r.inputs if i in by_run], cost_seconds=r.cost_seconds)
+                            r.iteration, parents=[by_run[i] for i in r.inputs if i in by_run], cost_seconds=r.cost_seconds,
+                            adapter_base=by_run.get(r.adapter_of) or (fetch(r.adapter_of) if r.adapter_of and fetch else None))
         by_run[r.run_id] = model
         models.append(model)
     return models
@@ -221,7 +235,7 @@ class Exploration:
         seeds = self._seeds()
         records = tracker.children(self.run_id, self.experiment_id)
         finished = [r for r in records if r.kind == "action" and r.status in (tr.OK, tr.FAILED, tr.CACHED)]
-        produced = _models_from_records(finished, seeds)
+        produced = _models_from_records(finished, seeds, self.runner.model_of_run)
         memory = tracker.memory(finished[-1].run_id) if finished else ""
         tried = {r.action_type for r in finished}
         start = max((r.iteration for r in finished), default=0) + 1
@@ -260,7 +274,7 @@ class Exploration:
     def _seeds(self) -> list[ModelObject]:
         existing = [r for r in self.tracker.children(self.run_id, self.experiment_id) if r.kind == "seed"]
         if existing:  # resuming: the seeds are already runs of this exploration
-            seeds = _models_from_records(existing)
+            seeds = _models_from_records(existing, fetch=self.runner.model_of_run)
             self.runner.base_dir = resolve_base_model(self.cfg.base_model, self.cfg.seed)
             self.runner.weights = task_weights([s.scores for s in seeds], self.study.task_names, self.cfg.task_weights)
             return seeds

@@ -110,22 +110,38 @@ def resolve_base_model(ref: str, seed: int = 0) -> Path:
         raise UserError(f"could not download base model {ref!r} from the Hugging Face hub: {type(err).__name__}") from None
 
 
+ADAPTER_CONFIG = "adapter_config.json"
+
+
+def is_adapter(model_dir: str | Path) -> bool:
+    """Whether the folder holds a PEFT (LoRA) adapter rather than full weights."""
+    return (Path(model_dir) / ADAPTER_CONFIG).exists()
+
+
 def architecture(model_dir: str | Path) -> str:
     """A signature of what must match for two models to be merged: type, shapes and vocabulary."""
     config = json.loads((Path(model_dir) / "config.json").read_text())
-    if "base_model_name_or_path" in config:  # a PEFT adapter folder has no model config
-        return "adapter"
     keys = ("model_type", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
     return "/".join(str(config.get(k)) for k in keys)
 
 
-def load_model(model_dir: str | Path):
-    """(model, tokenizer) from a folder, in fp32 on CPU or bf16 on CUDA."""
+def load_model(model_dir: str | Path, adapter_base: str | Path | None = None, *, trainable: bool = False):
+    """(model, tokenizer) from a folder, in fp32 on CPU or bf16 on CUDA. An adapter folder is loaded
+    over `adapter_base`: merged into it for use, or as a trainable PeftModel if `trainable`."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    adapter = is_adapter(model_dir)
+    if adapter and adapter_base is None:
+        raise ValueError(f"{model_dir} is a LoRA adapter: its base model folder is needed to load it")
     dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
+    model = AutoModelForCausalLM.from_pretrained(adapter_base if adapter else model_dir, dtype=dtype)
+    if adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, model_dir, is_trainable=trainable)
+        if not trainable:  # a plain model again, all of it trainable (PEFT had frozen the base)
+            model = model.merge_and_unload().requires_grad_(True)
     if torch.cuda.is_available():
         model = model.to("cuda")
     tokenizer = AutoTokenizer.from_pretrained(model_dir)

@@ -51,6 +51,7 @@ class Record:
     error: str = ""
     source_run: str = ""
     cost_seconds: float | None = None
+    adapter_of: str = ""  # run id of the model a LoRA adapter applies to
 
     @classmethod
     def from_run(cls, run: Run) -> Record:
@@ -73,6 +74,7 @@ class Record:
             error=tags.get(tag("error"), ""),
             source_run=tags.get(tag("source_run"), ""),
             cost_seconds=metrics.get("cost.seconds"),
+            adapter_of=tags.get(tag("adapter_of"), ""),
         )
 
 
@@ -168,6 +170,9 @@ class Tracker:
                 break
         records = [Record.from_run(run) for run in runs]
         return sorted(records, key=lambda r: (r.iteration, r.kind != "seed", r.run_id))
+
+    def record(self, run_id: str) -> Record:
+        return Record.from_run(self.client.get_run(run_id))
 
     def find_by_fingerprint(self, experiment_id: str, fingerprint: str) -> Record | None:
         """A finished, successful run of the study that made exactly this model, if any."""

@@ -2,9 +2,39 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 from transformers import TrainerCallback
+
+
+@dataclass
+class LoraSettings:
+    """Train a LoRA adapter instead of all weights; the produced model stores the adapter only."""
+
+    enabled: bool = False
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.0
+    target_modules: str = "all-linear"
+
+
+def trainable_model(ctx, bound, lora: LoraSettings):
+    """(model, tokenizer, adapter_base) to train from the bound model object.
+
+    With LoRA, an adapter model keeps training its own adapter (so it stays an adapter over the same
+    base); a full model gets a new adapter. Without LoRA, an adapter is merged into its base first."""
+    if not lora.enabled:
+        model, tokenizer = ctx.load(bound)
+        return model, tokenizer, None
+    if bound.adapter_base is not None:
+        model, tokenizer = ctx.load(bound, trainable=True)
+        return model, tokenizer, bound.adapter_base
+    from peft import LoraConfig, get_peft_model
+
+    model, tokenizer = ctx.load(bound)
+    config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules, task_type="CAUSAL_LM")
+    return get_peft_model(model, config), tokenizer, bound
 
 
 def trainer_device_args() -> dict:

@@ -170,7 +170,7 @@ ALL_TYPES = {
     4: ("task_arithmetic", {"model_a": "m2", "model_b": "m3", "weight": "0.5"}),
     5: ("linear", {"model_a": "spec_choice", "model_b": "m4", "weight": "0.5"}),
     6: ("slerp", {"model_a": "m5", "model_b": "spec_arith", "t": "0.3"}),
-    7: ("sft", {"model": "m6", "dataset": "all", "learning_rate": "0.001"}),
+    7: ("sft", {"model": "m6", "dataset": "all", "learning_rate": "0.003"}),
 }
 
 
@@ -202,3 +202,41 @@ def test_a_study_with_every_action_type(tracking_uri, fake_openai, monkeypatch):
     for record in actions:
         metrics = client.get_run(record.run_id).data.metrics
         assert metrics["cost.seconds"] > 0 and metrics["cost.peak_rss_mb"] > 100
+        assert metrics["agent.fallbacks"] == 0
+
+
+LORA_STEPS = {
+    1: ("sft", {"model": "base", "dataset": "all", "learning_rate": "0.003"}),
+    2: ("dpo", {"model": "m1", "preference_dataset": "all_prefs", "beta": "0.1", "learning_rate": "0.0005"}),
+    3: ("ties", {"model_a": "m2", "model_b": "spec_facts", "weight": "0.5", "density": "0.5"}),
+    4: ("sft", {"model": "m2", "dataset": "arith", "learning_rate": "0.003"}),
+}
+
+
+@pytest.mark.slow
+def test_lora_models_store_adapters_and_survive_resume(tracking_uri, fake_openai, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+
+    def agent(request):
+        prompt = request["messages"][0]["content"]
+        if "Write the updated notes" in prompt:
+            return "Lessons: noted.\nNext: go on."
+        action_type, objects = LORA_STEPS[int(prompt.split("Iteration ")[1].split(" ")[0])]
+        return json.dumps({"action_type": action_type} if "Choose the TYPE" in prompt else objects)
+
+    fake_openai.default = agent
+    overrides = [*FAST, "iterations=3", "actions=[sft,dpo,ties]", "sft.lora.enabled=true", "dpo.lora.enabled=true", "dpo.epochs=1",
+                 "agent.backend=openai", "agent.model=fake", f"agent.base_url={fake_openai.base_url}"]
+    run_id, records, _ = _explore(overrides)
+    _explore(["iterations=4"], resume=run_id)
+    client = MlflowClient()
+    runs = {r.data.tags["lamdagent.name"]: r for r in _runs(client, client.get_experiment_by_name("lamdagent/demo").experiment_id, run_id)}
+    base = runs["base"]
+    for name in ("spec_arith", "m1", "m2", "m4"):  # LoRA-trained: adapters over the base model
+        assert runs[name].data.tags["lamdagent.status"] == "ok", runs[name].data.tags.get("lamdagent.error")
+        assert runs[name].data.tags["lamdagent.adapter_of"] == base.info.run_id
+        assert runs[name].data.metrics["model.bytes"] * 4 < base.data.metrics["model.bytes"]  # r=8 over a 128-wide model
+    assert "lamdagent.adapter_of" not in runs["m3"].data.tags  # a merge of adapters is a full model
+    assert runs["m3"].data.metrics["model.bytes"] >= base.data.metrics["model.bytes"] * 0.9
+    assert runs["m4"].data.tags["lamdagent.pipeline"] == "sft(dpo(sft(base, all), all_prefs), arith)"
+    assert all(r.data.metrics.get("agent.fallbacks", 0) == 0 for r in runs.values())

@@ -34,10 +34,24 @@ class ActionContext:
             model.path = self.resolve(model)
         return model.path
 
+    def model_ref(self, model) -> str:
+        """How mergekit names the model: its folder, or `BASE+ADAPTER` for a LoRA adapter."""
+        if model.adapter_base is not None:
+            return f"{self.model_path(model.adapter_base)}+{self.model_path(model)}"
+        return str(self.model_path(model))
+
+    def load(self, model, *, trainable: bool = False):
+        """(model, tokenizer) of a model object; an adapter comes over its base (see load_model)."""
+        from lamdagent.models import load_model
+
+        base = self.model_path(model.adapter_base) if model.adapter_base is not None else None
+        return load_model(self.model_path(model), base, trainable=trainable)
+
 
 @dataclass
 class ActionOutput:
     model_dir: Path
+    adapter_base: Any = None  # the ModelObject a LoRA adapter output applies to
     metrics: dict[str, float] = field(default_factory=dict)  # e.g. train loss, tokens seen
     step_metrics: dict[str, list[tuple[int, float]]] = field(default_factory=dict)  # name -> (step, value)
 

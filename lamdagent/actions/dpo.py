@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from lamdagent.actions._base import ActionContext, ActionOutput, ActionType, Slot, register_action
 from lamdagent.errors import ActionFailed
-from lamdagent.training import StepCallback, trainer_device_args
+from lamdagent.training import LoraSettings, StepCallback, trainable_model, trainer_device_args
 
 
 @dataclass
@@ -18,6 +18,7 @@ class DPOSettings:
     batch_size: int = 16
     max_length: int = 256
     on_policy: bool = True  # rejected = the model's own wrong answer where it has one
+    lora: LoraSettings = field(default_factory=LoraSettings)
 
 
 def on_policy_pairs(rows: list[dict], model, tokenizer, tasks: dict, batch_size: int = 64) -> tuple[list[dict], int]:
@@ -58,10 +59,8 @@ class DPO(ActionType):
         from transformers import PrinterCallback
         from trl import DPOConfig, DPOTrainer
 
-        from lamdagent.models import load_model
-
         s = self.settings
-        model, tokenizer = load_model(ctx.model_path(bindings["model"]))
+        model, tokenizer, adapter_base = trainable_model(ctx, bindings["model"], s.lora)
         preferences = bindings["preference_dataset"]
         rows = preferences.pairs()
         replaced = 0
@@ -97,6 +96,7 @@ class DPO(ActionType):
         tokens = sum(len(tokenizer(r["prompt"] + r["chosen"]).input_ids) + len(tokenizer(r["prompt"] + r["rejected"]).input_ids) for r in rows)
         return ActionOutput(
             model_dir=model_dir,
+            adapter_base=adapter_base,
             metrics={"train.loss": float(result.training_loss), "train.tokens": float(tokens * s.epochs),
                      "train.steps": float(result.global_step), "train.pairs": float(len(rows)), "train.on_policy_pairs": float(replaced)},
             step_metrics={f"train.{k.replace('/', '_')}": v for k, v in track.series.items()},

@@ -39,7 +39,7 @@ class MergeAction(ActionType):
     def base_model(self, bindings, ctx: ActionContext):
         """mergekit's base_model: by default the common ancestor that task vectors are taken against."""
         base = common_ancestor([bindings["model_a"], bindings["model_b"]])
-        return ctx.model_path(base) if base else ctx.base_model_dir
+        return ctx.model_ref(base) if base else str(ctx.base_model_dir)
 
     def run(self, bindings, ctx: ActionContext) -> ActionOutput:
         from mergekit.config import MergeConfiguration
@@ -52,7 +52,7 @@ class MergeAction(ActionType):
         params_a, params_b = self.model_parameters(hp)
         config = {
             "merge_method": self.method,
-            "models": [{"model": str(ctx.model_path(a)), "parameters": params_a}, {"model": str(ctx.model_path(b)), "parameters": params_b}],
+            "models": [{"model": ctx.model_ref(a), "parameters": params_a}, {"model": ctx.model_ref(b), "parameters": params_b}],
             "parameters": self.merge_parameters(hp),
             "dtype": "float32",
         }
@@ -60,7 +60,8 @@ class MergeAction(ActionType):
         if base is not None:
             config["base_model"] = str(base)
         model_dir = ctx.out_dir / "model"
-        options = MergeOptions(device="cpu", copy_tokenizer=True, random_seed=ctx.seed, lazy_unpickle=False, quiet=True)
+        options = MergeOptions(device="cpu", copy_tokenizer=True, random_seed=ctx.seed, lazy_unpickle=False, quiet=True,
+                               lora_merge_cache=str(ctx.out_dir / "lora-merged"))  # adapters merged into their base here
         try:
             run_merge(MergeConfiguration.model_validate(config), str(model_dir), options=options)
         except Exception as err:  # mergekit raises plain exceptions for shape or vocabulary mismatches
@@ -142,4 +143,4 @@ class Slerp(MergeAction):
         return {"t": float(hp["t"])}
 
     def base_model(self, bindings, ctx):
-        return ctx.model_path(bindings["model_a"])  # slerp interpolates away from its base model
+        return ctx.model_ref(bindings["model_a"])  # slerp interpolates away from its base model

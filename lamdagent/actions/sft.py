@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from lamdagent.actions._base import ActionContext, ActionOutput, ActionType, Slot, register_action
 from lamdagent.errors import ActionFailed
-from lamdagent.training import StepCallback, trainer_device_args
+from lamdagent.training import LoraSettings, StepCallback, trainable_model, trainer_device_args
 
 
 @dataclass
@@ -18,6 +18,7 @@ class SFTSettings:
     max_length: int = 256
     warmup_steps: int = 0
     weight_decay: float = 0.0
+    lora: LoraSettings = field(default_factory=LoraSettings)
 
 
 @register_action
@@ -36,10 +37,8 @@ class SFT(ActionType):
         from transformers import PrinterCallback
         from trl import SFTConfig, SFTTrainer
 
-        from lamdagent.models import load_model
-
         s = self.settings
-        model, tokenizer = load_model(ctx.model_path(bindings["model"]))
+        model, tokenizer, adapter_base = trainable_model(ctx, bindings["model"], s.lora)
         rows = bindings["dataset"].rows()
         if not rows:
             raise ActionFailed(f"dataset {bindings['dataset'].name!r} is empty")
@@ -71,6 +70,7 @@ class SFT(ActionType):
         tokens = sum(len(ids) for ids in trainer.train_dataset["input_ids"]) * s.epochs
         return ActionOutput(
             model_dir=model_dir,
+            adapter_base=adapter_base,
             metrics={"train.loss": float(result.training_loss), "train.tokens": float(tokens), "train.steps": float(result.global_step)},
             step_metrics={"train.loss": track.series.get("loss", [])},
         )

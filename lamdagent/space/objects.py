@@ -32,6 +32,7 @@ class ModelObject:
     path: Path | None = None  # local folder, resolved when an action needs it
     parents: list[ModelObject] = field(default_factory=list, repr=False)  # the lineage edges
     cost_seconds: float | None = None  # what making it took
+    adapter_base: ModelObject | None = field(default=None, repr=False)  # set when this is a LoRA adapter
 
 
 @dataclass
