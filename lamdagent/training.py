@@ -31,8 +31,10 @@ def trainable_model(ctx, bound, lora: LoraSettings):
         model, tokenizer = ctx.load(bound, trainable=True)
         return model, tokenizer, bound.adapter_base
     from peft import LoraConfig, get_peft_model
+    from transformers import set_seed
 
     model, tokenizer = ctx.load(bound)
+    set_seed(ctx.seed)  # the adapter's initialisation is drawn here, before the trainer seeds itself
     config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules, task_type="CAUSAL_LM")
     return get_peft_model(model, config), tokenizer, bound
 

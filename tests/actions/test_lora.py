@@ -41,7 +41,7 @@ def test_lora_stores_only_the_adapter_and_it_learns(adapter):
     model, tokenizer = load_model(adapter.path, full)
     untrained, _ = load_model(full)
     assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in untrained.parameters())
-    assert adapter.losses[-1] < adapter.losses[0] * 0.85  # the adapter learned
+    assert adapter.losses[-1] < adapter.losses[0] * 0.9  # the adapter learned
 
 
 def test_training_on_top_of_an_adapter_keeps_one_adapter_over_the_same_base(adapter, tmp_path):
@@ -52,6 +52,19 @@ def test_training_on_top_of_an_adapter_keeps_one_adapter_over_the_same_base(adap
     prefs = PreferenceDatasetObject("facts_prefs", [load_task("facts")], 16)
     out = dpo.run({"model": adapter, "preference_dataset": prefs, "beta": 0.1, "learning_rate": 5e-4}, context(tmp_path / "dpo"))
     assert is_adapter(out.model_dir) and out.adapter_base is adapter.adapter_base
+
+
+def test_lora_training_is_deterministic(tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    sft = ACTION_TYPES["sft"](ACTION_TYPES["sft"].Settings(epochs=1, lora=LORA))
+    bindings = {"model": base_model(), "dataset": dataset("arith", 16), "learning_rate": 1e-2}
+    first = sft.run(bindings, context(tmp_path / "1")).model_dir
+    torch.rand(7)  # disturb the global generator
+    second = sft.run(bindings, context(tmp_path / "2")).model_dir
+    a, b = load_file(first / "adapter_model.safetensors"), load_file(second / "adapter_model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_full_training_on_an_adapter_merges_it_first(adapter, tmp_path):
