@@ -63,3 +63,40 @@ class StepCallback(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         if self.on_step:
             self.on_step(state.global_step, state.max_steps)
+
+
+def train(trainer_cls, config_cls, ctx, model, tokenizer, rows: list[dict], *, learning_rate: float, epochs: float,
+          batch_size: int, max_length: int, logged: tuple[str, ...] = ("loss",), **config):
+    """Train with a TRL trainer on `rows`, save the model (or adapter) and tokenizer to
+    `ctx.out_dir / "model"`; returns (trainer, train result, logged series by name)."""
+    import math
+
+    from datasets import Dataset
+    from transformers import PrinterCallback
+
+    from lamdagent.errors import ActionFailed
+
+    args = config_cls(
+        output_dir=str(ctx.out_dir / "trainer"),
+        learning_rate=learning_rate,
+        num_train_epochs=epochs,
+        per_device_train_batch_size=batch_size,
+        max_length=max_length,
+        seed=ctx.seed,
+        data_seed=ctx.seed,
+        save_strategy="no",
+        logging_steps=1,
+        report_to="none",
+        disable_tqdm=True,
+        **trainer_device_args(),
+        **config,
+    )
+    track = StepCallback(ctx.on_step, logged)
+    trainer = trainer_cls(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer, callbacks=[track])
+    trainer.remove_callback(PrinterCallback)  # progress is reported through ctx.on_step
+    result = trainer.train()
+    if any(not math.isfinite(value) for _, value in track.series.get("loss", [])):
+        raise ActionFailed("training loss became NaN or infinite")
+    trainer.model.save_pretrained(ctx.out_dir / "model")
+    tokenizer.save_pretrained(ctx.out_dir / "model")
+    return trainer, result, track.series

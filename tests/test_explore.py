@@ -24,23 +24,25 @@ ITERATION_REPLIES = {
 }
 
 
-def scripted_agent(request: dict) -> str:
-    """Replies by the iteration named in the prompt; memory requests get a memory naming it."""
-    prompt = request["messages"][0]["content"]
-    if "Write the updated notes" in prompt:
-        iteration = int(prompt.split("(iteration ")[1].split(" ")[0])
-        return f"Lessons: iteration {iteration} done.\nNext: keep going."
-    iteration = int(prompt.split("Iteration ")[1].split(" ")[0])
-    action_type, objects = ITERATION_REPLIES[iteration]
-    if "Choose the TYPE" in prompt:
-        return json.dumps({"action_type": action_type})
-    return json.dumps(objects)
+def steps_agent(steps: dict) -> callable:
+    """An agent that takes `steps[iteration]` (action type, objects) and writes a memory naming
+    the iteration: it answers by what the prompt asks."""
+
+    def reply(request: dict) -> str:
+        prompt = request["messages"][0]["content"]
+        if "Write the updated notes" in prompt:
+            iteration = int(prompt.split("(iteration ")[1].split(" ")[0])
+            return f"Lessons: iteration {iteration} done.\nNext: keep going."
+        action_type, objects = steps[int(prompt.split("Iteration ")[1].split(" ")[0])]
+        return json.dumps({"action_type": action_type} if "Choose the TYPE" in prompt else objects)
+
+    return reply
 
 
 @pytest.fixture
 def agent(fake_openai, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-e2e-secret")
-    fake_openai.default = scripted_agent
+    fake_openai.default = steps_agent(ITERATION_REPLIES)
     return ["agent.backend=openai", "agent.model=fake", f"agent.base_url={fake_openai.base_url}", "agent.temperature=0",
             "repeat_actions=true"]
 
@@ -133,7 +135,8 @@ def test_offline_local_agent_drives_the_loop(tracking_uri):
         assert record.status in ("ok", "failed") and record.action_type in ("sft", "ties")
         decision = json.loads(mlflow.artifacts.load_text(f"runs:/{record.run_id}/agent/decision.json"))
         assert [step["problem"] for step in decision] == ["", ""]  # constrained: valid at once
-        assert json.loads(decision[1]["reply"]) == record.action
+        chosen = json.loads(decision[1]["reply"])
+        assert chosen == {k: v for k, v in record.action.items() if k in chosen}  # fixed hparams are not asked
         assert mlflow.artifacts.load_text(f"runs:/{record.run_id}/agent/memory.txt").strip()
     assert actions[0].fingerprint != actions[1].fingerprint
 
@@ -174,23 +177,19 @@ ALL_TYPES = {
 }
 
 
+def _api_agent(fake_openai, monkeypatch, steps) -> list[str]:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    fake_openai.default = steps_agent(steps)
+    return ["agent.backend=openai", "agent.model=fake", f"agent.base_url={fake_openai.base_url}"]
+
+
 @pytest.mark.slow
 def test_a_study_with_every_action_type(tracking_uri, fake_openai, monkeypatch):
     """demo_all: DPO, five merge methods and SFT chained over each other's outputs."""
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-
-    def agent(request):
-        prompt = request["messages"][0]["content"]
-        if "Write the updated notes" in prompt:
-            return "Lessons: noted.\nNext: go on."
-        action_type, objects = ALL_TYPES[int(prompt.split("Iteration ")[1].split(" ")[0])]
-        return json.dumps({"action_type": action_type} if "Choose the TYPE" in prompt else objects)
-
-    fake_openai.default = agent
+    agent = _api_agent(fake_openai, monkeypatch, ALL_TYPES)
     display = Display(Console(file=io.StringIO()))
     with display:
-        run_id, records, _ = start_or_resume("demo_all", [*FAST, "iterations=7", "agent.backend=openai", "agent.model=fake",
-                                                           f"agent.base_url={fake_openai.base_url}", "dpo.epochs=1"], None, Tracker(), display)
+        run_id, records, _ = start_or_resume("demo_all", [*FAST, "iterations=7", *agent, "dpo.epochs=1"], None, Tracker(), display)
     actions = [r for r in records if r.kind == "action"]
     assert [(r.action_type, r.status) for r in actions] == [(ALL_TYPES[i][0], "ok") for i in range(1, 8)]
     assert all(r.error == "" and r.score is not None for r in actions)
@@ -215,18 +214,8 @@ LORA_STEPS = {
 
 @pytest.mark.slow
 def test_lora_models_store_adapters_and_survive_resume(tracking_uri, fake_openai, monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-
-    def agent(request):
-        prompt = request["messages"][0]["content"]
-        if "Write the updated notes" in prompt:
-            return "Lessons: noted.\nNext: go on."
-        action_type, objects = LORA_STEPS[int(prompt.split("Iteration ")[1].split(" ")[0])]
-        return json.dumps({"action_type": action_type} if "Choose the TYPE" in prompt else objects)
-
-    fake_openai.default = agent
-    overrides = [*FAST, "iterations=3", "actions=[sft,dpo,ties]", "sft.lora.enabled=true", "dpo.lora.enabled=true", "dpo.epochs=1",
-                 "agent.backend=openai", "agent.model=fake", f"agent.base_url={fake_openai.base_url}"]
+    agent = _api_agent(fake_openai, monkeypatch, LORA_STEPS)
+    overrides = [*FAST, "iterations=3", "actions=[sft,dpo,ties]", "sft.lora.enabled=true", "dpo.lora.enabled=true", "dpo.epochs=1", *agent]
     run_id, records, _ = _explore(overrides)
     _explore(["iterations=4"], resume=run_id)
     client = MlflowClient()

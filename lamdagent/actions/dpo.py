@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 from lamdagent.actions._base import ActionContext, ActionOutput, ActionType, Slot, register_action
 from lamdagent.errors import ActionFailed
-from lamdagent.training import LoraSettings, StepCallback, trainable_model, trainer_device_args
+from lamdagent.training import LoraSettings, train, trainable_model
 
 
 @dataclass
@@ -55,8 +54,6 @@ class DPO(ActionType):
     Settings = DPOSettings
 
     def run(self, bindings, ctx: ActionContext) -> ActionOutput:
-        from datasets import Dataset
-        from transformers import PrinterCallback
         from trl import DPOConfig, DPOTrainer
 
         s = self.settings
@@ -69,35 +66,16 @@ class DPO(ActionType):
         rows = [{k: row[k] for k in ("prompt", "chosen", "rejected")} for row in rows if row["rejected"]]
         if not rows:
             raise ActionFailed(f"preference dataset {preferences.name!r} has no usable pairs")
-        args = DPOConfig(
-            output_dir=str(ctx.out_dir / "trainer"),
-            beta=float(bindings["beta"]),
-            learning_rate=float(bindings["learning_rate"]),
-            num_train_epochs=s.epochs,
-            per_device_train_batch_size=s.batch_size,
-            max_length=s.max_length,
-            seed=ctx.seed,
-            data_seed=ctx.seed,
-            save_strategy="no",
-            logging_steps=1,
-            report_to="none",
-            disable_tqdm=True,
-            **trainer_device_args(),
+        _, result, series = train(
+            DPOTrainer, DPOConfig, ctx, model, tokenizer, rows,
+            learning_rate=float(bindings["learning_rate"]), epochs=s.epochs, batch_size=s.batch_size, max_length=s.max_length,
+            logged=("loss", "rewards/margins"), beta=float(bindings["beta"]),
         )
-        track = StepCallback(ctx.on_step, ("loss", "rewards/margins"))
-        trainer = DPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer, callbacks=[track])
-        trainer.remove_callback(PrinterCallback)
-        result = trainer.train()
-        if any(not math.isfinite(v) for _, v in track.series.get("loss", [])):
-            raise ActionFailed("training loss became NaN or infinite")
-        model_dir = ctx.out_dir / "model"
-        trainer.model.save_pretrained(model_dir)
-        tokenizer.save_pretrained(model_dir)
         tokens = sum(len(tokenizer(r["prompt"] + r["chosen"]).input_ids) + len(tokenizer(r["prompt"] + r["rejected"]).input_ids) for r in rows)
         return ActionOutput(
-            model_dir=model_dir,
+            model_dir=ctx.out_dir / "model",
             adapter_base=adapter_base,
             metrics={"train.loss": float(result.training_loss), "train.tokens": float(tokens * s.epochs),
                      "train.steps": float(result.global_step), "train.pairs": float(len(rows)), "train.on_policy_pairs": float(replaced)},
-            step_metrics={f"train.{k.replace('/', '_')}": v for k, v in track.series.items()},
+            step_metrics={f"train.{k.replace('/', '_')}": v for k, v in series.items()},
         )

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 from lamdagent.actions._base import ActionContext, ActionOutput, ActionType, Slot, register_action
 from lamdagent.errors import ActionFailed
-from lamdagent.training import LoraSettings, StepCallback, trainable_model, trainer_device_args
+from lamdagent.training import LoraSettings, train, trainable_model
 
 
 @dataclass
@@ -33,8 +32,6 @@ class SFT(ActionType):
     Settings = SFTSettings
 
     def run(self, bindings, ctx: ActionContext) -> ActionOutput:
-        from datasets import Dataset
-        from transformers import PrinterCallback
         from trl import SFTConfig, SFTTrainer
 
         s = self.settings
@@ -42,35 +39,15 @@ class SFT(ActionType):
         rows = bindings["dataset"].rows()
         if not rows:
             raise ActionFailed(f"dataset {bindings['dataset'].name!r} is empty")
-        args = SFTConfig(
-            output_dir=str(ctx.out_dir / "trainer"),
-            learning_rate=float(bindings["learning_rate"]),
-            num_train_epochs=s.epochs,
-            per_device_train_batch_size=s.batch_size,
-            max_length=s.max_length,
-            warmup_steps=s.warmup_steps,
-            weight_decay=s.weight_decay,
-            seed=ctx.seed,
-            data_seed=ctx.seed,
-            save_strategy="no",
-            logging_steps=1,
-            report_to="none",
-            disable_tqdm=True,
-            **trainer_device_args(),
+        trainer, result, series = train(
+            SFTTrainer, SFTConfig, ctx, model, tokenizer, rows,
+            learning_rate=float(bindings["learning_rate"]), epochs=s.epochs, batch_size=s.batch_size, max_length=s.max_length,
+            warmup_steps=s.warmup_steps, weight_decay=s.weight_decay,
         )
-        track = StepCallback(ctx.on_step)
-        trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer, callbacks=[track])
-        trainer.remove_callback(PrinterCallback)  # progress is reported through ctx.on_step
-        result = trainer.train()
-        if any(not math.isfinite(loss) for _, loss in track.series.get("loss", [])):
-            raise ActionFailed("training loss became NaN or infinite")
-        model_dir = ctx.out_dir / "model"
-        trainer.model.save_pretrained(model_dir)
-        tokenizer.save_pretrained(model_dir)
         tokens = sum(len(ids) for ids in trainer.train_dataset["input_ids"]) * s.epochs
         return ActionOutput(
-            model_dir=model_dir,
+            model_dir=ctx.out_dir / "model",
             adapter_base=adapter_base,
             metrics={"train.loss": float(result.training_loss), "train.tokens": float(tokens), "train.steps": float(result.global_step)},
-            step_metrics={"train.loss": track.series.get("loss", [])},
+            step_metrics={"train.loss": series.get("loss", [])},
         )

@@ -74,9 +74,10 @@ class RandomPolicy(Policy):
 _JSON_OBJECT = re.compile(r"\{.*?\}", re.DOTALL)
 
 
-def parse_choice(reply: str, options: list[dict[str, str]]) -> tuple[dict[str, str] | None, str]:
+def parse_choice(reply: str, options: list[dict[str, str]], ignore: frozenset[str] = frozenset()) -> tuple[dict[str, str] | None, str]:
     """(the option the reply names, "") or (None, what is wrong with it). Strict: one JSON object
-    with exactly the option's keys; numbers are compared by value."""
+    with exactly the option's keys (keys in `ignore`, the fixed slots, may be added); numbers are
+    compared by value."""
     match = _JSON_OBJECT.search(reply)
     if not match:
         return None, "the reply holds no JSON object"
@@ -84,6 +85,8 @@ def parse_choice(reply: str, options: list[dict[str, str]]) -> tuple[dict[str, s
         parsed = json.loads(match.group(0))
     except json.JSONDecodeError as err:
         return None, f"the JSON does not parse ({err.msg})"
+    if isinstance(parsed, dict):
+        parsed = {k: v for k, v in parsed.items() if k not in ignore}
     if not isinstance(parsed, dict) or set(parsed) != set(options[0]):
         return None, f"the JSON must have exactly the keys {list(options[0])}"
 
@@ -113,11 +116,12 @@ class LLMPolicy(Policy):
         self.memory_max_tokens = memory_max_tokens
         self.seed = seed
 
-    def _ask(self, prompt: str, options: list[dict[str, str]], step: str, decision: Decision, rng: random.Random) -> dict[str, str]:
+    def _ask(self, prompt: str, options: list[dict[str, str]], step: str, decision: Decision, rng: random.Random,
+             ignore: frozenset[str] = frozenset()) -> dict[str, str]:
         messages = [{"role": "user", "content": prompt}]
         for attempt in range(self.max_retries + 1):
             reply = self.chat.choose(messages, options, temperature=self.temperature)
-            choice, problem = parse_choice(reply, options)
+            choice, problem = parse_choice(reply, options, ignore)
             decision.transcript.append({"step": step, "attempt": attempt, "messages": list(messages), "reply": reply, "problem": problem})
             if choice:
                 return choice
@@ -134,10 +138,12 @@ class LLMPolicy(Policy):
         types = space.available_types()
         type_prompt = prompts.action_type_prompt(ctx, space, types)
         type_name = self._ask(type_prompt, [{"action_type": t} for t in types], "action_type", decision, rng)["action_type"]
-        actions = space.actions(type_name)
-        by_names = {json.dumps(a.names(), sort_keys=True): a for a in actions}
-        choice = self._ask(prompts.objects_prompt(ctx, space, type_name), [a.names() for a in actions], "objects", decision, rng)
-        decision.action = by_names[json.dumps(choice, sort_keys=True)]
+        slots = space.choice_slots(type_name)
+        by_choice = {json.dumps({k: a.names()[k] for k in slots}): a for a in space.actions(type_name)}
+        options = [json.loads(key) for key in by_choice]
+        fixed = frozenset(s.name for s in space.action_types[type_name].slots) - set(slots)
+        choice = self._ask(prompts.objects_prompt(ctx, space, type_name), options, "objects", decision, rng, fixed)
+        decision.action = by_choice[json.dumps(choice)]
         return decision
 
     def remember(self, ctx, action, result, best):

@@ -71,17 +71,23 @@ def objects_prompt(ctx: AgentContext, space: ActionSpace, type_name: str) -> str
     """Slots and their candidates, described compactly (never the cross product of bindings)."""
     action_type = space.action_types[type_name]
     candidates = space.candidates(type_name)
-    lines = []
+    chosen = space.choice_slots(type_name)
+    lines, fixed = [], []
     for slot in action_type.slots:
         values = candidates[slot.name]
+        if slot.name not in chosen:
+            fixed.append(f"{slot.name} = {_value(values[0])}")
+            continue
         if slot.kind == "model":
             listed = "any model listed above" + (" (two different models)" if sum(s.kind == "model" for s in action_type.slots) > 1 else "")
         elif slot.kind in ("dataset", "preference"):
             listed = "; ".join(d.describe() for d in values)
         else:
-            listed = ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
+            listed = ", ".join(_value(v) for v in values)
         lines.append(f'- "{slot.name}" ({slot.description}): {listed}')
-    reply = "{" + ", ".join(f'"{s.name}": "<{s.kind}>"' for s in action_type.slots) + "}"
+    if fixed:
+        lines.append(f"(fixed by the study, not yours to choose: {', '.join(fixed)})")
+    reply = "{" + ", ".join(f'"{s.name}": "<{s.kind}>"' for s in action_type.slots if s.name in chosen) + "}"
     return template("objects").substitute(
         _common(ctx, space),
         action_type=type_name,
@@ -89,6 +95,10 @@ def objects_prompt(ctx: AgentContext, space: ActionSpace, type_name: str) -> str
         slots="\n".join(lines),
         reply_format=reply,
     )
+
+
+def _value(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def memory_prompt(ctx: AgentContext, action: str, result: str, best: str, max_words: int) -> str:

@@ -87,6 +87,11 @@ class ActionSpace:
         by_kind = {"model": self.models, "dataset": self.datasets, "preference": self.preference_datasets}
         return {s.name: by_kind[s.kind] if s.kind != "hparam" else choices[s.name] for s in action_type.slots}
 
+    def choice_slots(self, type_name: str) -> list[str]:
+        """The slots the agent chooses: all but hyperparameters with a single (fixed) value."""
+        slots = self.action_types[type_name].slots
+        return [s.name for s in slots if s.kind != "hparam" or len(self.candidates(type_name)[s.name]) > 1]
+
     def actions(self, type_name: str) -> list[Action]:
         """All valid actions of one type (a model is never bound to two slots of one action)."""
         action_type = self.action_types[type_name]

@@ -55,7 +55,7 @@ def test_random_policy_samples_action_types_uniformly():
 
 
 def test_two_steps_with_memory_directive_and_anti_bias(fake_openai):
-    fake_openai.script = ['{"action_type": "ties"}', '{"model_a": "b", "model_b": "a", "weight": "0.7", "density": "0.5"}']
+    fake_openai.script = ['{"action_type": "ties"}', '{"model_a": "b", "model_b": "a", "weight": "0.7"}']
     space = _space([_model("base"), _model("a"), _model("b")])
     decision = _llm(fake_openai).select(space, _ctx(memory="Lessons: merging a and b looked promising."))
     assert decision.action.names() == {"model_a": "b", "model_b": "a", "weight": "0.7", "density": "0.5"}
@@ -67,8 +67,10 @@ def test_two_steps_with_memory_directive_and_anti_bias(fake_openai):
     assert "- sft(model, dataset, learning_rate)" in type_prompt and "- ties(" in type_prompt
     assert 'You chose the action type "ties"' in objects_prompt
     assert "0.3, 0.5, 0.7" in objects_prompt
+    assert "(fixed by the study, not yours to choose: density = 0.5)" in objects_prompt  # one value: no choice
     schema = fake_openai.requests[1]["response_format"]["json_schema"]["schema"]
     assert schema["properties"]["weight"]["enum"] == ["0.3", "0.5", "0.7"]
+    assert set(schema["properties"]) == {"model_a", "model_b", "weight"}
     assert {k.lower(): v for k, v in fake_openai.headers[0].items()}["authorization"] == "Bearer sk-test-secret"
 
 
@@ -139,3 +141,9 @@ def test_a_rewrite_that_copies_the_prompt_is_replaced_by_a_summary(fake_openai):
     memory, transcript = _llm(fake_openai).remember(_ctx(3), "ties(model_a=a, model_b=b) = ties(a, b)", "m3 scored 0.4", "m2")
     assert transcript[0]["problem"] == "the reply copies the prompt"
     assert memory.startswith("Last (iteration 3): ties(model_a=a, model_b=b)")
+
+
+def test_a_fixed_value_named_in_the_reply_is_tolerated(fake_openai):
+    fake_openai.script = ['{"action_type": "ties"}', '{"model_a": "a", "model_b": "base", "weight": "0.3", "density": "0.9"}']
+    decision = _llm(fake_openai).select(_space([_model("base"), _model("a")]), _ctx())
+    assert decision.fallbacks == [] and decision.action.names()["density"] == "0.5"
