@@ -193,7 +193,10 @@ def test_a_study_with_every_action_type(tracking_uri, fake_openai, monkeypatch):
     actions = [r for r in records if r.kind == "action"]
     assert [(r.action_type, r.status) for r in actions] == [(ALL_TYPES[i][0], "ok") for i in range(1, 8)]
     assert all(r.error == "" and r.score is not None for r in actions)
-    assert actions[5].pipeline == "slerp(linear(sft(base, choice), task_arithmetic(ties(dpo(sft(base, facts), facts_prefs), sft(base, arith)), dare_ties(sft(base, arith), sft(base, facts)))), sft(base, arith))"
+    assert actions[5].pipeline == (
+        "slerp(linear(sft(base, choice), task_arithmetic(ties(dpo(sft(base, facts), facts_prefs, beta=0.1), sft(base, arith), weight=0.7),"
+        " dare_ties(sft(base, arith), sft(base, facts), density=0.3))), sft(base, arith), t=0.3)"
+    )
     client = MlflowClient()
     dpo_run = client.get_run(actions[0].run_id)
     assert dpo_run.data.metrics["train.pairs"] == 48 and "train.on_policy_pairs" in dpo_run.data.metrics

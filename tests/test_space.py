@@ -48,8 +48,10 @@ def test_find_and_pipeline_expression():
     a.pipeline = "sft(base, arith)"
     space = _space([base, a])
     action = space.find("ties", {"model_a": "a", "model_b": "base", "weight": "0.7", "density": "0.5"})
-    assert action.pipeline() == "ties(sft(base, arith), base)"
-    assert space.find("sft", {"model": "a", "dataset": "facts", "learning_rate": "0.003"}).pipeline() == "sft(sft(base, arith), facts)"
+    assert action.pipeline() == "ties(sft(base, arith), base, weight=0.7)"  # a chosen hparam is written out
+    assert space.find("sft", {"model": "a", "dataset": "facts", "learning_rate": "0.003"}).pipeline() == "sft(sft(base, arith), facts, learning_rate=0.003)"
+    single = _space([base, a], lrs=(0.003,))
+    assert single.find("sft", {"model": "a", "dataset": "facts", "learning_rate": "0.003"}).pipeline() == "sft(sft(base, arith), facts)"
     assert space.find("sft", {"model": "zzz", "dataset": "facts", "learning_rate": "0.003"}) is None
 
 

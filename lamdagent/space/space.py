@@ -48,12 +48,12 @@ class Action:
         return {slot: _label(value) for slot, value in self.bindings.items()}
 
     def pipeline(self) -> str:
-        """The expression of the model this action makes, e.g. `sft(ties(spec_a, spec_b), all)`."""
-        args = [
-            value.pipeline if isinstance(value, ModelObject) else value.name
-            for value in self.bindings.values()
-            if isinstance(value, OBJECTS)
-        ]
+        """The expression of the model this action makes, e.g. `sft(ties(spec_a, spec_b), all)`;
+        hyperparameters the study offers a choice of are written out (`lr=0.003`)."""
+        args = [value.pipeline if isinstance(value, ModelObject) else value.name
+                for value in self.bindings.values() if isinstance(value, OBJECTS)]
+        choices = self.type.hparam_choices()
+        args += [f"{slot}={_label(value)}" for slot, value in self.hparams.items() if len(choices[slot]) > 1]
         return f"{self.type.name}({', '.join(args)})"
 
     def __str__(self) -> str:
