@@ -34,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     console = Console()
+    if not console.is_terminal:  # logs (mlflow run, CI): wide enough for pipeline expressions
+        console = Console(width=160)
     from lamdagent.progress import quiet_libraries
 
     quiet_libraries()

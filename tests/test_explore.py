@@ -75,13 +75,14 @@ def test_three_iterations_then_resume_to_five(tracking_uri, agent, fake_openai):
     assert [int(r.data.tags["lamdagent.iteration"]) for r in actions] == [1, 2, 3]
     run_of = {r.data.tags["lamdagent.name"]: r.info.run_id for r in runs}
     m1, m2, m3 = (r.data.tags for r in actions)
-    assert m1["lamdagent.pipeline"] == "sft(sft(base, arith), all)"
+    assert m1["lamdagent.pipeline"] == "sft(spec_arith, all)"
     assert json.loads(m1["lamdagent.inputs"]) == [run_of["spec_arith"]]
     assert json.loads(m1["lamdagent.action"]) == ITERATION_REPLIES[1][1]
-    assert m2["lamdagent.pipeline"] == "ties(sft(sft(base, arith), all), sft(base, facts))"
+    assert m2["lamdagent.pipeline"] == "ties(sft(spec_arith, all), spec_facts)"
     assert json.loads(m2["lamdagent.inputs"]) == [run_of["m1"], run_of["spec_facts"]]
     assert [t["lamdagent.status"] for t in (m1, m2, m3)] == ["ok", "ok", "cached"]
     assert m3["lamdagent.source_run"] == run_of["spec_arith"]
+    assert client.get_run(run_of["spec_arith"]).data.tags["lamdagent.pipeline"] == "sft(base, arith)"
     assert m3["lamdagent.model_id"] == client.get_run(run_of["spec_arith"]).data.tags["lamdagent.model_id"]
     for run in actions:
         tags = run.data.tags
@@ -194,8 +195,8 @@ def test_a_study_with_every_action_type(tracking_uri, fake_openai, monkeypatch):
     assert [(r.action_type, r.status) for r in actions] == [(ALL_TYPES[i][0], "ok") for i in range(1, 8)]
     assert all(r.error == "" and r.score is not None for r in actions)
     assert actions[5].pipeline == (
-        "slerp(linear(sft(base, choice), task_arithmetic(ties(dpo(sft(base, facts), facts_prefs, beta=0.1), sft(base, arith), weight=0.7),"
-        " dare_ties(sft(base, arith), sft(base, facts), density=0.3))), sft(base, arith), t=0.3)"
+        "slerp(linear(spec_choice, task_arithmetic(ties(dpo(spec_facts, facts_prefs, beta=0.1), spec_arith, weight=0.7),"
+        " dare_ties(spec_arith, spec_facts, density=0.3))), spec_arith, t=0.3)"
     )
     client = MlflowClient()
     dpo_run = client.get_run(actions[0].run_id)
@@ -230,5 +231,5 @@ def test_lora_models_store_adapters_and_survive_resume(tracking_uri, fake_openai
         assert runs[name].data.metrics["model.bytes"] * 4 < base.data.metrics["model.bytes"]  # r=8 over a 128-wide model
     assert "lamdagent.adapter_of" not in runs["m3"].data.tags  # a merge of adapters is a full model
     assert runs["m3"].data.metrics["model.bytes"] >= base.data.metrics["model.bytes"] * 0.9
-    assert runs["m4"].data.tags["lamdagent.pipeline"] == "sft(dpo(sft(base, all), all_prefs), arith)"
+    assert runs["m4"].data.tags["lamdagent.pipeline"] == "sft(dpo(sft(base, all), all_prefs), arith)"  # base is a seed too
     assert all(r.data.metrics.get("agent.fallbacks", 0) == 0 for r in runs.values())

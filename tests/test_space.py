@@ -45,7 +45,7 @@ def test_fingerprint_depends_on_inputs_data_and_hparams():
 
 def test_find_and_pipeline_expression():
     base, a = _model("base"), _model("a")
-    a.pipeline = "sft(base, arith)"
+    a.pipeline, a.iteration = "sft(base, arith)", 1  # made in iteration 1: written as its expression
     space = _space([base, a])
     action = space.find("ties", {"model_a": "a", "model_b": "base", "weight": "0.7", "density": "0.5"})
     assert action.pipeline() == "ties(sft(base, arith), base, weight=0.7)"  # a chosen hparam is written out

@@ -48,9 +48,9 @@ class Action:
         return {slot: _label(value) for slot, value in self.bindings.items()}
 
     def pipeline(self) -> str:
-        """The expression of the model this action makes, e.g. `sft(ties(spec_a, spec_b), all)`;
-        hyperparameters the study offers a choice of are written out (`lr=0.003`)."""
-        args = [value.pipeline if isinstance(value, ModelObject) else value.name
+        """The expression of the model this action makes, e.g. `sft(ties(spec_a, spec_b), all)`:
+        initial models by name, hyperparameters the study offers a choice of written out."""
+        args = [value.pipeline if isinstance(value, ModelObject) and value.iteration > 0 else value.name
                 for value in self.bindings.values() if isinstance(value, OBJECTS)]
         choices = self.type.hparam_choices()
         args += [f"{slot}={_label(value)}" for slot, value in self.hparams.items() if len(choices[slot]) > 1]
