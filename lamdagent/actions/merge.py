@@ -10,7 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from lamdagent.actions._base import ActionContext, ActionOutput, ActionType, Slot, register_action
+from lamdagent.actions._base import (
+    ActionContext,
+    ActionOutput,
+    ActionType,
+    Slot,
+    register_action,
+)
 from lamdagent.errors import ActionFailed
 from lamdagent.space.lineage import common_ancestor
 

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from lamdagent.actions._base import ActionContext, ActionOutput, ActionType, Slot, register_action
+from lamdagent.actions._base import (
+    ActionContext,
+    ActionOutput,
+    ActionType,
+    Slot,
+    register_action,
+)
 from lamdagent.errors import ActionFailed
 from lamdagent.training import LoraSettings, train, trainable_model
 

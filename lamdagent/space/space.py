@@ -8,7 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from lamdagent.actions import ActionType
-from lamdagent.space.objects import DatasetObject, ModelObject, PreferenceDatasetObject, fingerprint
+from lamdagent.space.objects import (
+    DatasetObject,
+    ModelObject,
+    PreferenceDatasetObject,
+    fingerprint,
+)
 
 OBJECTS = (ModelObject, DatasetObject, PreferenceDatasetObject)
 

@@ -1,6 +1,5 @@
 """The contract every Policy passes, and the LLM policy against a real local HTTP endpoint."""
 
-import json
 
 import pytest
 
@@ -9,7 +8,6 @@ from lamdagent.agent.policies import LLMPolicy, RandomPolicy, parse_choice
 from lamdagent.agent.prompts import AgentContext
 from lamdagent.config import load_config
 from lamdagent.errors import UserError
-from lamdagent.space import ActionSpace
 from tests.test_space import _model, _space
 
 OPTIONS = [{"model": "a", "dataset": "all"}, {"model": "b", "dataset": "all"}]

@@ -1,0 +1,59 @@
+"""The initial objects: the base model and one specialist per task (paper 3.1), as seed runs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+from lamdagent.actions import ACTION_TYPES, ActionContext, ActionOutput
+from lamdagent.errors import UserError
+from lamdagent.evaluation.evaluator import task_weights
+from lamdagent.models import architecture, resolve_base_model
+from lamdagent.runner import Produced, Runner
+from lamdagent.space import Action, ModelObject, fingerprint
+from lamdagent.study import Study
+from lamdagent.tracking import Tracker
+
+
+def _sft_build(study: Study, model: ModelObject, dataset, learning_rate: float):
+    sft = ACTION_TYPES["sft"](study.cfg.sft)
+    return Action(sft, {"model": model, "dataset": dataset, "learning_rate": learning_rate}, study.cfg.seed)
+
+
+def ensure_seeds(study: Study, runner: Runner) -> list[ModelObject]:
+    """The initial objects as `seed` runs: the base model and, if configured, one specialist per
+    task fine-tuned from the base (paper 3.1). Reused by fingerprint across explorations."""
+    cfg, tracker = study.cfg, runner.tracker
+    base_dir = resolve_base_model(cfg.base_model, cfg.seed)
+    runner.base_dir = base_dir
+    base_fp = fingerprint("base", cfg.base_model, architecture(base_dir), cfg.seed)
+
+    def copy_base(ctx: ActionContext) -> ActionOutput:
+        shutil.copytree(base_dir, ctx.out_dir / "model")
+        return ActionOutput(ctx.out_dir / "model")
+
+    seeds: list[ModelObject] = []
+    produced = runner.produce(kind="seed", iteration=0, name="base", fp=base_fp, pipeline="base", inputs=[], build=copy_base,
+                              tags={"source": cfg.base_model})
+    _finish_seed(tracker, produced)
+    base = produced.model
+    base.path = base_dir
+    seeds.append(base)
+    if cfg.specialists and "sft" in ACTION_TYPES:
+        for task in study.tasks:
+            action = _sft_build(study, base, study.specialist_dataset(task), cfg.sft.learning_rate[0])
+            produced = runner.produce(kind="seed", iteration=0, name=f"spec_{task.name}", fp=action.fingerprint,
+                                      pipeline=action.pipeline(), inputs=[base], build=lambda ctx, a=action: a.type.run(a.bindings, ctx),
+                                      tags={"action_type": "sft", "action": json.dumps(action.names())}, params=action.hparams)
+            _finish_seed(tracker, produced)
+            seeds.append(produced.model)
+    runner.weights = task_weights([s.scores for s in seeds], study.task_names, cfg.task_weights)
+    for seed in seeds:
+        runner._with_score(seed.run_id, seed)
+    return seeds
+
+
+def _finish_seed(tracker: Tracker, produced: Produced) -> None:
+    tracker.finish_child(produced.run_id, produced.status, produced.error)
+    if produced.model is None:
+        raise UserError(f"could not build the initial models: {produced.error}")
