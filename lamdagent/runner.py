@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,7 @@ class Runner:
         tags: dict[str, str] | None = None,
         params: dict | None = None,
     ) -> Produced:
+        started = time.perf_counter()
         all_tags = {"fingerprint": fp, "pipeline": pipeline, "inputs": json.dumps([m.run_id for m in inputs]), **(tags or {})}
         run_id = self.tracker.start_child(self.parent, kind, iteration, name, all_tags)
         self.tracker.log(run_id, params=params)
@@ -66,7 +68,7 @@ class Runner:
             adapter_tag = {"adapter_of": cached.adapter_of} if cached.adapter_of else {}
             self.tracker.log(
                 run_id,
-                metrics={f"val.{t}": v for t, v in cached.scores.items()},
+                metrics={**{f"val.{t}": v for t, v in cached.scores.items()}, "cost.seconds": time.perf_counter() - started},
                 tags={"model_id": cached.model_id, "arch": cached.arch, "source_run": cached.run_id, **adapter_tag},
             )
             model = ModelObject(name, run_id, cached.model_id, fp, pipeline, cached.arch, dict(cached.scores), iteration=iteration,

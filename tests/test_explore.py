@@ -83,6 +83,10 @@ def test_three_iterations_then_resume_to_five(tracking_uri, agent, fake_openai):
     assert [t["lamdagent.status"] for t in (m1, m2, m3)] == ["ok", "ok", "cached"]
     assert m3["lamdagent.source_run"] == run_of["spec_arith"]
     assert client.get_run(run_of["spec_arith"]).data.tags["lamdagent.pipeline"] == "sft(base, arith)"
+    cached_metrics, source_metrics = actions[2].data.metrics, client.get_run(run_of["spec_arith"]).data.metrics
+    assert "train.steps" not in cached_metrics and source_metrics["train.steps"] > 0  # nothing was trained again
+    assert cached_metrics["cost.seconds"] < 0.25 * source_metrics["cost.seconds"]
+    print(f"cached action: {cached_metrics['cost.seconds']:.3f} s; computing it: {source_metrics['cost.seconds']:.3f} s")
     assert m3["lamdagent.model_id"] == client.get_run(run_of["spec_arith"]).data.tags["lamdagent.model_id"]
     for run in actions:
         tags = run.data.tags
