@@ -8,6 +8,10 @@ from typing import Protocol
 from lamdagent.errors import UserError
 
 
+class ChatError(Exception):
+    """The endpoint failed after the client's own retries (connection, timeout, 429, 5xx, ...)."""
+
+
 class ChatModel(Protocol):
     name: str
 
@@ -36,14 +40,21 @@ class OpenAIChatModel:
         self._client = openai.OpenAI(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries)
 
     def chat(self, messages: list[dict], *, max_tokens: int = 256, temperature: float = 0.0) -> str:
-        response = self._client.chat.completions.create(model=self.name, messages=messages, max_tokens=max_tokens, temperature=temperature)
-        return (response.choices[0].message.content or "").strip()
+        return self._complete(messages=messages, max_tokens=max_tokens, temperature=temperature)
 
     def choose(self, messages: list[dict], options: list[dict[str, str]], *, temperature: float = 0.0) -> str:
         extra = {}
         if self.structured_output:
             extra["response_format"] = {"type": "json_schema", "json_schema": {"name": "choice", "schema": choice_schema(options), "strict": True}}
-        response = self._client.chat.completions.create(model=self.name, messages=messages, max_tokens=200, temperature=temperature, **extra)
+        return self._complete(messages=messages, max_tokens=200, temperature=temperature, **extra)
+
+    def _complete(self, **request) -> str:
+        import openai
+
+        try:
+            response = self._client.chat.completions.create(model=self.name, **request)
+        except openai.APIError as err:
+            raise ChatError(f"{type(err).__name__}: {str(err).splitlines()[0][:200]}") from err
         return (response.choices[0].message.content or "").strip()
 
 

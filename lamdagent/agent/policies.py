@@ -9,7 +9,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 from lamdagent.agent import prompts
-from lamdagent.agent.llm import ChatModel
+from lamdagent.agent.llm import ChatError, ChatModel
 from lamdagent.agent.prompts import AgentContext
 from lamdagent.space import Action, ActionSpace
 
@@ -120,7 +120,12 @@ class LLMPolicy(Policy):
              ignore: frozenset[str] = frozenset()) -> dict[str, str]:
         messages = [{"role": "user", "content": prompt}]
         for attempt in range(self.max_retries + 1):
-            reply = self.chat.choose(messages, options, temperature=self.temperature)
+            try:
+                reply = self.chat.choose(messages, options, temperature=self.temperature)
+            except ChatError as err:  # the client already retried with backoff: fall back now
+                decision.transcript.append({"step": step, "attempt": attempt, "messages": list(messages), "reply": None, "problem": str(err)})
+                decision.fallbacks.append(f"{step}: endpoint error ({err}); chose at random")
+                return rng.choice(options)
             choice, problem = parse_choice(reply, options, ignore)
             decision.transcript.append({"step": step, "attempt": attempt, "messages": list(messages), "reply": reply, "problem": problem})
             if choice:
@@ -149,8 +154,11 @@ class LLMPolicy(Policy):
     def remember(self, ctx, action, result, best):
         prompt = prompts.memory_prompt(ctx, action, result, best, max_words=max(20, int(self.memory_max_tokens * 0.7)))
         messages = [{"role": "user", "content": prompt}]
-        reply = self.chat.chat(messages, max_tokens=self.memory_max_tokens, temperature=self.temperature)
-        problem = memory_problem(reply, ctx.memory, prompt)
+        try:
+            reply = self.chat.chat(messages, max_tokens=self.memory_max_tokens, temperature=self.temperature)
+            problem = memory_problem(reply, ctx.memory, prompt)
+        except ChatError as err:
+            reply, problem = "", f"endpoint error ({err})"
         transcript = [{"step": "memory", "messages": messages, "reply": reply, "problem": problem}]
         if problem:  # never let a useless rewrite erase what the agent knew
             return summary_memory(ctx, action, result, best), transcript

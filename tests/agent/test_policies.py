@@ -145,3 +145,14 @@ def test_a_fixed_value_named_in_the_reply_is_tolerated(fake_openai):
     fake_openai.script = ['{"action_type": "ties"}', '{"model_a": "a", "model_b": "base", "weight": "0.3", "density": "0.9"}']
     decision = _llm(fake_openai).select(_space([_model("base"), _model("a")]), _ctx())
     assert decision.fallbacks == [] and decision.action.names()["density"] == "0.5"
+
+
+def test_an_endpoint_that_keeps_failing_gives_a_logged_fallback_not_a_crash(fake_openai):
+    fake_openai.script = [(503, "down")] * 20
+    space = _space([_model("base"), _model("a")])
+    policy = _llm(fake_openai)
+    decision = policy.select(space, _ctx())
+    assert space.find(decision.action.type.name, decision.action.names()) is not None
+    assert len(decision.fallbacks) == 2 and "endpoint error (InternalServerError" in decision.fallbacks[0]
+    memory, transcript = policy.remember(_ctx(2), "sft(a, all)", "m2 scored 1.0", "m2")
+    assert memory.startswith("Last (iteration 2)") and transcript[0]["problem"].startswith("endpoint error")
