@@ -48,6 +48,17 @@ class OpenAIChatModel:
             extra["response_format"] = {"type": "json_schema", "json_schema": {"name": "choice", "schema": choice_schema(options), "strict": True}}
         return self._complete(messages=messages, max_tokens=200, temperature=temperature, **extra)
 
+    def check_reachable(self) -> None:
+        """A one-line UserError if the endpoint cannot be reached at all (any HTTP answer will do)."""
+        import openai
+
+        try:
+            self._client.with_options(max_retries=0, timeout=10).models.list()
+        except openai.APIConnectionError:
+            raise UserError(f"cannot reach the agent's endpoint {self._client.base_url}; check agent.base_url") from None
+        except openai.APIError:
+            pass  # it answered: some servers have no /models
+
     def _complete(self, **request) -> str:
         import openai
 
@@ -67,10 +78,12 @@ def make_chat_model(agent_cfg, seed: int = 0) -> ChatModel:
     api_key = os.environ.get(agent_cfg.api_key_env, "")
     if not api_key:
         raise UserError(f"agent.backend=openai needs an API key in ${agent_cfg.api_key_env}; set it, or use agent.backend=local")
-    return OpenAIChatModel(
+    chat = OpenAIChatModel(
         agent_cfg.model,
         api_key,
         base_url=agent_cfg.base_url,
         timeout=agent_cfg.request_timeout,
         structured_output=agent_cfg.structured_output,
     )
+    chat.check_reachable()
+    return chat

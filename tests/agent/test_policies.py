@@ -156,3 +156,12 @@ def test_an_endpoint_that_keeps_failing_gives_a_logged_fallback_not_a_crash(fake
     assert len(decision.fallbacks) == 2 and "endpoint error (InternalServerError" in decision.fallbacks[0]
     memory, transcript = policy.remember(_ctx(2), "sft(a, all)", "m2 scored 1.0", "m2")
     assert memory.startswith("Last (iteration 2)") and transcript[0]["problem"].startswith("endpoint error")
+
+
+def test_an_unreachable_endpoint_is_a_one_line_error_at_start(monkeypatch, fake_openai):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    cfg = load_config("demo", ["agent.backend=openai", "agent.model=x", "agent.base_url=http://127.0.0.1:9/v1"])
+    with pytest.raises(UserError, match=r"cannot reach the agent's endpoint http://127.0.0.1:9/v1"):
+        make_chat_model(cfg.agent)
+    reachable = load_config("demo", ["agent.backend=openai", "agent.model=x", f"agent.base_url={fake_openai.base_url}"])
+    assert make_chat_model(reachable.agent).name == "x"  # the fake answers /models with an HTTP error: reachable
