@@ -9,8 +9,11 @@ A task is a YAML file in `conf/tasks/` (lm-eval style). Sources:
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import jinja2
 
 from omegaconf import OmegaConf
 
@@ -24,11 +27,14 @@ SPLITS = ("train", "val", "test")
 
 @dataclass
 class TaskSpec:
+    """Templates are Jinja over one data row (lm-eval's doc_to_text / doc_to_target convention).
+    `gold` renders the answer scored against; a JSON list (`{{ aliases | tojson }}`) gives aliases."""
+
     name: str
     source: str
-    prompt: str = "Question: {question}\nAnswer:"
-    target: str = " {answer}"
-    answer_field: str = "answer"
+    prompt: str = "Question: {{ question }}\nAnswer:"
+    target: str = " {{ answer }}"
+    gold: str = "{{ answer }}"
     extractor: str = "first_line"
     metric: str = "exact_match"
     max_new_tokens: int = 16
@@ -60,6 +66,11 @@ class Task:
         if spec.metric not in METRICS:
             raise UserError(f"task {spec.name!r}: unknown metric {spec.metric!r}; expected one of {sorted(METRICS)}")
         self._kind, self._ref = kind, ref
+        environment = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+        try:
+            self._templates = {k: environment.from_string(getattr(spec, k)) for k in ("prompt", "target", "gold")}
+        except jinja2.TemplateSyntaxError as err:
+            raise UserError(f"task {spec.name!r}: template syntax error: {err.message}") from None
 
     def examples(self, split: str, n: int, seed: int = 0) -> list[Example]:
         """The first `n` examples of `split` (train, val or test)."""
@@ -77,12 +88,13 @@ class Task:
         return answer, METRICS[self.spec.metric](answer, gold_value)
 
     def _example(self, row: dict) -> Example:
-        gold = row.get("aliases") or row[self.spec.answer_field]
-        gold = gold if isinstance(gold, str) else tuple(str(g) for g in gold)
         try:
-            return Example(self.spec.prompt.format(**row), self.spec.target.format(**row), gold)
-        except KeyError as missing:
-            raise UserError(f"task {self.name!r}: template field {missing} is not in the data (fields: {sorted(row)})") from None
+            prompt, target, gold = (self._templates[k].render(**row) for k in ("prompt", "target", "gold"))
+        except jinja2.UndefinedError as err:
+            raise UserError(f"task {self.name!r}: a template uses {err.message}; the data has fields {sorted(row)}") from None
+        if gold.startswith("["):
+            gold = tuple(str(alias) for alias in json.loads(gold))
+        return Example(prompt, target, gold)
 
     def _rows(self, split: str, n: int, seed: int) -> list[dict]:
         if self._kind == "synthetic":
@@ -90,7 +102,7 @@ class Task:
         import datasets
 
         if self._kind == "json":
-            path = Path(self._ref.format(split=split)).expanduser()
+            path = Path(self._ref.replace("{split}", split)).expanduser()
             if not path.exists():
                 raise UserError(f"task {self.name!r}: data file {str(path)!r} does not exist")
             data = datasets.load_dataset("json", data_files=str(path), split="train")
@@ -99,14 +111,19 @@ class Task:
         return [dict(row) for row in data.select(range(min(n, len(data))))]
 
 
+def _task_files() -> dict[str, Path]:
+    """conf/tasks/*.yaml (offline tasks) and conf/tasks/hub/*.yaml (real benchmarks), by name."""
+    return {path.stem: path for path in sorted((CONF_DIR / "tasks").rglob("*.yaml"))}
+
+
 def task_names() -> list[str]:
     """Names of the tasks defined in conf/tasks/."""
-    return sorted(path.stem for path in (CONF_DIR / "tasks").glob("*.yaml"))
+    return sorted(_task_files())
 
 
 def load_task(name: str) -> Task:
-    """The task defined in conf/tasks/<name>.yaml, or in a YAML file at path `name`."""
-    path = Path(name) if name.endswith((".yaml", ".yml")) else CONF_DIR / "tasks" / f"{name}.yaml"
+    """The task defined in conf/tasks/[hub/]<name>.yaml, or in a YAML file at path `name`."""
+    path = Path(name) if name.endswith((".yaml", ".yml")) else _task_files().get(name, Path(f"{name}.yaml"))
     if not path.exists():
         raise UserError(f"unknown task {name!r}; expected one of {task_names()} or a path to a task YAML file")
     raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True)

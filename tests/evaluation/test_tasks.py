@@ -26,8 +26,8 @@ def test_json_task_from_local_files(tmp_path):
     for split in ("train", "val", "test"):
         rows = [{"q": f"{split} {i}+1", "a": str(i + 1)} for i in range(5)]
         (tmp_path / f"{split}.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
-    spec = TaskSpec(name="mine", source=f"json:{tmp_path}/{{split}}.jsonl", prompt="Q: {q}\nA:", target=" {a}",
-                    answer_field="a", extractor="last_number", metric="exact_match")
+    spec = TaskSpec(name="mine", source=f"json:{tmp_path}/{{split}}.jsonl", prompt="Q: {{ q }}\nA:", target=" {{ a }}",
+                    gold="{{ a }}", extractor="last_number", metric="exact_match")
     examples = Task(spec).examples("val", 3)
     assert examples[0].prompt == "Q: val 0+1\nA:" and examples[0].gold == "1"
     with pytest.raises(UserError, match="has 5 examples, 10 requested"):

@@ -1,0 +1,50 @@
+"""The real benchmarks' task definitions (conf/tasks/hub/), checked offline on rows shaped like the
+hub data: the training target scores 1 under the task's own extractor and metric, a wrong answer 0."""
+
+import dataclasses
+import json
+
+import pytest
+
+from lamdagent.evaluation.tasks import Task, load_task
+
+ROWS = {
+    "gsm8k": {"question": "Tom has 3 apples and buys 1,200 more. How many?", "answer": "3 + 1200 = 1203\n#### 1,203"},
+    "gsm_symbolic": {"question": "Ann has 5 pens and loses 2. How many?", "answer": "5 - 2 = 3\n#### 3"},
+    "commonsense_qa": {"question": "Where do fish live?", "answerKey": "C",
+                       "choices": {"label": ["A", "B", "C", "D", "E"], "text": ["tree", "desert", "water", "sky", "car"]}},
+    "social_iqa": {"context": "Kai gave Sam a gift.", "question": "How would Sam feel?", "answerA": "sad",
+                   "answerB": "grateful", "answerC": "angry", "label": "2"},
+    "trivia_qa": {"question": "Which planet is the Red Planet?", "answer": {"value": "Mars", "aliases": ["Mars", "Planet Mars"]}},
+    "natural_questions": {"question": "who wrote hamlet", "answer": ["William Shakespeare", "Shakespeare"]},
+}
+WRONG = {"gsm8k": " 1,204", "gsm_symbolic": " 4", "commonsense_qa": " [[A]]", "social_iqa": " [[C]]",
+         "trivia_qa": " Venus", "natural_questions": " Marlowe"}
+
+
+def _offline(name: str, tmp_path) -> Task:
+    """The hub task with its source swapped for local files holding one fixture row per split."""
+    for split in ("train", "val", "test"):
+        (tmp_path / f"{split}.jsonl").write_text(json.dumps(ROWS[name]))
+    task = load_task(name)
+    return Task(dataclasses.replace(task.spec, source=f"json:{tmp_path}/{{split}}.jsonl"))
+
+
+@pytest.mark.parametrize("name", sorted(ROWS))
+def test_hub_task_target_scores_one_and_a_wrong_answer_zero(name, tmp_path):
+    task = _offline(name, tmp_path)
+    (example,) = task.examples("val", 1)
+    assert task.score(example.target, example.gold)[1] == 1.0
+    assert task.score(WRONG[name], example.gold)[1] == 0.0
+    assert example.prompt.rstrip().endswith("Answer:")
+
+
+def test_rendered_prompts_follow_the_paper_formats(tmp_path):
+    gsm_dir = tmp_path / "gsm"
+    gsm_dir.mkdir()
+    (gsm,) = _offline("gsm8k", gsm_dir).examples("train", 1)
+    assert gsm.gold == "1203"  # the number after '####', commas dropped
+    (csqa,) = _offline("commonsense_qa", tmp_path).examples("train", 1)
+    assert "(C) water\n" in csqa.prompt and "[[X]]" in csqa.prompt and csqa.target == " [[C]]"
+    assert load_task("trivia_qa").spec.hf_config == "rc.nocontext"
+    assert load_task("gsm8k").spec.hf_splits["val"] == "test[:100]"  # validation from another split
