@@ -23,6 +23,7 @@ def _parser() -> argparse.ArgumentParser:
     explore.add_argument("--study", default="demo", help="a study in conf/studies/ or a YAML path (default: demo)")
     explore.add_argument("--resume", default="", help="exploration run id to continue")
     explore.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
+    explore.add_argument("--dry-run", action="store_true", help="validate the study offline and list what it would download")
     explore.add_argument("overrides", nargs="*", help="omegaconf dotlist, e.g. iterations=5 agent.temperature=0")
     top = commands.add_parser("top", help="print the top pipelines of an exploration")
     top.add_argument("exploration", help="exploration run id")
@@ -52,6 +53,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _explore(args, console: Console) -> int:
+    if args.dry_run:
+        from lamdagent.config import load_config
+        from lamdagent.dry_run import dry_run
+        from lamdagent.study import Study
+
+        dry_run(Study(load_config(args.study, _overrides(args.overrides))), console)
+        return 0
     from lamdagent.explore import start_or_resume
     from lamdagent.progress import Display
     from lamdagent.report import top_table

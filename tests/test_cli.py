@@ -52,3 +52,21 @@ def test_mlflow_run_entry_point(tmp_path):
     assert exploration.data.params["iterations"] == "2" and exploration.data.params["agent.policy"] == "random"
     children = client.search_runs([exploration.info.experiment_id], f"tags.mlflow.parentRunId = '{exploration.info.run_id}'")
     assert sorted(r.data.tags["lamdagent.iteration"] for r in children if r.data.tags["lamdagent.kind"] == "action") == ["1", "2"]
+
+
+def test_dry_run_of_the_paper_study_validates_offline_and_lists_downloads(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    assert main(["explore", "--study", "paper_exp1", "--dry-run"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "│ sft │" in out and "│ ties │" in out
+    assert "Iteration 1 of 100." in out and "Avoid bias" in out  # the first rendered prompt
+    assert "- base model: hub model google/gemma-2-2b" in out
+    assert "- task gsm8k: hub dataset openai/gsm8k (main): train=train, val=test[:100], test=test[100:]" in out
+    assert "$OPENAI_API_KEY is not set" in out
+    assert not list(tmp_path.iterdir())  # nothing was written: no store, no model
+
+
+def test_dry_run_rejects_a_bad_study_like_a_real_run(capsys):
+    assert main(["explore", "--study", "paper_exp1", "--dry-run", "tasks=[gsm9k]"]) == 2
+    assert "unknown task 'gsm9k'" in capsys.readouterr().out
