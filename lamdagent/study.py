@@ -25,6 +25,15 @@ class Study:
         tasks = self.tasks if name == "all" else [t for t in self.tasks if t.name == Path(name).stem]
         return DatasetObject(name, tasks, self.cfg.data.train_size, self.cfg.seed)
 
+    def connect_judge(self) -> None:
+        """Set the process-wide LLM judge when a task needs one (checked: key and endpoint)."""
+        if any(t.spec.metric == "mt_bench_judge" for t in self.tasks):
+            from lamdagent.agent.llm import openai_chat
+            from lamdagent.evaluation.judge import Judge, set_judge
+
+            judge = self.cfg.judge
+            set_judge(Judge(openai_chat(judge.model, judge.base_url, judge.api_key_env, "the judge (judge.model)"), judge.max_retries))
+
     def _preferences(self, name: str) -> PreferenceDatasetObject:
         size = self.cfg.data.train_size
         if name.startswith(("json:", "hf:")):

@@ -69,21 +69,21 @@ class OpenAIChatModel:
         return (response.choices[0].message.content or "").strip()
 
 
+def openai_chat(model: str, base_url: str | None, api_key_env: str, role: str, timeout: float = 60.0, structured_output: bool = True):
+    """A checked endpoint: a missing key or an unreachable server is a one-line error at start-up."""
+    api_key = os.environ.get(api_key_env, "")
+    if not api_key:
+        raise UserError(f"{role} needs an API key in ${api_key_env}; set it" + (", or use agent.backend=local" if role.startswith("agent") else ""))
+    chat = OpenAIChatModel(model, api_key, base_url=base_url, timeout=timeout, structured_output=structured_output)
+    chat.check_reachable()
+    return chat
+
+
 def make_chat_model(agent_cfg, seed: int = 0) -> ChatModel:
-    """The configured chat model; a missing API key is a one-line error before any compute."""
+    """The configured agent chat model, checked before any compute."""
     if agent_cfg.backend == "local":
         from lamdagent.agent.local_llm import LocalChatModel
 
         return LocalChatModel(seed=seed)
-    api_key = os.environ.get(agent_cfg.api_key_env, "")
-    if not api_key:
-        raise UserError(f"agent.backend=openai needs an API key in ${agent_cfg.api_key_env}; set it, or use agent.backend=local")
-    chat = OpenAIChatModel(
-        agent_cfg.model,
-        api_key,
-        base_url=agent_cfg.base_url,
-        timeout=agent_cfg.request_timeout,
-        structured_output=agent_cfg.structured_output,
-    )
-    chat.check_reachable()
-    return chat
+    return openai_chat(agent_cfg.model, agent_cfg.base_url, agent_cfg.api_key_env, "agent.backend=openai",
+                       agent_cfg.request_timeout, agent_cfg.structured_output)

