@@ -49,6 +49,15 @@ class JudgeConfig:
 
 
 @dataclass
+class TrainingDataConfig:
+    """A training dataset that is not a target task: chat conversations from the hub or a file."""
+
+    source: str = ""  # hf:<dataset id> or json:<path>
+    subset: str | None = None  # a data file within the hub dataset
+    size: int = 1000
+
+
+@dataclass
 class DataConfig:
     train_size: int = 400  # training examples per task
     val_size: int = 50
@@ -69,6 +78,7 @@ class _StudyBase:
     tasks: list[str] = field(default_factory=lambda: ["arith", "choice", "facts"])
     task_weights: dict[str, float] = field(default_factory=dict)  # default w_t = 1 / max seed r_t
     datasets: list[str] = field(default_factory=list)  # training data objects; default: each task + all
+    training_data: dict[str, TrainingDataConfig] = field(default_factory=dict)  # more datasets, by name
     preference_datasets: list[str] = field(default_factory=list)  # for dpo: task names, all, json:<path>, hf:<id>
     specialists: bool = True  # train one specialist per task from the base as initial objects
     actions: list[str] = field(default_factory=lambda: ["sft", "ties"])
@@ -169,8 +179,14 @@ def validate(cfg) -> None:
     for task in cfg.task_weights:
         _check(task in cfg.tasks, f"task_weights names {task!r}, which is not in tasks {list(cfg.tasks)}")
     task_stems = [Path(t).stem for t in cfg.tasks]
+    for name, data in cfg.training_data.items():
+        _check(data.source.startswith(("hf:", "json:")), f"training_data.{name}.source must be hf:<id> or json:<path>, got {data.source!r}")
+        _check(data.size > 0, f"training_data.{name}.size must be > 0, got {data.size}")
+        if data.source.startswith("json:"):
+            _check(Path(data.source[5:]).expanduser().exists(), f"training_data.{name}: file {data.source[5:]!r} does not exist")
     for dataset in cfg.datasets:
-        _check(dataset in task_stems or dataset == "all", f"unknown dataset {dataset!r}; expected a task name {task_stems} or 'all'")
+        _check(dataset in task_stems or dataset == "all" or dataset in cfg.training_data,
+               f"unknown dataset {dataset!r}; expected a task name {task_stems}, 'all' or a name in training_data {sorted(cfg.training_data)}")
     for name in cfg.preference_datasets:
         if name.startswith("json:"):
             _check(Path(name[5:]).expanduser().exists(), f"preference dataset file {name[5:]!r} does not exist")

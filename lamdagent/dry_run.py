@@ -26,6 +26,9 @@ def downloads(study: Study) -> list[tuple[str, str]]:
             config = f" ({task.spec.hf_config})" if task.spec.hf_config else ""
             splits = ", ".join(f"{k}={v}" for k, v in task.spec.hf_splits.items())
             found.append((f"task {task.name}", f"hub dataset {ref}{config}: {splits}"))
+    for name, data in cfg.training_data.items():
+        if data.source.startswith("hf:") and name in [d.name for d in study.datasets]:
+            found.append((f"training data {name}", f"hub dataset {data.source[3:]}" + (f" (file {data.subset})" if data.subset else "")))
     for preferences in study.preference_datasets:
         if preferences.source.startswith("hf:"):
             found.append((f"preference data {preferences.name}", f"hub dataset {preferences.source[3:]}"))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from lamdagent.actions import ACTION_TYPES, ActionType
 from lamdagent.evaluation.tasks import Task, load_task
-from lamdagent.space import ActionSpace, DatasetObject, PreferenceDatasetObject
+from lamdagent.space import ActionSpace, ConversationDatasetObject, DatasetObject, PreferenceDatasetObject
 
 
 class Study:
@@ -21,7 +21,10 @@ class Study:
         self.action_types: list[ActionType] = [ACTION_TYPES[name](getattr(cfg, name)) for name in cfg.actions]
         self.registered_model = cfg.registered_model or f"lamdagent-{cfg.name}"
 
-    def _dataset(self, name: str) -> DatasetObject:
+    def _dataset(self, name: str):
+        if name in self.cfg.training_data:
+            data = self.cfg.training_data[name]
+            return ConversationDatasetObject(name, data.source, data.size, data.subset, self.cfg.seed)
         tasks = self.tasks if name == "all" else [t for t in self.tasks if t.name == Path(name).stem]
         return DatasetObject(name, tasks, self.cfg.data.train_size, self.cfg.seed)
 

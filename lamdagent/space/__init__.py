@@ -1,6 +1,7 @@
 """Objects, actions and the action space."""
 
 from lamdagent.space.objects import (
+    ConversationDatasetObject,
     DatasetObject,
     ModelObject,
     PreferenceDatasetObject,
@@ -8,4 +9,4 @@ from lamdagent.space.objects import (
 )
 from lamdagent.space.space import Action, ActionSpace
 
-__all__ = ["Action", "ActionSpace", "DatasetObject", "ModelObject", "PreferenceDatasetObject", "fingerprint"]
+__all__ = ["Action", "ActionSpace", "ConversationDatasetObject", "DatasetObject", "ModelObject", "PreferenceDatasetObject", "fingerprint"]

@@ -65,6 +65,33 @@ class DatasetObject:
 
 
 @dataclass
+class ConversationDatasetObject:
+    """Training data from chat conversations (ToolACE, Agent-FLAN, WizardLM, or a local file)."""
+
+    name: str
+    source: str  # hf:<id> or json:<path>
+    size: int
+    subset: str | None = None  # a data file of the hub dataset (Agent-FLAN's subsets)
+    seed: int = 0
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint("conversations", self.name, self.source, self.subset, self.size, self.seed)
+
+    @property
+    def num_examples(self) -> int:
+        return self.size
+
+    def rows(self, scale: float = 1.0) -> list[dict[str, str]]:
+        from lamdagent.evaluation.conversations import load_conversations
+
+        return load_conversations(self.source, max(1, round(self.size * scale)), self.subset)
+
+    def describe(self) -> str:
+        return f"{self.name}: up to {self.size} conversations ({self.source}{'/' + self.subset if self.subset else ''})"
+
+
+@dataclass
 class PreferenceDatasetObject:
     """Preference pairs (prompt, chosen, rejected) by name.
 
