@@ -70,3 +70,12 @@ def test_dry_run_of_the_paper_study_validates_offline_and_lists_downloads(tmp_pa
 def test_dry_run_rejects_a_bad_study_like_a_real_run(capsys):
     assert main(["explore", "--study", "paper_exp1", "--dry-run", "tasks=[gsm9k]"]) == 2
     assert "unknown task 'gsm9k'" in capsys.readouterr().out
+
+
+def test_dry_run_of_the_tool_use_study_lists_its_training_data(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["explore", "--study", "paper_exp2", "--dry-run"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "│ ties │ model_a:model, model_b:model, weight:hparam, density:hparam │ 0 │" in out  # one model: nothing to merge yet
+    assert "- training data toolace: hub dataset Team-ACE/ToolACE" in out
+    assert "goal: the highest multi-task validation score on these tasks: bfcl_simple_python, bfcl_multiple, bfcl_parallel, mt_bench" in out.lower()

@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from lamdagent.actions import ActionType
 from lamdagent.space.objects import (
+    ConversationDatasetObject,
     DatasetObject,
     ModelObject,
     PreferenceDatasetObject,
     fingerprint,
 )
 
-OBJECTS = (ModelObject, DatasetObject, PreferenceDatasetObject)
+OBJECTS = (ModelObject, DatasetObject, ConversationDatasetObject, PreferenceDatasetObject)
 
 
 def _label(value: Any) -> str:

@@ -58,3 +58,11 @@ def test_a_study_trains_on_conversation_data(conversations_file, tmp_path):
 def test_bad_training_data_is_a_one_line_error(overrides, message):
     with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
         load_config("demo", overrides)
+
+
+def test_conversation_data_is_an_object_of_the_action_space(conversations_file):
+    cfg = load_config("demo", [f"training_data={{chats: {{source: 'json:{conversations_file}', size: 12}}}}", "datasets=[chats]"])
+    study = Study(cfg)
+    action = study.space([base_model()]).find("sft", {"model": "base", "dataset": "chats", "learning_rate": "0.001"})
+    assert action is not None and action.pipeline() == "sft(base, chats, learning_rate=0.001)"
+    assert action.fingerprint != study.space([base_model()]).actions("sft")[1].fingerprint
