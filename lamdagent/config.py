@@ -203,6 +203,12 @@ def validate(cfg) -> None:
     for name in ("train_size", "val_size", "test_size"):
         value = getattr(cfg.data, name)
         _check(value > 0, f"data.{name} must be > 0, got {value}")
+    for name, value in (("evaluation.batch_size", cfg.evaluation.batch_size), ("agent.memory_max_tokens", cfg.agent.memory_max_tokens),
+                        ("agent.request_timeout", cfg.agent.request_timeout)):
+        _check(value > 0, f"{name} must be > 0, got {value}")
+    _check(cfg.judge.max_retries >= 0, f"judge.max_retries must be >= 0, got {cfg.judge.max_retries}")
+    for action in ACTION_TYPES:
+        _check_settings(action, to_dict(getattr(cfg, action)))
     for action in cfg.actions:
         settings = getattr(cfg, action)
         for slot in ACTION_TYPES[action].slots:
@@ -214,6 +220,21 @@ def validate(cfg) -> None:
     if cfg.agent.policy == "random" or cfg.agent.backend == "local":
         return
     _check(bool(cfg.agent.base_url) or cfg.agent.model.startswith("gpt"), "agent.base_url is required for a non-OpenAI model name")
+
+
+POSITIVE = {"epochs", "batch_size", "max_length", "r", "alpha"}
+NON_NEGATIVE = {"warmup_steps", "weight_decay", "dropout"}
+
+
+def _check_settings(prefix: str, settings: dict) -> None:
+    """Sizes must be positive and rates non-negative, in every action section (LoRA included)."""
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            _check_settings(f"{prefix}.{key}", value)
+        elif key in POSITIVE:
+            _check(value > 0, f"{prefix}.{key} must be > 0, got {value}")
+        elif key in NON_NEGATIVE:
+            _check(value >= 0, f"{prefix}.{key} must be >= 0, got {value}")
 
 
 def to_dict(cfg) -> dict:

@@ -30,6 +30,13 @@ def test_list_of_hparam_choices():
         (["sft.learning_rate=[fast]"], "sft.learning_rate values must be numbers"),
         (["data.train_size=0"], "data.train_size must be > 0"),
         (["iterations"], "override 'iterations' is not key=value"),
+        (["evaluation.batch_size=0"], "evaluation.batch_size must be > 0, got 0"),
+        (["sft.epochs=0"], "sft.epochs must be > 0, got 0.0"),
+        (["dpo.batch_size=-2"], "dpo.batch_size must be > 0, got -2"),
+        (["sft.lora.r=0"], "sft.lora.r must be > 0, got 0"),
+        (["sft.lora.dropout=-0.1"], "sft.lora.dropout must be >= 0, got -0.1"),
+        (["judge.max_retries=-1"], "judge.max_retries must be >= 0, got -1"),
+        (["sft.lora.enabled=maybe"], "bad config value for 'sft.lora.enabled'"),
     ],
 )
 def test_bad_input_is_one_line_error(overrides, message):
