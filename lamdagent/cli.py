@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 
 from rich.console import Console
@@ -12,8 +13,9 @@ from lamdagent.errors import UserError
 
 
 def _overrides(values: list[str]) -> list[str]:
-    """Dotlist overrides; one argument may hold several separated by spaces (MLproject quoting)."""
-    return [item for value in values for item in value.split() if item]
+    """Dotlist overrides; one argument may hold several separated by spaces (MLproject quoting),
+    split only before a `key=` so that values with spaces (`w={a: 1}`) stay whole."""
+    return [item for value in values for item in re.split(r"\s+(?=[\w.]+=)", value.strip()) if item]
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
@@ -124,6 +125,16 @@ def _one_line(err: OmegaConfBaseException, schema) -> UserError:
     return UserError(f"bad config value for {key!r}: {message}" if key else f"bad config: {message}")
 
 
+def load_yaml(path: Path):
+    """A YAML file as an omegaconf node; malformed YAML is a one-line error naming the file and line."""
+    try:
+        return OmegaConf.load(path)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise UserError(f"{str(path)!r}{where} is not valid YAML: {getattr(err, 'problem', None) or err}") from None
+
+
 def _as_list(value: Any) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
@@ -139,12 +150,15 @@ def load_config(study: str, overrides: list[str] | None = None, base: dict | Non
         path = Path(study) if study.endswith((".yaml", ".yml")) else CONF_DIR / "studies" / f"{study}.yaml"
         if not path.exists():
             raise UserError(f"unknown study {study!r}; expected one of {study_names()} or a path to a study YAML file")
-        layers.append(OmegaConf.load(path))
+        layers.append(load_yaml(path))
     for item in overrides or []:
         if "=" not in item:
             raise UserError(f"override {item!r} is not key=value")
     try:
         layers.append(OmegaConf.from_dotlist(list(overrides or [])))
+    except yaml.YAMLError as err:
+        raise UserError(f"overrides {' '.join(overrides or [])!r} are not valid YAML values: {str(err).splitlines()[0]}") from None
+    try:
         for layer in layers:
             for key in list(layer.keys()) if OmegaConf.is_dict(layer) else layer:
                 section = layer[key] if OmegaConf.is_dict(layer) else None

@@ -49,9 +49,9 @@ def _best_text(models: list[ModelObject]) -> str:
 class Exploration:
     """One exploration (a parent run): start it or resume it, then iterate up to the budget."""
 
-    def __init__(self, cfg, tracker: Tracker, run_id: str, experiment_id: str, policy: Policy, display: Display):
-        self.cfg, self.tracker, self.run_id, self.experiment_id, self.policy, self.display = cfg, tracker, run_id, experiment_id, policy, display
-        self.study = Study(cfg)
+    def __init__(self, study: Study, tracker: Tracker, run_id: str, experiment_id: str, policy: Policy, display: Display):
+        self.cfg, self.study = study.cfg, study
+        self.tracker, self.run_id, self.experiment_id, self.policy, self.display = tracker, run_id, experiment_id, policy, display
         self.runner = Runner(self.study, tracker, run_id, experiment_id, display)
 
     def run(self) -> list[Record]:
@@ -139,7 +139,8 @@ def start_or_resume(study: str | None, overrides: list[str], resume: str | None,
     else:
         cfg = config_mod.load_config(study or "demo", overrides)
         experiment_id = None
-    Study(cfg).connect_judge()  # task and dataset definitions load, the judge answers, before any compute
+    study = Study(cfg)  # task and dataset definitions load before any compute
+    study.connect_judge()
     policy = make_policy(cfg.agent, cfg.seed)
     if resume:
         run_id = resume
@@ -154,7 +155,7 @@ def start_or_resume(study: str | None, overrides: list[str], resume: str | None,
         tracker.client.set_tag(launcher_run, tr.tag("kind"), "launcher")
     display.log(f"exploration [bold]{run_id}[/] of study [bold]{cfg.name}[/] in {tracker.tracking_uri}")
     try:
-        records = Exploration(cfg, tracker, run_id, experiment_id, policy, display).run()
+        records = Exploration(study, tracker, run_id, experiment_id, policy, display).run()
     except BaseException:
         tracker.close(run_id, "KILLED")
         raise

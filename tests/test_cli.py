@@ -34,6 +34,28 @@ def test_bad_input_is_one_line_before_any_compute(argv, message, tracking_uri, c
     assert not list(Path(".").glob("**/*.safetensors"))  # nothing was trained
 
 
+def test_malformed_yaml_is_one_line_before_any_compute(tmp_path, capsys, tracking_uri):
+    study, task = tmp_path / "study.yaml", tmp_path / "mytask.yaml"
+    study.write_text("name: x\ntasks: [arith\n")
+    task.write_text('name: mytask\nsource: synthetic:arithmetic\nprompt: "{{ question"\n')
+    cases = [
+        (["explore", "--study", str(study)], "study.yaml' line 3 is not valid YAML"),
+        (["explore", "tasks=[arith"], "are not valid YAML values"),
+        (["explore", f"tasks=[{task}]", "datasets=[all]"], "task 'mytask': template syntax error"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2
+        out = " ".join(capsys.readouterr().out.split())
+        assert message in out and "Traceback" not in out
+
+
+def test_one_mlproject_argument_holds_several_overrides_and_values_keep_their_spaces():
+    from lamdagent.cli import _overrides
+
+    assert _overrides(["agent.temperature=0 sft.learning_rate=1e-4", "task_weights={arith: 2, facts: 1}"]) == [
+        "agent.temperature=0", "sft.learning_rate=1e-4", "task_weights={arith: 2, facts: 1}"]
+
+
 @pytest.mark.slow
 def test_mlflow_run_entry_point(tmp_path):
     """`mlflow run . --env-manager local` with -P overrides: the launcher run links the exploration."""

@@ -139,7 +139,9 @@ def load_task(name: str) -> Task:
     path = Path(name) if name.endswith((".yaml", ".yml")) else _task_files().get(name, Path(f"{name}.yaml"))
     if not path.exists():
         raise UserError(f"unknown task {name!r}; expected one of {task_names()} or a path to a task YAML file")
-    raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    from lamdagent.config import load_yaml
+
+    raw = OmegaConf.to_container(load_yaml(path), resolve=True)
     allowed = {f.name for f in dataclasses.fields(TaskSpec)}
     unknown = sorted(set(raw) - allowed)
     if unknown:
