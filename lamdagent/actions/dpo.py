@@ -26,9 +26,10 @@ class DPOSettings:
     lora: LoraSettings = field(default_factory=LoraSettings)
 
 
-def on_policy_pairs(rows: list[dict], model, tokenizer, tasks: dict, batch_size: int = 64) -> tuple[list[dict], int]:
+def on_policy_pairs(rows: list[dict], model, tokenizer, tasks: dict, batch_size: int = 64, chat_template: bool = False) -> tuple[list[dict], int]:
     """Replace each task-built pair's rejected answer with the model's own greedy answer when that
     answer is wrong; returns (rows, how many were replaced)."""
+    from lamdagent.chat import chat_prompt
     from lamdagent.evaluation.generation import generate_greedy
 
     built = [i for i, row in enumerate(rows) if "task" in row]
@@ -37,7 +38,7 @@ def on_policy_pairs(rows: list[dict], model, tokenizer, tasks: dict, batch_size:
     replaced = 0
     for name, task in tasks.items():
         indices = [i for i in built if rows[i]["task"] == name]
-        generations = generate_greedy(model, tokenizer, [rows[i]["prompt"] for i in indices],
+        generations = generate_greedy(model, tokenizer, [chat_prompt(tokenizer, rows[i]["prompt"]) if chat_template else rows[i]["prompt"] for i in indices],
                                       max_new_tokens=task.spec.max_new_tokens, batch_size=batch_size)
         for i, generation in zip(indices, generations):
             answer = generation.split("\n")[0].rstrip()
@@ -68,7 +69,7 @@ class DPO(ActionType):
         rows = preferences.pairs()
         replaced = 0
         if s.on_policy:
-            rows, replaced = on_policy_pairs(rows, model, tokenizer, {t.name: t for t in preferences.tasks})
+            rows, replaced = on_policy_pairs(rows, model, tokenizer, {t.name: t for t in preferences.tasks}, chat_template=ctx.chat_template)
         rows = [{k: row[k] for k in ("prompt", "chosen", "rejected")} for row in rows if row["rejected"]]
         if not rows:
             raise ActionFailed(f"preference dataset {preferences.name!r} has no usable pairs")

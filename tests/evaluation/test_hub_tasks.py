@@ -17,9 +17,16 @@ ROWS = {
                    "answerB": "grateful", "answerC": "angry", "label": "2"},
     "trivia_qa": {"question": "Which planet is the Red Planet?", "answer": {"value": "Mars", "aliases": ["Mars", "Planet Mars"]}},
     "natural_questions": {"question": "who wrote hamlet", "answer": ["William Shakespeare", "Shakespeare"]},
+    # LILA's schema for NumGLUE: input, output_program, output_answer (a string), split, dataset
+    "numglue_type1": {"input": "A bag holds 1,250 g of flour and 750 g more are added. How many grams now?",
+                      "output_program": "answer = 1250 + 750\nprint(answer)", "output_answer": "2,000", "split": "validation",
+                      "dataset": "NumGLUE_Type_1_crowdsourced"},
+    "numglue_type2": {"input": "How many moles of NaCl form from 3 moles of HCl and 3 moles of NaOH?",
+                      "output_program": "answer = 3\nprint(answer)", "output_answer": "3", "split": "validation",
+                      "dataset": "NumGLUE_Type_2_crowdsourced"},
 }
 WRONG = {"gsm8k": " 1,204", "gsm_symbolic": " 4", "commonsense_qa": " [[A]]", "social_iqa": " [[C]]",
-         "trivia_qa": " Venus", "natural_questions": " Marlowe"}
+         "trivia_qa": " Venus", "natural_questions": " Marlowe", "numglue_type1": " 2,001", "numglue_type2": " 6"}
 
 
 def _offline(name: str, tmp_path) -> Task:
