@@ -23,10 +23,14 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     explore = commands.add_parser("explore", help="run (or resume) an exploration of a study")
     explore.add_argument("--study", default="demo", help="a study in conf/studies/ or a YAML path (default: demo)")
-    explore.add_argument("--resume", default="", help="exploration run id to continue")
+    explore.add_argument("--resume", default="", help="exploration run id to continue, or 'latest': the study's latest unfinished one")
     explore.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
     explore.add_argument("--dry-run", action="store_true", help="validate the study offline and list what it would download")
     explore.add_argument("overrides", nargs="*", help="omegaconf dotlist, e.g. iterations=5 agent.temperature=0")
+    gc = commands.add_parser("gc", help="free the weights of a study's models but the top k and their lineage")
+    gc.add_argument("--study", required=True, help="the study (experiment lamdagent/<study>)")
+    gc.add_argument("--keep-top-k", type=int, required=True)
+    gc.add_argument("--tracking-uri", default=None)
     top = commands.add_parser("top", help="print the top pipelines of an exploration")
     top.add_argument("exploration", help="exploration run id")
     top.add_argument("-k", type=int, default=10)
@@ -45,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "explore":
             return _explore(args, console)
+        if args.command == "gc":
+            return _gc(args, console)
         return _top(args, console)
     except UserError as err:
         console.print(f"[bold red]error:[/] {err}", highlight=False)
@@ -73,6 +79,21 @@ def _explore(args, console: Console) -> int:
         run_id, records, cfg = start_or_resume(args.study, _overrides(args.overrides), args.resume or None, tracker, display, launcher)
     console.print(top_table(records, list(cfg.tasks)))
     console.print(f"exploration run id: [bold]{run_id}[/]   (resume: lamdagent explore --resume {run_id} iterations=N)")
+    return 0
+
+
+def _gc(args, console: Console) -> int:
+    from lamdagent.retention import collect
+    from lamdagent.tracking import Tracker
+
+    if args.keep_top_k < 1:
+        raise UserError(f"--keep-top-k must be >= 1, got {args.keep_top_k}")
+    tracker = Tracker(args.tracking_uri)
+    experiment = tracker.client.get_experiment_by_name(f"lamdagent/{args.study}")
+    if experiment is None:
+        raise UserError(f"no study {args.study!r} in the tracking store {tracker.tracking_uri}")
+    freed = collect(tracker, experiment.experiment_id, args.keep_top_k)
+    console.print(f"freed the weights of {len(freed)} model(s), {sum(freed.values()) / 1e6:.1f} MB; kept the top {args.keep_top_k} and their lineage")
     return 0
 
 

@@ -10,8 +10,8 @@ from lamdagent import tracking as tr
 from lamdagent.agent.policies import Decision, Policy, make_policy
 from lamdagent.agent.prompts import AgentContext
 from lamdagent.errors import UserError
-from lamdagent.evaluation.evaluator import task_weights
-from lamdagent.models import resolve_base_model
+from lamdagent.faults import checkpoint
+from lamdagent.lease import Lease, LeaseLost
 from lamdagent.progress import Display
 from lamdagent.runner import Produced, Runner, models_from_records
 from lamdagent.seeds import ensure_seeds
@@ -49,8 +49,8 @@ def _best_text(models: list[ModelObject]) -> str:
 class Exploration:
     """One exploration (a parent run): start it or resume it, then iterate up to the budget."""
 
-    def __init__(self, study: Study, tracker: Tracker, run_id: str, experiment_id: str, policy: Policy, display: Display):
-        self.cfg, self.study = study.cfg, study
+    def __init__(self, study: Study, tracker: Tracker, run_id: str, experiment_id: str, policy: Policy, display: Display, lease: Lease | None = None):
+        self.cfg, self.study, self.lease = study.cfg, study, lease
         self.tracker, self.run_id, self.experiment_id, self.policy, self.display = tracker, run_id, experiment_id, policy, display
         self.runner = Runner(self.study, tracker, run_id, experiment_id, display)
 
@@ -70,6 +70,8 @@ class Exploration:
         failures = _trailing_failures(finished)
         self.display.overall(f"exploration {cfg.name}", total=cfg.iterations, completed=start - 1)
         for iteration in range(start, cfg.iterations + 1):
+            if self.lease:
+                self.lease.check()
             if failures >= cfg.max_consecutive_failures:
                 self.display.log(f"[red]stopping: the last {failures} actions failed (max_consecutive_failures={cfg.max_consecutive_failures})")
                 break
@@ -79,6 +81,7 @@ class Exploration:
                 break
             ctx = AgentContext(self.study.task_names, iteration, cfg.iterations, memory, tried)
             self.display.step(f"iteration {iteration}: agent deciding")
+            endpoint_retries = getattr(getattr(self.policy, "chat", None), "retries", 0)
             decision = self.policy.select(space, ctx)
             result = self._run_action(iteration, decision)
             self.display.step(f"iteration {iteration}: agent updating its memory")
@@ -86,27 +89,28 @@ class Exploration:
                 produced.append(result.model)
             action_text = f"{decision.action} = {decision.action.pipeline()}"
             memory, transcript = self.policy.remember(ctx, action_text, _result_text(result), _best_text(seeds + produced))
+            checkpoint("memory_update")
             tracker.log_text(result.run_id, memory, tr.MEMORY_ARTIFACT)
             tracker.log_json(result.run_id, transcript, "agent/memory_transcript.json")
+            checkpoint("before_finish")
             tracker.finish_child(result.run_id, result.status, result.error)
             self.display.done_step()
             tried.add(decision.action.type.name)
             done.add(decision.action.fingerprint)
             failures = failures + 1 if result.status == tr.FAILED else 0
             best = max((m.score for m in seeds + produced if m.score is not None), default=0.0)
-            tracker.log(self.run_id, metrics={"best.val.score": best, **({"val.score": result.model.score} if result.model else {})}, step=iteration)
+            agent = {"agent.fallbacks": len(decision.fallbacks), "agent.retries": decision.retries,
+                     "agent.endpoint_retries": getattr(getattr(self.policy, "chat", None), "retries", 0) - endpoint_retries,
+                     "agent.memory_fallbacks": int(bool(transcript and transcript[0].get("problem")))}
+            tracker.log(self.run_id, metrics={"best.val.score": best, **agent, **({"val.score": result.model.score} if result.model else {})}, step=iteration)
             self.display.log(f"[bold]#{iteration}[/] {decision.action.pipeline()}  ->  {_result_text(result)}")
             self.display.advance_overall()
         return tracker.children(self.run_id, self.experiment_id)
 
     def _seeds(self) -> list[ModelObject]:
         existing = [r for r in self.tracker.children(self.run_id, self.experiment_id) if r.kind == "seed"]
-        if existing:  # resuming: the seeds are already runs of this exploration
-            seeds = models_from_records(existing, fetch=self.runner.model_of_run)
-            self.runner.base_dir = resolve_base_model(self.cfg.base_model, self.cfg.seed)
-            self.runner.weights = task_weights([s.scores for s in seeds], self.study.task_names, self.cfg.task_weights)
-            return seeds
-        return ensure_seeds(self.study, self.runner)
+        finished = models_from_records(existing, fetch=self.runner.model_of_run)  # resuming: kept, the missing ones built
+        return ensure_seeds(self.study, self.runner, {m.name: m for m in finished})
 
     def _run_action(self, iteration: int, decision: Decision):
         action = decision.action
@@ -119,7 +123,7 @@ class Exploration:
             params=action.hparams,
         )
         self.tracker.log_json(result.run_id, decision.transcript, "agent/decision.json")
-        self.tracker.log(result.run_id, metrics={"agent.fallbacks": len(decision.fallbacks)},
+        self.tracker.log(result.run_id, metrics={"agent.fallbacks": len(decision.fallbacks), "agent.retries": decision.retries},
                          tags={"fallback": " | ".join(decision.fallbacks)} if decision.fallbacks else None)
         return result
 
@@ -127,6 +131,8 @@ class Exploration:
 def start_or_resume(study: str | None, overrides: list[str], resume: str | None, tracker: Tracker, display: Display,
                     launcher_run: str | None = None) -> tuple[str, list[Record], object]:
     """Validate everything, then run the exploration. Returns (exploration run id, records, cfg)."""
+    if resume == "latest":
+        resume = tracker.latest_unfinished(study or "demo")
     if resume:
         try:
             parent = tracker.exploration(resume)
@@ -136,28 +142,41 @@ def start_or_resume(study: str | None, overrides: list[str], resume: str | None,
             raise UserError(f"run {resume!r} is not an exploration (lamdagent.kind={parent.data.tags.get(tr.tag('kind'))!r})")
         cfg = config_mod.load_config("", overrides, base=tracker.exploration_config(resume))
         experiment_id = parent.info.experiment_id
+        lease = Lease(tracker.client, resume, cfg.lease.timeout_seconds, cfg.lease.heartbeat_seconds).acquire()  # before any work
     else:
         cfg = config_mod.load_config(study or "demo", overrides)
-        experiment_id = None
-    study = Study(cfg)  # task and dataset definitions load before any compute
-    study.connect_judge()
-    policy = make_policy(cfg.agent, cfg.seed)
-    if resume:
-        run_id = resume
-        tracker.reopen(run_id)
-    else:
-        experiment_id = tracker.experiment(cfg.name)
-        plain = config_mod.to_dict(cfg)
-        params = config_mod.flat_params(config_mod.redacted(plain))
-        run_id = tracker.start_exploration(experiment_id, cfg.name, config_mod.redacted(plain), params)
-    if launcher_run:
-        tracker.client.set_tag(launcher_run, tr.tag("exploration_run_id"), run_id)
-        tracker.client.set_tag(launcher_run, tr.tag("kind"), "launcher")
-    display.log(f"exploration [bold]{run_id}[/] of study [bold]{cfg.name}[/] in {tracker.tracking_uri}")
+        experiment_id = lease = None
     try:
-        records = Exploration(study, tracker, run_id, experiment_id, policy, display).run()
-    except BaseException:
-        tracker.close(run_id, "KILLED")
-        raise
-    tracker.close(run_id)
+        study = Study(cfg)  # task and dataset definitions load before any compute
+        study.connect_judge()
+        policy = make_policy(cfg.agent, cfg.seed)
+        if resume:
+            run_id = resume
+            tracker.reopen(run_id)
+        else:
+            experiment_id = tracker.experiment(cfg.name)
+            plain = config_mod.to_dict(cfg)
+            params = config_mod.flat_params(config_mod.redacted(plain))
+            run_id = tracker.start_exploration(experiment_id, cfg.name, config_mod.redacted(plain), params)
+            lease = Lease(tracker.client, run_id, cfg.lease.timeout_seconds, cfg.lease.heartbeat_seconds).acquire()
+        if launcher_run:
+            tracker.client.set_tag(launcher_run, tr.tag("exploration_run_id"), run_id)
+            tracker.client.set_tag(launcher_run, tr.tag("kind"), "launcher")
+        display.log(f"exploration [bold]{run_id}[/] of study [bold]{cfg.name}[/] in {tracker.tracking_uri}")
+        try:
+            records = Exploration(study, tracker, run_id, experiment_id, policy, display, lease).run()
+        except LeaseLost:
+            raise UserError(f"another process took over exploration {run_id} (this one's lease went stale); stopped") from None
+        except BaseException:
+            tracker.close(run_id, "KILLED")
+            raise
+        if cfg.retention.keep_top_k:
+            from lamdagent.retention import collect
+
+            freed = collect(tracker, experiment_id, cfg.retention.keep_top_k)
+            display.log(f"retention: kept the weights of the top {cfg.retention.keep_top_k} models and their lineage; freed {len(freed)} model(s)")
+        tracker.close(run_id)
+    finally:
+        if lease:
+            lease.release()
     return run_id, records, cfg

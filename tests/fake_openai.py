@@ -5,16 +5,30 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
 Reply = "str | tuple[int, str] | Callable[[dict], str]"
 
 
+DROP = object()  # a scripted reply: close the connection without answering
+
+
+@dataclass
+class Slow:
+    """A scripted reply sent after `seconds` (past the client's timeout, it is never read)."""
+
+    seconds: float
+    reply: object
+
+
 class FakeOpenAI:
     """Serves `POST /v1/chat/completions`. Each request takes the next scripted reply: a string
-    (the message content), a `(status, body)` pair (an HTTP error), or a function of the request
-    body. When the script runs out, `default(request)` answers. Requests are recorded."""
+    (the message content), a `(status, body)` pair (an HTTP error), `Slow(seconds, reply)`, `DROP`,
+    or a function of the request body returning one of those. When the script runs out,
+    `default(request)` answers. Requests are recorded."""
 
     def __init__(self, default: Callable[[dict], str] | None = None):
         self.script: list = []
@@ -32,11 +46,20 @@ class FakeOpenAI:
                 server.requests.append(body)
                 server.headers.append(dict(self.headers))
                 reply = server.script.pop(0) if server.script else server.default
+                if callable(reply):
+                    reply = reply(body)
+                if reply is DROP:  # the connection closes without an answer
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
+                if isinstance(reply, Slow):
+                    time.sleep(reply.seconds)
+                    reply = reply.reply
                 if isinstance(reply, tuple):
                     status, text = reply
                     self._send(status, {"error": {"message": text, "type": "server_error"}})
                     return
-                content = reply(body) if callable(reply) else reply
+                content = reply
                 self._send(200, {
                     "id": f"chatcmpl-{len(server.requests)}",
                     "object": "chat.completion",
@@ -48,11 +71,14 @@ class FakeOpenAI:
 
             def _send(self, status: int, payload: dict):
                 data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up (a timeout)
+                    pass
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.base_url = f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"

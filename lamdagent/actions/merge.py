@@ -18,6 +18,7 @@ from lamdagent.actions._base import (
     register_action,
 )
 from lamdagent.errors import ActionFailed
+from lamdagent.faults import checkpoint
 from lamdagent.space.lineage import common_ancestor
 
 MODEL_SLOTS = (Slot("model_a", "model", "first model to merge"), Slot("model_b", "model", "second model to merge"))
@@ -72,6 +73,7 @@ class MergeAction(ActionType):
             run_merge(MergeConfiguration.model_validate(config), str(model_dir), options=options)
         except Exception as err:  # mergekit raises plain exceptions for shape or vocabulary mismatches
             raise ActionFailed(f"mergekit {self.method} failed: {type(err).__name__}: {err}".splitlines()[0]) from err
+        checkpoint("after_merge")
         return ActionOutput(model_dir=model_dir)
 
 

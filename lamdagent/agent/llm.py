@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import random
+import time
 from typing import Protocol
 
 from lamdagent.errors import UserError
@@ -30,14 +32,21 @@ def choice_schema(options: list[dict[str, str]]) -> dict:
 
 
 class OpenAIChatModel:
-    """Chat completions through the `openai` client (retries 429/5xx/timeouts with backoff)."""
+    """Chat completions through the `openai` client. Timeouts, connection errors, 429 and 5xx are
+    retried `max_retries` times with bounded exponential backoff (`Retry-After` honoured up to the
+    cap); `retries` counts them."""
 
-    def __init__(self, model: str, api_key: str, base_url: str | None = None, timeout: float = 60.0, max_retries: int = 3, structured_output: bool = True):
+    RETRIABLE_STATUS = (408, 409, 429)
+
+    def __init__(self, model: str, api_key: str, base_url: str | None = None, timeout: float = 60.0, max_retries: int = 3,
+                 structured_output: bool = True, backoff: float = 0.5, max_backoff: float = 8.0):
         import openai
 
         self.name = model
         self.structured_output = structured_output
-        self._client = openai.OpenAI(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries)
+        self.max_retries, self.backoff, self.max_backoff = max_retries, backoff, max_backoff
+        self.retries = 0
+        self._client = openai.OpenAI(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0)
 
     def chat(self, messages: list[dict], *, max_tokens: int = 256, temperature: float = 0.0) -> str:
         return self._complete(messages=messages, max_tokens=max_tokens, temperature=temperature)
@@ -59,22 +68,37 @@ class OpenAIChatModel:
         except openai.APIError:
             pass  # it answered: some servers have no /models
 
+    def _delay(self, attempt: int, err) -> float:
+        delay = min(self.max_backoff, self.backoff * 2**attempt)
+        try:
+            delay = max(delay, min(self.max_backoff, float(err.response.headers.get("retry-after", 0))))
+        except (AttributeError, TypeError, ValueError):
+            pass
+        return delay * (0.75 + 0.5 * random.random())
+
     def _complete(self, **request) -> str:
         import openai
 
-        try:
-            response = self._client.chat.completions.create(model=self.name, **request)
-        except openai.APIError as err:
-            raise ChatError(f"{type(err).__name__}: {str(err).splitlines()[0][:200]}") from err
-        return (response.choices[0].message.content or "").strip()
+        for attempt in range(self.max_retries + 1):
+            try:
+                response = self._client.chat.completions.create(model=self.name, **request)
+                return (response.choices[0].message.content or "").strip()
+            except openai.APIError as err:
+                status = getattr(err, "status_code", None)
+                retriable = isinstance(err, openai.APIConnectionError) or status in self.RETRIABLE_STATUS or (status or 0) >= 500
+                if not retriable or attempt == self.max_retries:
+                    raise ChatError(f"{type(err).__name__}: {str(err).splitlines()[0][:200]}") from err
+                self.retries += 1
+                time.sleep(self._delay(attempt, err))
 
 
-def openai_chat(model: str, base_url: str | None, api_key_env: str, role: str, timeout: float = 60.0, structured_output: bool = True):
+def openai_chat(model: str, base_url: str | None, api_key_env: str, role: str, timeout: float = 60.0, structured_output: bool = True,
+                max_retries: int = 3):
     """A checked endpoint: a missing key or an unreachable server is a one-line error at start-up."""
     api_key = os.environ.get(api_key_env, "")
     if not api_key:
         raise UserError(f"{role} needs an API key in ${api_key_env}; set it" + (", or use agent.backend=local" if role.startswith("agent") else ""))
-    chat = OpenAIChatModel(model, api_key, base_url=base_url, timeout=timeout, structured_output=structured_output)
+    chat = OpenAIChatModel(model, api_key, base_url=base_url, timeout=timeout, structured_output=structured_output, max_retries=max_retries)
     chat.check_reachable()
     return chat
 
@@ -86,4 +110,4 @@ def make_chat_model(agent_cfg, seed: int = 0) -> ChatModel:
 
         return LocalChatModel(seed=seed)
     return openai_chat(agent_cfg.model, agent_cfg.base_url, agent_cfg.api_key_env, "agent.backend=openai",
-                       agent_cfg.request_timeout, agent_cfg.structured_output)
+                       agent_cfg.request_timeout, agent_cfg.structured_output, agent_cfg.request_retries)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from lamdagent.agent import prompts
 from lamdagent.agent.llm import ChatError, ChatModel
 from lamdagent.agent.prompts import AgentContext
+from lamdagent.faults import checkpoint
 from lamdagent.space import Action, ActionSpace
 
 
@@ -19,6 +20,7 @@ class Decision:
     action: Action
     transcript: list[dict] = field(default_factory=list)  # prompts and raw replies, for artifacts
     fallbacks: list[str] = field(default_factory=list)  # why the policy fell back to a random choice
+    retries: int = 0  # re-asks after an invalid reply
 
 
 class Policy(ABC):
@@ -126,10 +128,13 @@ class LLMPolicy(Policy):
                 decision.transcript.append({"step": step, "attempt": attempt, "messages": list(messages), "reply": None, "problem": str(err)})
                 decision.fallbacks.append(f"{step}: endpoint error ({err}); chose at random")
                 return rng.choice(options)
+            checkpoint("agent_call")
             choice, problem = parse_choice(reply, options, ignore)
             decision.transcript.append({"step": step, "attempt": attempt, "messages": list(messages), "reply": reply, "problem": problem})
             if choice:
                 return choice
+            if attempt < self.max_retries:
+                decision.retries += 1
             messages = messages + [
                 {"role": "assistant", "content": reply},
                 {"role": "user", "content": f"Invalid reply: {problem}. Reply again with JSON only."},
