@@ -31,6 +31,24 @@ def _parser() -> argparse.ArgumentParser:
     gc.add_argument("--study", required=True, help="the study (experiment lamdagent/<study>)")
     gc.add_argument("--keep-top-k", type=int, required=True)
     gc.add_argument("--tracking-uri", default=None)
+    baselines = commands.add_parser("baselines", help="run the paper's baselines of a study (base, specialists, full FT, TIES grid, random, merges only)")
+    baselines.add_argument("--study", default="demo")
+    baselines.add_argument("--only", default="", help="comma-separated subset of base, specialists, full, ties_grid, random_policy, merges_only (default: all)")
+    baselines.add_argument("--grid", default="0.2,0.5,0.8", help="TIES grid: the weights each specialist may take")
+    baselines.add_argument("--tracking-uri", default=None)
+    baselines.add_argument("overrides", nargs="*", help="omegaconf dotlist, applied to the study (e.g. iterations=5)")
+    report = commands.add_parser("report", help="the final report: top-k on test and OOD tasks, tables, figures")
+    report.add_argument("--study", default="demo")
+    report.add_argument("--top-k", type=int, default=3)
+    report.add_argument("--out", default="", help="output folder (default: reports/<study>)")
+    report.add_argument("--tracking-uri", default=None)
+    report.add_argument("overrides", nargs="*", help="omegaconf dotlist over the exploration's config (e.g. data.test_size=200)")
+    replay = commands.add_parser("replay", help="re-execute a model's pipeline with more data or another base model")
+    replay.add_argument("run_id", help="the run of the model to replay")
+    replay.add_argument("--data-scale", type=float, default=1.0, help="multiply every training set's size")
+    replay.add_argument("--base-model", default=None, help="swap the base model (builtin:..., a folder or a hub id)")
+    replay.add_argument("--recompute", action="store_true", help="compute every step even when an identical run exists")
+    replay.add_argument("--tracking-uri", default=None)
     top = commands.add_parser("top", help="print the top pipelines of an exploration")
     top.add_argument("exploration", help="exploration run id")
     top.add_argument("-k", type=int, default=10)
@@ -51,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
             return _explore(args, console)
         if args.command == "gc":
             return _gc(args, console)
+        if args.command in ("baselines", "report", "replay"):
+            from lamdagent import commands
+
+            return getattr(commands, args.command)(args, console, _overrides(getattr(args, "overrides", [])))
         return _top(args, console)
     except UserError as err:
         console.print(f"[bold red]error:[/] {err}", highlight=False)

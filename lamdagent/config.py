@@ -35,6 +35,7 @@ class AgentConfig:
     temperature: float = 0.7
     max_retries: int = 2  # re-asks after an invalid reply, before the logged random fallback
     request_timeout: float = 60.0
+    request_retries: int = 3  # retries of a timed-out, refused, 429 or 5xx request, with bounded backoff
     memory_max_tokens: int = 96
     structured_output: bool = True  # send a JSON schema (response_format) to the endpoint
 
@@ -43,6 +44,7 @@ class AgentConfig:
 class JudgeConfig:
     """The LLM judge of judged tasks (MT-Bench): any OpenAI-compatible endpoint."""
 
+    backend: str = "openai"  # openai | local (offline SmolLM2-135M-Instruct: runs, but judges poorly)
     model: str = "gpt-4o"
     base_url: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
@@ -67,7 +69,24 @@ class DataConfig:
 
 @dataclass
 class EvaluationConfig:
-    batch_size: int = 64
+    batch_size: Any = 64  # a number, or auto: by the free memory (GPU or RAM)
+    backend: str = "hf"  # hf (batched transformers generate) | vllm (needs vLLM and a GPU; imported only then)
+
+
+@dataclass
+class LeaseConfig:
+    """One process at a time runs an exploration (see lamdagent/lease.py)."""
+
+    timeout_seconds: float = 300.0  # a lease without a heartbeat for this long is stale
+    heartbeat_seconds: float = 30.0
+
+
+@dataclass
+class RetentionConfig:
+    """Disk: at the end of an exploration, keep the weights of the top-k models of the study and
+    their lineage, free the rest (metrics, tags, predictions and memory are always kept)."""
+
+    keep_top_k: int | None = None  # None: keep every model's weights
 
 
 @dataclass
@@ -77,6 +96,8 @@ class _StudyBase:
     seed: int = 0
     base_model: str = "builtin:tiny-llama"  # builtin:tiny-llama | local folder | hub id
     tasks: list[str] = field(default_factory=lambda: ["arith", "choice", "facts"])
+    ood_tasks: list[str] = field(default_factory=list)  # out-of-distribution tasks, evaluated in the final report only
+    chat_template: bool = False  # wrap prompts in the model's chat template (instruct models), in training and evaluation
     task_weights: dict[str, float] = field(default_factory=dict)  # default w_t = 1 / max seed r_t
     datasets: list[str] = field(default_factory=list)  # training data objects; default: each task + all
     training_data: dict[str, TrainingDataConfig] = field(default_factory=dict)  # more datasets, by name
@@ -90,6 +111,8 @@ class _StudyBase:
     data: DataConfig = field(default_factory=DataConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     registered_model: str = ""  # Model Registry name; default lamdagent-<name>
+    lease: LeaseConfig = field(default_factory=LeaseConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
 
 
 def _schema() -> type:
@@ -188,7 +211,7 @@ def validate(cfg) -> None:
     _check(cfg.iterations >= 0, f"iterations must be >= 0, got {cfg.iterations}")
     _check(cfg.max_consecutive_failures >= 1, f"max_consecutive_failures must be >= 1, got {cfg.max_consecutive_failures}")
     _check(bool(cfg.tasks), "tasks must list at least one task")
-    for task in cfg.tasks:
+    for task in [*cfg.tasks, *cfg.ood_tasks]:
         _check(task in task_names() or task.endswith((".yaml", ".yml")), f"unknown task {task!r}; expected one of {task_names()}")
     for task in cfg.task_weights:
         _check(task in cfg.tasks, f"task_weights names {task!r}, which is not in tasks {list(cfg.tasks)}")
@@ -214,13 +237,26 @@ def validate(cfg) -> None:
     _check(cfg.agent.backend in ("local", "openai"), f"agent.backend must be 'local' or 'openai', got {cfg.agent.backend!r}")
     _check(cfg.agent.temperature >= 0, f"agent.temperature must be >= 0, got {cfg.agent.temperature}")
     _check(cfg.agent.max_retries >= 0, f"agent.max_retries must be >= 0, got {cfg.agent.max_retries}")
+    _check(cfg.agent.request_retries >= 0, f"agent.request_retries must be >= 0, got {cfg.agent.request_retries}")
     for name in ("train_size", "val_size", "test_size"):
         value = getattr(cfg.data, name)
         _check(value > 0, f"data.{name} must be > 0, got {value}")
-    for name, value in (("evaluation.batch_size", cfg.evaluation.batch_size), ("agent.memory_max_tokens", cfg.agent.memory_max_tokens),
+    batch = cfg.evaluation.batch_size
+    _check(batch == "auto" or (isinstance(batch, int) and not isinstance(batch, bool)), f"evaluation.batch_size must be a number or 'auto', got {batch!r}")
+    _check(cfg.evaluation.backend in ("hf", "vllm"), f"evaluation.backend must be 'hf' or 'vllm', got {cfg.evaluation.backend!r}")
+    if cfg.evaluation.backend == "vllm":
+        import importlib.util
+
+        _check(importlib.util.find_spec("vllm") is not None,
+               "evaluation.backend=vllm needs vLLM: pip install vllm (a CUDA machine), or use evaluation.backend=hf")
+    for name, value in (("evaluation.batch_size", 1 if batch == "auto" else batch), ("agent.memory_max_tokens", cfg.agent.memory_max_tokens),
                         ("agent.request_timeout", cfg.agent.request_timeout)):
         _check(value > 0, f"{name} must be > 0, got {value}")
+    _check(cfg.judge.backend in ("local", "openai"), f"judge.backend must be 'local' or 'openai', got {cfg.judge.backend!r}")
     _check(cfg.judge.max_retries >= 0, f"judge.max_retries must be >= 0, got {cfg.judge.max_retries}")
+    _check(0 < cfg.lease.heartbeat_seconds < cfg.lease.timeout_seconds,
+           f"lease.heartbeat_seconds must be > 0 and < lease.timeout_seconds, got {cfg.lease.heartbeat_seconds} and {cfg.lease.timeout_seconds}")
+    _check(cfg.retention.keep_top_k is None or cfg.retention.keep_top_k >= 1, f"retention.keep_top_k must be >= 1 or null, got {cfg.retention.keep_top_k}")
     for action in ACTION_TYPES:
         _check_settings(action, to_dict(getattr(cfg, action)))
     for action in cfg.actions:

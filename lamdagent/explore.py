@@ -129,8 +129,9 @@ class Exploration:
 
 
 def start_or_resume(study: str | None, overrides: list[str], resume: str | None, tracker: Tracker, display: Display,
-                    launcher_run: str | None = None) -> tuple[str, list[Record], object]:
-    """Validate everything, then run the exploration. Returns (exploration run id, records, cfg)."""
+                    launcher_run: str | None = None, tags: dict[str, str] | None = None) -> tuple[str, list[Record], object]:
+    """Validate everything, then run the exploration. Returns (exploration run id, records, cfg).
+    `tags` (under `lamdagent.`) mark a new exploration, e.g. as a baseline."""
     if resume == "latest":
         resume = tracker.latest_unfinished(study or "demo")
     if resume:
@@ -157,7 +158,7 @@ def start_or_resume(study: str | None, overrides: list[str], resume: str | None,
             experiment_id = tracker.experiment(cfg.name)
             plain = config_mod.to_dict(cfg)
             params = config_mod.flat_params(config_mod.redacted(plain))
-            run_id = tracker.start_exploration(experiment_id, cfg.name, config_mod.redacted(plain), params)
+            run_id = tracker.start_exploration(experiment_id, cfg.name, config_mod.redacted(plain), params, tags=tags)
             lease = Lease(tracker.client, run_id, cfg.lease.timeout_seconds, cfg.lease.heartbeat_seconds).acquire()
         if launcher_run:
             tracker.client.set_tag(launcher_run, tr.tag("exploration_run_id"), run_id)

@@ -23,6 +23,10 @@ TINY_LLAMA = {
     "tie_word_embeddings": True,
 }
 TOKENIZER_VOCAB = 600
+# A larger sibling (about 6x the parameters, same tokenizer) for model-size scaling replays offline.
+TINY_LLAMA_LARGE = {**TINY_LLAMA, "hidden_size": 256, "intermediate_size": 512, "num_hidden_layers": 6, "num_attention_heads": 8,
+                    "num_key_value_heads": 8}
+TINY_CONFIGS = {"tiny-llama": TINY_LLAMA, "tiny-llama-large": TINY_LLAMA_LARGE}
 
 
 def _tokenizer_corpus() -> list[str]:
@@ -36,7 +40,7 @@ def _tokenizer_corpus() -> list[str]:
     return texts
 
 
-def build_tiny_llama(out_dir: Path, seed: int = 0) -> Path:
+def build_tiny_llama(out_dir: Path, seed: int = 0, shape: dict = TINY_LLAMA) -> Path:
     """A randomly initialised Llama-architecture model with a byte-level BPE tokenizer trained here."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -59,7 +63,7 @@ def build_tiny_llama(out_dir: Path, seed: int = 0) -> Path:
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
-        **TINY_LLAMA,
+        **shape,
     )
     model = LlamaForCausalLM(config)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
@@ -73,18 +77,19 @@ def _builtin(name: str, seed: int) -> Path:
         from lamdagent.agent.local_llm import converted_model_dir
 
         return converted_model_dir(cache_dir())
-    key = hashlib.sha256(json.dumps([TINY_LLAMA, TOKENIZER_VOCAB, seed], sort_keys=True).encode()).hexdigest()[:12]
-    target = cache_dir() / "models" / f"tiny-llama-{key}"
+    shape = TINY_CONFIGS[name]
+    key = hashlib.sha256(json.dumps([shape, TOKENIZER_VOCAB, seed], sort_keys=True).encode()).hexdigest()[:12]
+    target = cache_dir() / "models" / f"{name}-{key}"
     if not (target / "config.json").exists():
         staging = Path(tempfile.mkdtemp(dir=target.parent if target.parent.exists() else None))
-        build_tiny_llama(staging, seed)
+        build_tiny_llama(staging, seed, shape)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(target, ignore_errors=True)
         os.replace(staging, target)  # atomic: a crash never leaves a half-built model
     return target
 
 
-BUILTINS = ("tiny-llama", "smollm2-135m-instruct")
+BUILTINS = (*TINY_CONFIGS, "smollm2-135m-instruct")
 
 
 def check_base_model(ref: str) -> None:

@@ -31,11 +31,11 @@ def keep_set(records: list[Record], k: int) -> set[str]:
     """Model ids of the top-k models by validation score and of everything their lineage needs."""
     done = [r for r in records if r.status in (tr.OK, tr.CACHED) and r.model_id]
     model_of = {r.run_id: r.model_id for r in done}
-    best: dict[str, float] = {}
+    best: dict[str, tuple] = {}  # model id -> its best (score, earliest iteration, run id); ties go to the earlier model
     for r in done:
         if r.score is not None:
-            best[r.model_id] = max(best.get(r.model_id, float("-inf")), r.score)
-    keep = set(sorted(best, key=lambda m: -best[m])[:k])
+            best[r.model_id] = min(best.get(r.model_id, (float("inf"),)), (-r.score, r.iteration, r.run_id))
+    keep = set(sorted(best, key=best.get)[:k])
     by_model: dict[str, list[Record]] = {}
     for r in done:
         by_model.setdefault(r.model_id, []).append(r)

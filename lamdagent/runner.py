@@ -4,6 +4,7 @@ evaluate on the validation split, and register the model."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 import traceback
@@ -16,6 +17,7 @@ from lamdagent.actions import ActionContext, ActionOutput
 from lamdagent.cost import CostMeter
 from lamdagent.errors import ActionFailed
 from lamdagent.evaluation.evaluator import evaluate, weighted_score
+from lamdagent.faults import checkpoint
 from lamdagent.models import architecture, load_model
 from lamdagent.paths import cache_dir
 from lamdagent.progress import Display
@@ -43,8 +45,31 @@ class Runner:
 
     def resolve(self, model: ModelObject) -> Path:
         if model.path is None:
-            model.path = self.tracker.model_dir(model.model_id)
+            try:
+                model.path = self.tracker.model_dir(model.model_id)
+            except tr.WeightsFreed:
+                model.path = self.rebuild(model)
         return model.path
+
+    def rebuild(self, model: ModelObject) -> Path:
+        """A model whose weights the retention policy freed, made again by re-running its action
+        over its (recursively resolved) inputs into the local cache; seeded, so the same weights."""
+        target = cache_dir() / "rebuilt" / model.model_id
+        if (target / "model" / "config.json").exists():
+            return target / "model"
+        record = self.tracker.record(model.run_id)
+        action = self.study.space(model.parents).find(record.action_type, record.action) if record.action_type else None
+        if action is None or action.fingerprint != model.fingerprint:
+            raise ActionFailed(f"the weights of {model.name} were freed and its action cannot be replayed in this study")
+        self.display.log(f"rebuilding {model.name} = {model.pipeline} (its weights were freed)")
+        work = cache_dir() / "work" / f"rebuild-{model.model_id}-{os.getpid()}"
+        output = action.type.run(action.bindings, ActionContext(work, self.study.cfg.seed, self.base_dir, resolve=self.resolve,
+                                                                       chat_template=self.study.cfg.chat_template))
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir(parents=True)
+        output.model_dir.rename(target / "model")  # whole or not at all
+        shutil.rmtree(work, ignore_errors=True)
+        return target / "model"
 
     def produce(
         self,
@@ -58,48 +83,57 @@ class Runner:
         build: Callable[[ActionContext], ActionOutput],
         tags: dict[str, str] | None = None,
         params: dict | None = None,
+        reuse: bool = True,
     ) -> Produced:
+        """`reuse=False` computes the step even when an earlier run made the same model."""
         started = time.perf_counter()
         all_tags = {"fingerprint": fp, "pipeline": pipeline, "inputs": json.dumps([m.run_id for m in inputs]), **(tags or {})}
-        run_id = self.tracker.start_child(self.parent, kind, iteration, name, all_tags)
-        self.tracker.log(run_id, params=params)
-        cached = self.tracker.find_by_fingerprint(self.experiment_id, fp)
+        run_id = self.tracker.start_child(self.parent, kind, iteration, name, all_tags, experiment_id=self.experiment_id)
+        cached = self.tracker.find_by_fingerprint(self.experiment_id, fp) if reuse else None
         if cached and cached.run_id != run_id and cached.model_id:
             adapter_tag = {"adapter_of": cached.adapter_of} if cached.adapter_of else {}
+            score = weighted_score(cached.scores, self.weights) if self.weights is not None else None
             self.tracker.log(
                 run_id,
-                metrics={**{f"val.{t}": v for t, v in cached.scores.items()}, "cost.seconds": time.perf_counter() - started},
-                tags={"model_id": cached.model_id, "arch": cached.arch, "source_run": cached.run_id, **adapter_tag},
+                metrics={**{f"val.{t}": v for t, v in cached.scores.items()}, "cost.seconds": time.perf_counter() - started,
+                         **({"val.score": score} if score is not None else {})},
+                tags={"model_id": cached.model_id, "arch": cached.arch, "source_run": cached.run_id, **adapter_tag}, params=params,
             )
-            model = ModelObject(name, run_id, cached.model_id, fp, pipeline, cached.arch, dict(cached.scores), iteration=iteration,
+            model = ModelObject(name, run_id, cached.model_id, fp, pipeline, cached.arch, dict(cached.scores), score, iteration=iteration,
                                 parents=list(inputs), adapter_base=self.model_of_run(cached.adapter_of) if cached.adapter_of else None)
-            return Produced(run_id, self._with_score(run_id, model), tr.CACHED)
+            return Produced(run_id, model, tr.CACHED)
         work = cache_dir() / "work" / run_id
+        pending: dict[str, float] = {}  # the build's metrics, written with the evaluation's in one batch
         try:
             self.display.step(f"{name}: {pipeline}")
             ctx = ActionContext(work, self.study.cfg.seed, self.base_dir, on_step=lambda s, t: self.display.update_step(s, t),
-                                resolve=self.resolve)
+                                resolve=self.resolve, chat_template=self.study.cfg.chat_template)
             with CostMeter() as cost:
                 output = build(ctx)
+            checkpoint("after_build")
             adapter_base = output.adapter_base
             base_dir = ctx.model_path(adapter_base) if adapter_base else None
             arch = architecture(base_dir or output.model_dir)
             tags = {"arch": arch, **({"adapter_of": adapter_base.run_id} if adapter_base else {})}
-            self.tracker.log(run_id, metrics={**output.metrics, **cost.metrics, "model.bytes": _folder_bytes(output.model_dir)}, tags=tags)
-            self.tracker.log_series(run_id, output.step_metrics)
-            scores = self._evaluate(run_id, output.model_dir, base_dir)
+            pending = {**output.metrics, **cost.metrics, "model.bytes": _folder_bytes(output.model_dir)}
+            scores, val_metrics = self._evaluate(run_id, output.model_dir, base_dir, output.loaded)
+            output.loaded = None  # the model's memory is freed before the next action
+            score = {"val.score": weighted_score(scores, self.weights)} if self.weights is not None else {}
+            self.tracker.log(run_id, metrics={**pending, **val_metrics, **score}, params=params, tags=tags, series=output.step_metrics)
+            checkpoint("before_log_model")
             model_id, _ = self.tracker.log_model(
                 run_id, self.experiment_id, output.model_dir, self.study.registered_model, name,
                 tags={tag: value for tag, value in (("lamdagent.pipeline", pipeline), ("lamdagent.run_id", run_id))},
             )
+            checkpoint("after_log_model")
             model = ModelObject(name, run_id, model_id, fp, pipeline, arch, scores, iteration=iteration, parents=list(inputs),
-                                cost_seconds=cost.metrics["cost.seconds"], adapter_base=adapter_base)
-            return Produced(run_id, self._with_score(run_id, model), tr.OK)
+                                cost_seconds=cost.metrics["cost.seconds"], adapter_base=adapter_base, score=score.get("val.score"))
+            return Produced(run_id, model, tr.OK)
         except Exception as err:  # a failed action is data: recorded, and the exploration goes on
             message = str(err).splitlines()[0] if str(err) else ""
-            error = message if isinstance(err, ActionFailed) else f"{type(err).__name__}: {message}"
+            error = message if isinstance(err, ActionFailed) else f"{type(err).__name__}: {message}" if message else type(err).__name__
             self.tracker.log_text(run_id, traceback.format_exc(), "error.txt")
-            self.tracker.log(run_id, tags={"error": error[:4000]})
+            self.tracker.log(run_id, metrics=pending, params=params, tags={"error": error[:4000]})
             return Produced(run_id, None, tr.FAILED, error)
         finally:
             self.display.done_step()
@@ -109,24 +143,52 @@ class Runner:
         """The model object of any successful run of the store (e.g. the base of a reused adapter)."""
         return models_from_records([self.tracker.record(run_id)], fetch=self.model_of_run)[0]
 
-    def _evaluate(self, run_id: str, model_dir: Path, adapter_base: Path | None) -> dict[str, float]:
+    def _evaluate(self, run_id: str, model_dir: Path, adapter_base: Path | None, loaded: tuple | None = None) -> tuple[dict, dict]:
+        """Scores on the validation split and their metrics; the predictions are logged. `loaded` is
+        the model still in memory after training (no reload)."""
         cfg = self.study.cfg
-        model, tokenizer = load_model(model_dir, adapter_base)
+        generate = model = tokenizer = None
+        if cfg.evaluation.backend == "vllm":
+            from lamdagent.evaluation.generation import vllm_generator
+
+            generate = vllm_generator(_merged(model_dir, adapter_base) if adapter_base else model_dir)
+        else:
+            model, tokenizer = _on_device(loaded) if loaded else load_model(model_dir, adapter_base)
         total = len(self.study.tasks) * cfg.data.val_size
         self.display.step("evaluating on validation", total)
         result = evaluate(model, tokenizer, self.study.tasks, "val", cfg.data.val_size, seed=cfg.seed,
-                          batch_size=cfg.evaluation.batch_size, on_progress=self.display.advance_step)
+                          batch_size=cfg.evaluation.batch_size, on_progress=self._eval_progress, generate=generate,
+                          chat_template=cfg.chat_template)
         unscored = {f"unscored.val.{t}": float(n) for t, n in result.unscored.items() if n}
-        self.tracker.log(run_id, metrics={**{f"val.{t}": v for t, v in result.scores.items()}, **unscored})
-        for task, rows in result.predictions.items():
-            self.tracker.log_json(run_id, rows, f"predictions/val/{task}.json")
-        return result.scores
+        self.tracker.log_jsons(run_id, {f"predictions/val/{task}.json": rows for task, rows in result.predictions.items()})
+        return result.scores, {**{f"val.{t}": v for t, v in result.scores.items()}, **unscored}
+
+    def _eval_progress(self, n: int) -> None:
+        checkpoint("eval")
+        self.display.advance_step(n)
 
     def _with_score(self, run_id: str, model: ModelObject) -> ModelObject:
         if self.weights is not None:
             model.score = weighted_score(model.scores, self.weights)
             self.tracker.log(run_id, metrics={"val.score": model.score})
         return model
+
+
+def _on_device(loaded: tuple) -> tuple:
+    """A model kept in memory after training, as load_model would give it (bf16 on CUDA)."""
+    import torch
+
+    model, tokenizer = loaded
+    return (model.to(torch.bfloat16), tokenizer) if torch.cuda.is_available() else (model, tokenizer)
+
+
+def _merged(model_dir: Path, adapter_base: Path) -> Path:
+    """A full-weights folder of an adapter over its base, beside the adapter (for vLLM)."""
+    model, tokenizer = load_model(model_dir, adapter_base)
+    target = Path(model_dir).parent / "merged-for-eval"
+    model.save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    return target
 
 
 def _folder_bytes(path: Path) -> int:

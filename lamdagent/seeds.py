@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
+from lamdagent import tracking as tr
 from lamdagent.actions import ACTION_TYPES, ActionContext, ActionOutput
 from lamdagent.errors import UserError
 from lamdagent.evaluation.evaluator import task_weights
@@ -20,32 +21,54 @@ def _sft_build(study: Study, model: ModelObject, dataset, learning_rate: float):
     return Action(sft, {"model": model, "dataset": dataset, "learning_rate": learning_rate}, study.cfg.seed)
 
 
-def ensure_seeds(study: Study, runner: Runner) -> list[ModelObject]:
-    """The initial objects as `seed` runs: the base model and, if configured, one specialist per
-    task fine-tuned from the base (paper 3.1). Reused by fingerprint across explorations."""
-    cfg, tracker = study.cfg, runner.tracker
+def prepare_base(cfg):
+    """(folder, fingerprint, build) of the study's base model; the build copies it into a run."""
     base_dir = resolve_base_model(cfg.base_model, cfg.seed)
-    runner.base_dir = base_dir
-    base_fp = fingerprint("base", cfg.base_model, architecture(base_dir), cfg.seed)
+    if cfg.chat_template:
+        from transformers import AutoTokenizer
+
+        from lamdagent.chat import check_chat_template
+
+        check_chat_template(AutoTokenizer.from_pretrained(base_dir), base_dir)
+    # Scores depend on the chat-template setting, so it is part of every lineage's root.
+    base_fp = fingerprint("base", cfg.base_model, architecture(base_dir), cfg.seed, *(["chat"] if cfg.chat_template else []))
 
     def copy_base(ctx: ActionContext) -> ActionOutput:
         shutil.copytree(base_dir, ctx.out_dir / "model")
         return ActionOutput(ctx.out_dir / "model")
 
+    return base_dir, base_fp, copy_base
+
+
+def ensure_seeds(study: Study, runner: Runner, existing: dict[str, ModelObject] | None = None) -> list[ModelObject]:
+    """The initial objects as `seed` runs: the base model and, if configured, one specialist per
+    task fine-tuned from the base (paper 3.1). Reused by fingerprint across explorations;
+    `existing` (by name) are this exploration's finished seeds, kept when a resume completes them."""
+    cfg, tracker = study.cfg, runner.tracker
+    existing = existing or {}
+
+    def produce(name: str, **kwargs) -> Produced:
+        if name in existing:
+            model = existing[name]
+            return Produced(model.run_id, model, tr.OK)
+        produced = runner.produce(name=name, **kwargs)
+        _finish_seed(tracker, produced)
+        return produced
+
+    base_dir, base_fp, copy_base = prepare_base(cfg)
+    runner.base_dir = base_dir
     seeds: list[ModelObject] = []
-    produced = runner.produce(kind="seed", iteration=0, name="base", fp=base_fp, pipeline="base", inputs=[], build=copy_base,
-                              tags={"source": cfg.base_model})
-    _finish_seed(tracker, produced)
+    produced = produce("base", kind="seed", iteration=0, fp=base_fp, pipeline="base", inputs=[], build=copy_base,
+                       tags={"source": cfg.base_model})
     base = produced.model
     base.path = base_dir
     seeds.append(base)
     if cfg.specialists and "sft" in ACTION_TYPES:
         for task in study.tasks:
             action = _sft_build(study, base, study.specialist_dataset(task), cfg.sft.learning_rate[0])
-            produced = runner.produce(kind="seed", iteration=0, name=f"spec_{task.name}", fp=action.fingerprint,
-                                      pipeline=action.pipeline(), inputs=[base], build=lambda ctx, a=action: a.type.run(a.bindings, ctx),
-                                      tags={"action_type": "sft", "action": json.dumps(action.names())}, params=action.hparams)
-            _finish_seed(tracker, produced)
+            produced = produce(f"spec_{task.name}", kind="seed", iteration=0, fp=action.fingerprint,
+                               pipeline=action.pipeline(), inputs=[base], build=lambda ctx, a=action: a.type.run(a.bindings, ctx),
+                               tags={"action_type": "sft", "action": json.dumps(action.names())}, params=action.hparams)
             seeds.append(produced.model)
     runner.weights = task_weights([s.scores for s in seeds], study.task_names, cfg.task_weights)
     for seed in seeds:

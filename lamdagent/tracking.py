@@ -18,12 +18,20 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, Run, RunTag
 
+from lamdagent import store_reads
+from lamdagent.errors import UserError
+from lamdagent.faults import checkpoint
 from lamdagent.paths import cache_dir
 
 PREFIX = "lamdagent."
 RUNNING, OK, FAILED, CACHED, KILLED = "running", "ok", "failed", "cached", "killed"
 CONFIG_ARTIFACT = "config.json"
 MEMORY_ARTIFACT = "agent/memory.txt"
+FREED = "freed"  # lamdagent.weights: the retention policy deleted this model's weight files
+
+
+class WeightsFreed(Exception):
+    """The retention policy deleted this model's weights; the model must be rebuilt."""
 
 
 def tag(name: str) -> str:
@@ -55,9 +63,12 @@ class Record:
 
     @classmethod
     def from_run(cls, run: Run) -> Record:
-        tags, metrics = run.data.tags, run.data.metrics
+        return cls.from_data(run.info.run_id, run.data.tags, run.data.metrics)
+
+    @classmethod
+    def from_data(cls, run_id: str, tags: dict[str, str], metrics: dict[str, float]) -> Record:
         return cls(
-            run_id=run.info.run_id,
+            run_id=run_id,
             kind=tags.get(tag("kind"), ""),
             iteration=int(tags.get(tag("iteration"), 0)),
             name=tags.get(tag("name"), ""),
@@ -86,6 +97,7 @@ class Tracker:
             mlflow.set_tracking_uri(tracking_uri)
         self.tracking_uri = mlflow.get_tracking_uri()
         self.client = MlflowClient(self.tracking_uri)
+        self._registered: set[str] = set()  # registered model names known to exist (one read per name)
 
     # --- studies and explorations -------------------------------------------------------------
     def experiment(self, study: str) -> str:
@@ -94,15 +106,31 @@ class Tracker:
         found = self.client.get_experiment_by_name(name)
         if found:
             return found.experiment_id
-        experiment_id = self.client.create_experiment(name, tags={"mlflow.experimentKind": "custom_model_development", tag("study"): study})
-        return experiment_id
+        try:
+            return self.client.create_experiment(name, tags={"mlflow.experimentKind": "custom_model_development", tag("study"): study})
+        except mlflow.exceptions.MlflowException:  # another process created it meanwhile
+            return self.client.get_experiment_by_name(name).experiment_id
 
-    def start_exploration(self, experiment_id: str, study: str, config: dict, params: dict[str, str], run_name: str | None = None) -> str:
-        run = self.client.create_run(experiment_id, run_name=run_name, tags={tag("kind"): "exploration", tag("study"): study})
+    def start_exploration(self, experiment_id: str, study: str, config: dict, params: dict[str, str], run_name: str | None = None,
+                          kind: str = "exploration", tags: dict[str, str] | None = None) -> str:
+        """A parent run holding its resolved config: an exploration, or a group of baselines, replays or a report."""
+        all_tags = {tag("kind"): kind, tag("study"): study, **{tag(k): v for k, v in (tags or {}).items()}}
+        run = self.client.create_run(experiment_id, run_name=run_name, tags=all_tags)
         run_id = run.info.run_id
         self.client.log_batch(run_id, params=[Param(k[:250], v[:6000]) for k, v in params.items()])
         self.client.log_text(run_id, json.dumps(config, indent=2), CONFIG_ARTIFACT)
         return run_id
+
+    def latest_unfinished(self, study: str) -> str:
+        """The run id of the study's most recently started exploration that did not finish."""
+        found = self.client.get_experiment_by_name(f"lamdagent/{study}")
+        runs = self.client.search_runs(
+            [found.experiment_id], f"tags.`{tag('kind')}` = 'exploration' and attributes.status != 'FINISHED'",
+            order_by=["attributes.start_time DESC"], max_results=1,
+        ) if found else []
+        if not runs:
+            raise UserError(f"no unfinished exploration of study {study!r} in the tracking store {self.tracking_uri}")
+        return runs[0].info.run_id
 
     def exploration(self, run_id: str) -> Run:
         return self.client.get_run(run_id)
@@ -117,28 +145,35 @@ class Tracker:
         self.client.set_terminated(run_id, status)
 
     # --- nested runs ----------------------------------------------------------------------------
-    def start_child(self, parent: Run | str, kind: str, iteration: int, name: str, tags: dict[str, str], run_name: str | None = None) -> str:
-        parent_run = parent if isinstance(parent, Run) else self.client.get_run(parent)
+    def start_child(self, parent: Run | str, kind: str, iteration: int, name: str, tags: dict[str, str], run_name: str | None = None,
+                    experiment_id: str | None = None) -> str:
+        """A nested run; given the parent's `experiment_id`, a parent id needs no read of the store."""
+        if isinstance(parent, str) and experiment_id is not None:
+            parent_id = parent
+        else:
+            parent_run = parent if isinstance(parent, Run) else self.client.get_run(parent)
+            parent_id, experiment_id = parent_run.info.run_id, parent_run.info.experiment_id
         all_tags = {
-            "mlflow.parentRunId": parent_run.info.run_id,
+            "mlflow.parentRunId": parent_id,
             tag("kind"): kind,
             tag("iteration"): str(iteration),
             tag("name"): name,
             tag("status"): RUNNING,
             **{tag(k): v for k, v in tags.items()},
         }
-        run = self.client.create_run(parent_run.info.experiment_id, run_name=run_name or name, tags=all_tags)
+        run = self.client.create_run(experiment_id, run_name=run_name or name, tags=all_tags)
         return run.info.run_id
 
-    def log(self, run_id: str, metrics: dict[str, float] | None = None, params: dict | None = None, tags: dict[str, str] | None = None, step: int = 0) -> None:
-        """One batched write of metrics, params and `lamdagent.` tags."""
+    def log(self, run_id: str, metrics: dict[str, float] | None = None, params: dict | None = None, tags: dict[str, str] | None = None, step: int = 0,
+            series: dict[str, list[tuple[int, float]]] | None = None) -> None:
+        """One batched write of metrics, params, `lamdagent.` tags and metric series (name -> (step, value));
+        split in writes of 1,000 metrics, MLflow's limit per batch."""
         now = int(time.time() * 1000)
-        self.client.log_batch(
-            run_id,
-            metrics=[Metric(k, float(v), now, step) for k, v in (metrics or {}).items()],
-            params=[Param(k, str(v)) for k, v in (params or {}).items()],
-            tags=[RunTag(tag(k), str(v)) for k, v in (tags or {}).items()],
-        )
+        values = [Metric(k, float(v), now, step) for k, v in (metrics or {}).items()]
+        values += [Metric(name, float(v), now, at) for name, points in (series or {}).items() for at, v in points]
+        first = {"params": [Param(k, str(v)) for k, v in (params or {}).items()], "tags": [RunTag(tag(k), str(v)) for k, v in (tags or {}).items()]}
+        for start in range(0, max(len(values), 1), 1000):
+            self.client.log_batch(run_id, metrics=values[start : start + 1000], **(first if start == 0 else {}))
 
     def log_series(self, run_id: str, series: dict[str, list[tuple[int, float]]]) -> None:
         now = int(time.time() * 1000)
@@ -152,44 +187,78 @@ class Tracker:
     def log_json(self, run_id: str, value, path: str) -> None:
         self.client.log_text(run_id, json.dumps(value, indent=2, default=str), path)
 
+    def log_jsons(self, run_id: str, files: dict[str, object]) -> None:
+        """Several JSON artifacts (path -> value) in one write."""
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as folder:
+            for path, value in files.items():
+                target = Path(folder) / path
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(json.dumps(value, indent=2, default=str))
+            self.client.log_artifacts(run_id, folder)
+
     def finish_child(self, run_id: str, status: str, error: str = "") -> None:
         tags = {"status": status, **({"error": error[:4000]} if error else {})}
         self.log(run_id, tags=tags)
         self.client.set_terminated(run_id, "FAILED" if status == FAILED else "FINISHED")
 
     def children(self, parent_id: str, experiment_id: str) -> list[Record]:
-        """Every nested run of an exploration, oldest iteration first."""
+        """Every nested run of an exploration, oldest iteration first (straight from the database
+        when the store is one: 1,000 runs in well under a second, see benchmarks/history.py)."""
+        with store_reads.no_gc():
+            rows = store_reads.child_runs(self.client, parent_id, experiment_id, PREFIX)
+            if rows is not None:
+                records = [Record.from_data(*row) for row in rows]
+            else:
+                records = self.search(experiment_id, f"tags.mlflow.parentRunId = '{parent_id}'")
+        return sorted(records, key=lambda r: (r.iteration, r.kind != "seed", r.run_id))
+
+    def search_runs(self, experiment_id: str, filter_string: str = "") -> list[Run]:
+        """Every run of the experiment matching the filter (all pages)."""
         runs, token = [], None
         while True:
-            page = self.client.search_runs(
-                [experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'", max_results=1000, page_token=token
-            )
+            page = self.client.search_runs([experiment_id], filter_string, max_results=1000, page_token=token)
             runs.extend(page)
             token = page.token
             if not token:
-                break
-        records = [Record.from_run(run) for run in runs]
-        return sorted(records, key=lambda r: (r.iteration, r.kind != "seed", r.run_id))
+                return runs
+
+    def search(self, experiment_id: str, filter_string: str = "") -> list[Record]:
+        return [Record.from_run(run) for run in self.search_runs(experiment_id, filter_string)]
 
     def record(self, run_id: str) -> Record:
         return Record.from_run(self.client.get_run(run_id))
 
     def find_by_fingerprint(self, experiment_id: str, fingerprint: str) -> Record | None:
-        """A finished, successful run of the study that made exactly this model, if any."""
+        """A finished, successful run of the study that made exactly this model and still holds
+        its weights (see retention), if any."""
         runs = self.client.search_runs(
             [experiment_id],
             f"tags.`{tag('fingerprint')}` = '{fingerprint}' and tags.`{tag('status')}` = '{OK}'",
-            max_results=1,
+            max_results=50,
         )
-        return Record.from_run(runs[0]) if runs else None
+        kept = [r for r in runs if r.data.tags.get(tag("weights")) != FREED]
+        return Record.from_run(kept[0]) if kept else None
 
     def mark_interrupted(self, parent_id: str, experiment_id: str) -> list[str]:
         """Runs left `running` by a killed process become KILLED; returns their ids."""
         killed = [r.run_id for r in self.children(parent_id, experiment_id) if r.status == RUNNING]
         for run_id in killed:
+            self._discard_models(run_id, experiment_id)
             self.log(run_id, tags={"status": KILLED})
             self.client.set_terminated(run_id, "KILLED")
         return killed
+
+    def _discard_models(self, run_id: str, experiment_id: str) -> None:
+        """The model of an interrupted run is never used: unfinished ones become FAILED, registry
+        versions are deleted, and the LoggedModel is tagged killed."""
+        for version in self.client.search_model_versions(f"run_id = '{run_id}'"):
+            self.client.delete_model_version(version.name, version.version)
+        for logged in self.client.search_logged_models([experiment_id], filter_string=f"source_run_id = '{run_id}'"):
+            if str(logged.status) != "READY":
+                self.client.finalize_logged_model(logged.model_id, "FAILED")
+            self.client.set_logged_model_tags(logged.model_id, {tag("status"): KILLED})
 
     def memory(self, run_id: str) -> str:
         return mlflow.artifacts.load_text(f"runs:/{run_id}/{MEMORY_ARTIFACT}")
@@ -199,21 +268,30 @@ class Tracker:
         """Store the folder once as a LoggedModel of the run and register it; (model_id, version)."""
         logged = self.client.create_logged_model(experiment_id, name=name, source_run_id=run_id, tags=tags)
         self.client.log_model_artifacts(logged.model_id, str(model_dir))
+        checkpoint("log_model")
         self.client.finalize_logged_model(logged.model_id, "READY")
         try:
-            self.client.get_registered_model(registered_name)
+            if registered_name not in self._registered:
+                self.client.get_registered_model(registered_name)
         except mlflow.exceptions.MlflowException:
-            self.client.create_registered_model(registered_name, tags={tag("kind"): "study-models"})
+            try:
+                self.client.create_registered_model(registered_name, tags={tag("kind"): "study-models"})
+            except mlflow.exceptions.MlflowException:  # another process created it meanwhile
+                self.client.get_registered_model(registered_name)
         version = self.client.create_model_version(
             registered_name, f"models:/{logged.model_id}", run_id=run_id, tags=tags, model_id=logged.model_id
         )
+        self._registered.add(registered_name)
         self.log(run_id, tags={"model_id": logged.model_id, "model_version": version.version, "registered_model": registered_name})
         return logged.model_id, version.version
 
     def model_dir(self, model_id: str) -> Path:
         """A local folder with the model's files: the artifact folder itself when the store is
         local (no copy), else a download into the cache (once per model)."""
-        location = self.client.get_logged_model(model_id).artifact_location
+        logged = self.client.get_logged_model(model_id)
+        if logged.tags.get(tag("weights")) == FREED:
+            raise WeightsFreed(model_id)
+        location = logged.artifact_location
         parsed = urlparse(location)
         if parsed.scheme in ("", "file"):
             return Path(url2pathname(parsed.path))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
 from transformers import TrainerCallback
+
+from lamdagent.faults import checkpoint
 
 
 @dataclass
@@ -59,8 +62,11 @@ class StepCallback(TrainerCallback):
         for key in self.keys:
             if logs and key in logs:
                 self.series.setdefault(key, []).append((state.global_step, float(logs[key])))
+        if logs and "loss" in logs and not math.isfinite(float(logs["loss"])):
+            control.should_training_stop = True  # no use training on: the action fails (see train)
 
     def on_step_end(self, args, state, control, **kwargs):
+        checkpoint("train_step")
         if self.on_step:
             self.on_step(state.global_step, state.max_steps)
 
@@ -86,16 +92,22 @@ def train(trainer_cls, config_cls, ctx, model, tokenizer, rows: list[dict], *, l
         data_seed=ctx.seed,
         save_strategy="no",
         logging_steps=1,
+        logging_nan_inf_filter=False,  # the default hides NaN/inf losses from the logs, and so from the check below
         report_to="none",
         disable_tqdm=True,
         **trainer_device_args(),
         **config,
     )
     track = StepCallback(ctx.on_step, logged)
+    if ctx.chat_template:
+        from lamdagent.chat import as_conversations
+
+        rows = as_conversations(rows)
     trainer = trainer_cls(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer, callbacks=[track])
     trainer.remove_callback(PrinterCallback)  # progress is reported through ctx.on_step
     result = trainer.train()
-    if any(not math.isfinite(value) for _, value in track.series.get("loss", [])):
+    losses = [value for _, value in track.series.get("loss", [])] + [result.training_loss]
+    if any(not math.isfinite(value) for value in losses):
         raise ActionFailed("training loss became NaN or infinite")
     trainer.model.save_pretrained(ctx.out_dir / "model")
     tokenizer.save_pretrained(ctx.out_dir / "model")

@@ -27,6 +27,7 @@ class ActionContext:
     base_model_dir: Path
     on_step: Callable[[int, int], None] | None = None  # (step, total) during training
     resolve: Callable[[Any], Path] | None = None  # ModelObject -> local folder (from the tracking store)
+    chat_template: bool = False  # the study's chat-template setting (lamdagent.chat)
 
     def model_path(self, model) -> Path:
         """The local folder of a model object, fetched from the tracking store if needed."""
@@ -54,6 +55,7 @@ class ActionOutput:
     adapter_base: Any = None  # the ModelObject a LoRA adapter output applies to
     metrics: dict[str, float] = field(default_factory=dict)  # e.g. train loss, tokens seen
     step_metrics: dict[str, list[tuple[int, float]]] = field(default_factory=dict)  # name -> (step, value)
+    loaded: tuple | None = field(default=None, repr=False)  # (model, tokenizer) still in memory: evaluated without a reload
 
 
 class ActionType(ABC):

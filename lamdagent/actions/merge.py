@@ -49,9 +49,6 @@ class MergeAction(ActionType):
         return ctx.model_ref(base) if base else str(ctx.base_model_dir)
 
     def run(self, bindings, ctx: ActionContext) -> ActionOutput:
-        from mergekit.config import MergeConfiguration
-        from mergekit.merge import MergeOptions, run_merge
-
         a, b = bindings["model_a"], bindings["model_b"]
         if a.arch != b.arch:
             raise ActionFailed(f"cannot merge {a.name} ({a.arch}) with {b.name} ({b.arch}): architectures differ")
@@ -66,15 +63,23 @@ class MergeAction(ActionType):
         base = self.base_model(bindings, ctx)
         if base is not None:
             config["base_model"] = str(base)
-        model_dir = ctx.out_dir / "model"
-        options = MergeOptions(device="cpu", copy_tokenizer=True, random_seed=ctx.seed, lazy_unpickle=False, quiet=True,
-                               lora_merge_cache=str(ctx.out_dir / "lora-merged"))  # adapters merged into their base here
-        try:
-            run_merge(MergeConfiguration.model_validate(config), str(model_dir), options=options)
-        except Exception as err:  # mergekit raises plain exceptions for shape or vocabulary mismatches
-            raise ActionFailed(f"mergekit {self.method} failed: {type(err).__name__}: {err}".splitlines()[0]) from err
-        checkpoint("after_merge")
-        return ActionOutput(model_dir=model_dir)
+        return run_mergekit(config, ctx)
+
+
+def run_mergekit(config: dict, ctx: ActionContext) -> ActionOutput:
+    """Run a mergekit merge configuration (as a dict) into `ctx.out_dir / "model"`."""
+    from mergekit.config import MergeConfiguration
+    from mergekit.merge import MergeOptions, run_merge
+
+    model_dir = ctx.out_dir / "model"
+    options = MergeOptions(device="cpu", copy_tokenizer=True, random_seed=ctx.seed, lazy_unpickle=False, quiet=True,
+                           lora_merge_cache=str(ctx.out_dir / "lora-merged"))  # adapters merged into their base here
+    try:
+        run_merge(MergeConfiguration.model_validate(config), str(model_dir), options=options)
+    except Exception as err:  # mergekit raises plain exceptions for shape or vocabulary mismatches
+        raise ActionFailed(f"mergekit {config['merge_method']} failed: {type(err).__name__}: {err}".splitlines()[0]) from err
+    checkpoint("after_merge")
+    return ActionOutput(model_dir=model_dir)
 
 
 @dataclass

@@ -56,4 +56,5 @@ class SFT(ActionType):
             adapter_base=adapter_base,
             metrics={"train.loss": float(result.training_loss), "train.tokens": float(tokens), "train.steps": float(result.global_step)},
             step_metrics={"train.loss": series.get("loss", [])},
+            loaded=None if adapter_base is not None else (trainer.model, tokenizer),  # a full model is evaluated as trained
         )

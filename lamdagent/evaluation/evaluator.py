@@ -6,7 +6,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable
 
-from lamdagent.evaluation.generation import generate_greedy
+from lamdagent.chat import chat_prompt
+from lamdagent.evaluation.generation import generate_greedy, resolve_batch_size
 from lamdagent.evaluation.tasks import Task
 
 
@@ -26,26 +27,29 @@ def evaluate(
     n: int,
     *,
     seed: int = 0,
-    batch_size: int = 64,
+    batch_size: int | str = 64,
     on_progress: Callable[[int], None] | None = None,
+    generate: Callable | None = None,
+    chat_template: bool = False,
 ) -> EvalResult:
-    """Score `model` on the first `n` examples of `split` of each task (greedy, batched)."""
+    """Score `model` on the first `n` examples of `split` of each task (greedy, batched).
+    `generate(prompts, max_new_tokens, on_batch)` replaces the HF backend (e.g. vllm_generator);
+    `batch_size` may be `auto` (see resolve_batch_size)."""
     scores, predictions, unscored = {}, {}, {}
     for task in tasks:
         examples = task.examples(split, n, seed)
-        generations = generate_greedy(
-            model,
-            tokenizer,
-            [ex.prompt for ex in examples],
-            max_new_tokens=task.spec.max_new_tokens,
-            batch_size=batch_size,
-            on_batch=on_progress,
-        )
+        prompts = [chat_prompt(tokenizer, ex.prompt) if chat_template else ex.prompt for ex in examples]
+        if generate is not None:
+            generations = generate(prompts, task.spec.max_new_tokens, on_progress)
+        else:
+            size = resolve_batch_size(batch_size, model, max_tokens=task.spec.max_new_tokens + max(map(len, prompts), default=0) // 2)
+            generations = generate_greedy(model, tokenizer, prompts, max_new_tokens=task.spec.max_new_tokens, batch_size=size,
+                                          on_batch=on_progress)
         rows = []
-        for ex, generation in zip(examples, generations):
+        for ex, prompt, generation in zip(examples, prompts, generations):
             answer, reward = task.score(generation, ex.gold)
             gold = ex.gold if isinstance(ex.gold, str) else list(ex.gold)
-            rows.append({"prompt": ex.prompt, "generation": generation, "answer": answer, "gold": gold, "reward": reward})
+            rows.append({"prompt": prompt, "generation": generation, "answer": answer, "gold": gold, "reward": reward})
         rewards = [r["reward"] for r in rows if not math.isnan(r["reward"])]
         scores[task.name] = sum(rewards) / len(rewards) if rewards else 0.0
         unscored[task.name] = len(rows) - len(rewards)

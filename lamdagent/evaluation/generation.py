@@ -39,3 +39,52 @@ def generate_greedy(
         if on_batch:
             on_batch(len(batch))
     return outputs
+
+
+AUTO = "auto"
+
+
+def resolve_batch_size(setting: int | str, model=None, *, max_tokens: int = 512) -> int:
+    """`evaluation.batch_size`: a number as given, or `auto`: as many sequences as half of the free
+    memory (GPU if the model is on one, else RAM) holds, counting the KV cache and the logits; at
+    most 256 on a GPU and 64 on the CPU, where larger batches stop paying (benchmarks/batched_eval.py)."""
+    if setting != AUTO:
+        return int(setting)
+    if model is None:
+        return 64
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    heads = getattr(config, "num_attention_heads", 1)
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    dtype_bytes = next(model.parameters()).element_size()
+    per_sequence = dtype_bytes * max_tokens * (2 * config.num_hidden_layers * kv_heads * head_dim + 4 * config.hidden_size) + 4 * config.vocab_size
+    device = next(model.parameters()).device
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        ceiling = 256
+    else:
+        import psutil
+
+        free, ceiling = psutil.virtual_memory().available, 64
+    return max(1, min(ceiling, int(free // 2 // per_sequence)))
+
+
+def vllm_generator(model_dir, *, dtype: str = "auto", gpu_memory_utilization: float = 0.85) -> Callable:
+    """A `generate(prompts, max_new_tokens, on_batch)` over vLLM for the model folder (greedy, as
+    generate_greedy); vLLM is imported here, only when the `vllm` backend is chosen."""
+    try:
+        from vllm import LLM, SamplingParams
+    except ImportError:
+        from lamdagent.errors import UserError
+
+        raise UserError("evaluation.backend=vllm needs vLLM: pip install vllm (a CUDA machine), or use evaluation.backend=hf") from None
+    llm = LLM(model=str(model_dir), dtype=dtype, gpu_memory_utilization=gpu_memory_utilization, seed=0)
+
+    def generate(prompts: list[str], max_new_tokens: int, on_batch: Callable[[int], None] | None = None) -> list[str]:
+        params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens, skip_special_tokens=True)
+        outputs = llm.generate(prompts, params, use_tqdm=False)
+        if on_batch:
+            on_batch(len(prompts))
+        return [out.outputs[0].text for out in outputs]
+
+    return generate

@@ -1,0 +1,162 @@
+"""The paper's baselines as runs of the study's experiment (`lamdagent.kind=baseline`).
+
+`base` and `specialists` (the initial models), `full` (SFT of the base on all training data), and
+`ties_grid` (TIES merges of all specialists over a grid of their weights, searched with optuna's
+GridSampler: one nested run per trial, the best one tagged) nest under one baselines run.
+`random_policy` and `merges_only` are explorations with the agent's budget (`iterations`), tagged
+`lamdagent.baseline`: the random policy, and the study's policy restricted to merge actions.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+from lamdagent import config as config_mod
+from lamdagent import tracking as tr
+from lamdagent.actions import ACTION_TYPES, ActionContext
+from lamdagent.actions.merge import run_mergekit
+from lamdagent.errors import UserError
+from lamdagent.progress import Display
+from lamdagent.runner import Produced, Runner
+from lamdagent.seeds import ensure_seeds
+from lamdagent.space import Action, DatasetObject, ModelObject, fingerprint
+from lamdagent.study import Study
+from lamdagent.tracking import Tracker
+
+BASELINES = ("base", "specialists", "full", "ties_grid", "random_policy", "merges_only")
+MERGE_TYPES = ("ties", "dare_ties", "task_arithmetic", "linear", "slerp")
+
+
+def check_names(names: list[str]) -> list[str]:
+    unknown = [n for n in names if n not in BASELINES]
+    if unknown:
+        raise UserError(f"unknown baseline {unknown[0]!r}; expected some of {list(BASELINES)}")
+    return names or list(BASELINES)
+
+
+def run_baselines(study_name: str, overrides: list[str], tracker: Tracker, display: Display, only: list[str] | None = None,
+                  grid: tuple[float, ...] = (0.2, 0.5, 0.8)) -> str:
+    """Run the chosen baselines (all by default); returns the baselines run id."""
+    names = check_names(list(only or []))
+    if not grid or any(not 0 < w <= 1 for w in grid):
+        raise UserError(f"the TIES grid weights must be in (0, 1], got {list(grid)}")
+    cfg = config_mod.load_config(study_name, overrides)
+    study = Study(cfg)
+    study.connect_judge()
+    experiment_id = tracker.experiment(cfg.name)
+    plain = config_mod.redacted(config_mod.to_dict(cfg))
+    group = tracker.start_exploration(experiment_id, cfg.name, plain, config_mod.flat_params(plain), run_name="baselines", kind="baselines")
+    display.log(f"baselines run [bold]{group}[/] of study [bold]{cfg.name}[/] in {tracker.tracking_uri}")
+    try:
+        model_baselines = [n for n in names if n in ("base", "specialists", "full", "ties_grid")]
+        if model_baselines:
+            _model_baselines(study, tracker, group, experiment_id, display, model_baselines, grid)
+        for name in ("random_policy", "merges_only"):
+            if name in names:
+                _exploration_baseline(name, study_name, overrides, cfg, tracker, display)
+    except BaseException:
+        tracker.close(group, "KILLED")
+        raise
+    tracker.close(group)
+    return group
+
+
+def _model_baselines(study: Study, tracker: Tracker, group: str, experiment_id: str, display: Display, names: list[str],
+                     grid: tuple[float, ...]) -> None:
+    cfg = study.cfg
+    runner = Runner(study, tracker, group, experiment_id, display)
+    seeds = ensure_seeds(study, runner)  # the initial models (reused from the explorations when computed)
+    base, specialists = seeds[0], seeds[1:]
+
+    def finish(produced: Produced) -> Produced:
+        tracker.finish_child(produced.run_id, produced.status, produced.error)
+        return produced
+
+    for model in ([base] if "base" in names else []) + (specialists if "specialists" in names else []):
+        label = "base" if model is base else f"specialist:{model.name.removeprefix('spec_')}"
+        finish(runner.produce(kind="baseline", iteration=0, name=model.name, fp=model.fingerprint, pipeline=model.pipeline, inputs=model.parents,
+                              build=_unreachable, tags={"baseline": label}))
+    if "full" in names:
+        sft = ACTION_TYPES["sft"](cfg.sft)
+        data = next((d for d in study.datasets if d.name == "all"), None) or DatasetObject("all", study.tasks, cfg.data.train_size, cfg.seed)
+        action = Action(sft, {"model": base, "dataset": data, "learning_rate": cfg.sft.learning_rate[0]}, cfg.seed)
+        finish(runner.produce(kind="baseline", iteration=0, name="full", fp=action.fingerprint, pipeline=action.pipeline(), inputs=[base],
+                              build=lambda ctx: action.type.run(action.bindings, ctx), params=action.hparams,
+                              tags={"baseline": "full", "action_type": "sft", "action": json.dumps(action.names())}))
+    if "ties_grid" in names:
+        if len(specialists) < 2:
+            display.log("[yellow]ties_grid skipped: it needs at least two specialists (specialists: true)")
+        else:
+            ties_grid(study, tracker, group, experiment_id, display, base, specialists, grid, runner.weights)
+
+
+def _unreachable(ctx: ActionContext):
+    raise RuntimeError("the initial models are computed before their baseline runs, which reuse them")
+
+
+def ties_grid(study: Study, tracker: Tracker, group: str, experiment_id: str, display: Display, base: ModelObject,
+              specialists: list[ModelObject], grid: tuple[float, ...], weights: dict[str, float]) -> Produced:
+    """TIES merges of all specialists, one optuna GridSampler trial (a nested run) per weight vector."""
+    import optuna
+
+    cfg = study.cfg
+    density = float(cfg.ties.density[0])
+    grid_run = tracker.start_child(group, "baseline_group", 0, "ties_grid", {"baseline": "ties_grid"}, experiment_id=experiment_id)
+    runner = Runner(study, tracker, grid_run, experiment_id, display)
+    runner.weights, runner.base_dir = weights, base.path
+    space = {m.name: list(grid) for m in specialists}
+    trials: dict[int, Produced] = {}
+
+    def objective(trial: optuna.Trial) -> float:
+        vector = {m.name: trial.suggest_categorical(m.name, space[m.name]) for m in specialists}
+        produced = runner.produce(
+            kind="baseline", iteration=trial.number, name=f"ties_grid_{trial.number}",
+            fp=fingerprint("ties_many", [m.fingerprint for m in specialists], vector, density, cfg.seed),
+            pipeline=f"ties({', '.join(m.name for m in specialists)}; weights={[vector[m.name] for m in specialists]})",
+            inputs=[base, *specialists], build=lambda ctx: _merge_all(ctx, base, specialists, vector, density),
+            params={f"weight.{k}": v for k, v in vector.items()} | {"density": density},
+            tags={"baseline": "ties_grid", "trial": str(trial.number)},
+        )
+        tracker.finish_child(produced.run_id, produced.status, produced.error)
+        trials[trial.number] = produced
+        return produced.model.score if produced.model and produced.model.score is not None else float("-inf")
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    search = optuna.create_study(direction="maximize", sampler=optuna.samplers.GridSampler(space, seed=cfg.seed))
+    search.optimize(objective, n_trials=len(list(itertools.product(*space.values()))))
+    best = trials[search.best_trial.number]
+    tracker.log(best.run_id, tags={"best_trial": "true"})
+    tracker.log(grid_run, metrics={"val.score": search.best_value}, params={f"best.weight.{k}": v for k, v in search.best_params.items()},
+                tags={"best_run": best.run_id})
+    tracker.finish_child(grid_run, tr.OK)
+    display.log(f"ties_grid: best of {len(trials)} trials is {best.model.pipeline if best.model else '?'} with val.score {search.best_value:.3f}")
+    return best
+
+
+def _merge_all(ctx: ActionContext, base: ModelObject, models: list[ModelObject], weights: dict[str, float], density: float):
+    config = {
+        "merge_method": "ties",
+        "base_model": ctx.model_ref(base),
+        "models": [{"model": ctx.model_ref(m), "parameters": {"weight": weights[m.name], "density": density}} for m in models],
+        "parameters": {"normalize": True},
+        "dtype": "float32",
+    }
+    return run_mergekit(config, ctx)
+
+
+def _exploration_baseline(name: str, study_name: str, overrides: list[str], cfg, tracker: Tracker, display: Display) -> str:
+    """An exploration with the agent's budget: the random policy, or merges only."""
+    from lamdagent.explore import start_or_resume
+
+    if name == "random_policy":
+        extra = ["agent.policy=random"]
+    else:
+        merges = [a for a in cfg.actions if a in MERGE_TYPES]
+        if not merges:
+            display.log(f"[yellow]merges_only skipped: study {cfg.name!r} has no merge action type")
+            return ""
+        extra = [f"actions=[{','.join(merges)}]"]
+    display.log(f"[bold]{name}[/]: an exploration of {cfg.iterations} iterations with {' '.join(extra)}")
+    run_id, _, _ = start_or_resume(study_name, [*overrides, *extra], None, tracker, display, tags={"baseline": name})
+    return run_id

@@ -1,0 +1,69 @@
+"""The `baselines`, `report` and `replay` subcommands (argument handling and console output)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from lamdagent.errors import UserError
+
+
+def _floats(text: str, what: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise UserError(f"{what} must be comma-separated numbers, got {text!r}") from None
+
+
+def baselines(args, console: Console, overrides: list[str]) -> int:
+    from lamdagent.baselines import run_baselines
+    from lamdagent.progress import Display
+    from lamdagent.tracking import Tracker
+
+    only = [name.strip() for name in args.only.split(",") if name.strip()]
+    grid = _floats(args.grid, "--grid")
+    with Display(console) as display:
+        group = run_baselines(args.study, overrides, Tracker(args.tracking_uri), display, only, grid)
+    console.print(f"baselines run id: [bold]{group}[/]   (then: lamdagent report --study {args.study})")
+    return 0
+
+
+def report(args, console: Console, overrides: list[str]) -> int:
+    from lamdagent.progress import Display
+    from lamdagent.reporting.report import build_report
+    from lamdagent.tracking import Tracker
+
+    out = Path(args.out or f"reports/{args.study}")
+    with Display(console) as display:
+        path = build_report(args.study, Tracker(args.tracking_uri), display, out, args.top_k, overrides)
+    console.print(path.read_text(), markup=False, highlight=False)
+    console.print(f"report: [bold]{path}[/]")
+    return 0
+
+
+def replay(args, console: Console, overrides: list[str]) -> int:
+    from lamdagent.progress import Display
+    from lamdagent.replay import Substitution
+    from lamdagent.replay import replay as run_replay
+    from lamdagent.tracking import Tracker
+
+    substitution = Substitution(args.data_scale, args.base_model)
+    tracker = Tracker(args.tracking_uri)
+    with Display(console) as display:
+        produced = run_replay(tracker, args.run_id, substitution, display, reuse=not args.recompute)
+    source = tracker.record(args.run_id)
+    table = Table(title=f"replay of {source.name} ({substitution.label()})", header_style="bold")
+    for column in ("", "pipeline", "val.score", *source.scores):
+        table.add_column(column)
+    table.add_row("source", source.pipeline, f"{source.score:.3f}", *(f"{v:.2f}" for v in source.scores.values()))
+    if produced.model:
+        model = produced.model
+        table.add_row("replay", model.pipeline, f"{model.score:.3f}", *(f"{model.scores.get(t, 0.0):.2f}" for t in source.scores))
+        console.print(table)
+        console.print(f"replayed model run id: [bold]{produced.run_id}[/]")
+        return 0
+    console.print(table)
+    console.print(f"[red]the replay failed: {produced.error}")
+    return 1

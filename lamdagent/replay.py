@@ -1,0 +1,138 @@
+"""Replays: re-execute a model's pipeline from its lineage in MLflow, with substitutions.
+
+A replay reads the model's run and its ancestors (the `lamdagent.inputs` edges) from the store and
+re-runs each step in order, from the base model up, under the source exploration's config with
+every training set scaled (data-size scaling) or the base model swapped (model-size scaling). The
+steps are `lamdagent.kind=replay` runs nested under one replay run; a step identical to an earlier
+run (same fingerprint) reuses it, as in an exploration.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from lamdagent import config as config_mod
+from lamdagent import tracking as tr
+from lamdagent.errors import UserError
+from lamdagent.evaluation.evaluator import task_weights
+from lamdagent.progress import Display
+from lamdagent.runner import Produced, Runner
+from lamdagent.seeds import prepare_base
+from lamdagent.space import ModelObject
+from lamdagent.study import Study
+from lamdagent.tracking import Record, Tracker
+
+
+@dataclass(frozen=True)
+class Substitution:
+    """What changes in a replay: every training set's size times `data_scale`, and/or the base model."""
+
+    data_scale: float = 1.0
+    base_model: str | None = None
+
+    def label(self) -> str:
+        parts = ([f"data x{self.data_scale:g}"] if self.data_scale != 1 else []) + ([f"base={self.base_model}"] if self.base_model else [])
+        return ", ".join(parts) or "as recorded"
+
+    def overrides(self, cfg: dict) -> list[str]:
+        """Dotlist overrides of the source config."""
+        if self.data_scale <= 0:
+            raise UserError(f"data scale must be > 0, got {self.data_scale:g}")
+        items = []
+        if self.data_scale != 1:
+            items.append(f"data.train_size={max(1, round(cfg['data']['train_size'] * self.data_scale))}")
+            for name, data in cfg.get("training_data", {}).items():
+                items.append(f"training_data.{name}.size={max(1, round(data['size'] * self.data_scale))}")
+        if self.base_model:
+            items.append(f"base_model={self.base_model}")
+        return items
+
+
+def lineage(tracker: Tracker, run_id: str) -> list[Record]:
+    """The model's run and all its ancestors, each once, parents before children."""
+    order: list[Record] = []
+    seen: set[str] = set()
+
+    def visit(current: str) -> None:
+        if current in seen:
+            return
+        seen.add(current)
+        record = tracker.record(current)
+        if record.status not in (tr.OK, tr.CACHED):
+            raise UserError(f"run {current} ({record.name or 'unnamed'}) has status {record.status!r}: only finished models can be replayed")
+        for parent in record.inputs:
+            visit(parent)
+        order.append(record)
+
+    visit(run_id)
+    return order
+
+
+def source_config(tracker: Tracker, run_id: str) -> tuple[dict, str, str]:
+    """(resolved config, parent run id, experiment id) of the run's exploration (or baselines group)."""
+    try:
+        run = tracker.client.get_run(run_id)
+    except Exception:
+        raise UserError(f"no run {run_id!r} in the tracking store {tracker.tracking_uri}") from None
+    parent = run.data.tags.get("mlflow.parentRunId")
+    if not parent or not run.data.tags.get(tr.tag("pipeline")):
+        raise UserError(f"run {run_id!r} is not a model of a LaMDAgent study (no lamdagent.pipeline tag or parent run)")
+    return tracker.exploration_config(parent), parent, run.info.experiment_id
+
+
+def reference_weights(tracker: Tracker, parent_id: str, experiment_id: str, cfg) -> dict[str, float]:
+    """The task weights of the source exploration: w_t = 1 / max r_t over its seed models."""
+    seeds = [r for r in tracker.children(parent_id, experiment_id) if r.kind == "seed" and r.status in (tr.OK, tr.CACHED)]
+    if not seeds:  # e.g. a baselines group: the study's seeds, from any exploration
+        seeds = [r for r in tracker.search(experiment_id, f"tags.`{tr.tag('kind')}` = 'seed'") if r.status in (tr.OK, tr.CACHED)]
+    return task_weights([r.scores for r in seeds], list(cfg.tasks), cfg.task_weights)
+
+
+def replay(tracker: Tracker, run_id: str, substitution: Substitution, display: Display, *, reuse: bool = True,
+           group: str | None = None) -> Produced:
+    """Re-execute the pipeline of model run `run_id` with `substitution`; returns the replayed model.
+    The steps nest under `group` (a replay run), created here when not given."""
+    raw, parent_id, experiment_id = source_config(tracker, run_id)
+    records = lineage(tracker, run_id)
+    cfg = config_mod.load_config("", substitution.overrides(raw), base=raw)
+    study = Study(cfg)
+    study.connect_judge()
+    source = records[-1]
+    labels = {"replay_of": run_id, "substitution": substitution.label(), "data_scale": f"{substitution.data_scale:g}",
+              "base_model": cfg.base_model, "scaling": "model" if substitution.base_model else "data"}
+    owns_group = group is None
+    if owns_group:
+        group = tracker.start_exploration(experiment_id, cfg.name, config_mod.redacted(config_mod.to_dict(cfg)), {},
+                                          run_name=f"replay {source.name} ({substitution.label()})", kind="replays", tags=labels)
+    runner = Runner(study, tracker, group, experiment_id, display)
+    runner.weights = reference_weights(tracker, parent_id, experiment_id, config_mod.load_config("", [], base=raw))
+    base_dir, base_fp, copy_base = prepare_base(cfg)
+    runner.base_dir = base_dir
+    replayed: dict[str, ModelObject] = {}
+    produced = None
+    for record in records:
+        tags = {**labels, "replay_of": record.run_id}
+        if not record.action_type:  # the base model
+            produced = runner.produce(kind="replay", iteration=record.iteration, name=record.name, fp=base_fp, pipeline="base", inputs=[],
+                                      build=copy_base, tags={**tags, "source": cfg.base_model}, reuse=reuse)
+        else:
+            parents = [replayed[i] for i in record.inputs]
+            action = study.space(parents).find(record.action_type, record.action)
+            if action is None:
+                raise UserError(f"cannot replay {record.name}: {record.action_type} {record.action} is not an action of study {cfg.name!r}")
+            produced = runner.produce(kind="replay", iteration=record.iteration, name=record.name, fp=action.fingerprint,
+                                      pipeline=action.pipeline(), inputs=action.models, build=lambda ctx, a=action: a.type.run(a.bindings, ctx),
+                                      tags={**tags, "action_type": action.type.name, "action": json.dumps(action.names())},
+                                      params=action.hparams, reuse=reuse)
+        tracker.finish_child(produced.run_id, produced.status, produced.error)
+        if produced.model is None:
+            break
+        if not record.action_type:
+            produced.model.path = base_dir
+        replayed[record.run_id] = produced.model
+    if owns_group:
+        score = produced.model.score if produced.model else None
+        tracker.log(group, metrics={"val.score": score} if score is not None else {}, tags={"replayed_run": produced.run_id})
+        tracker.close(group, "FINISHED" if produced.model else "FAILED")
+    return produced

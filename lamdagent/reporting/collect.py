@@ -1,0 +1,68 @@
+"""Everything the report needs, read from the study's experiment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from lamdagent import tracking as tr
+from lamdagent.errors import UserError
+from lamdagent.tracking import Record, Tracker
+
+AGENT = "LaMDAgent"
+
+
+@dataclass
+class Exploration:
+    run_id: str
+    label: str  # LaMDAgent, random_policy, merges_only
+    records: list[Record]  # its action runs, by iteration
+
+    @property
+    def models(self) -> list[Record]:
+        return [r for r in self.records if r.kind == "action" and r.status in (tr.OK, tr.CACHED) and r.score is not None]
+
+
+@dataclass
+class StudyRuns:
+    experiment_id: str
+    explorations: list[Exploration]
+    baselines: list[Record]  # kind=baseline, finished
+    seeds: list[Record]
+    replays: list[dict] = field(default_factory=list)  # {source, scale, base_model, run_id, score}
+    baseline_names: dict[str, str] = field(default_factory=dict)  # run id -> lamdagent.baseline
+
+    def agent_models(self) -> list[Record]:
+        return [m for e in self.explorations if e.label == AGENT for m in e.models]
+
+
+def _finished(records: list[Record]) -> list[Record]:
+    return [r for r in records if r.status in (tr.OK, tr.CACHED)]
+
+
+def collect(tracker: Tracker, study: str) -> StudyRuns:
+    """Explorations (the agent's and the exploration baselines), model baselines, seeds and replays."""
+    experiment = tracker.client.get_experiment_by_name(f"lamdagent/{study}")
+    if experiment is None:
+        raise UserError(f"no study {study!r} in the tracking store {tracker.tracking_uri}; run `lamdagent explore --study {study}` first")
+    eid = experiment.experiment_id
+    kind = tr.tag("kind")
+    explorations = []
+    for run in sorted(tracker.search_runs(eid, f"tags.`{kind}` = 'exploration'"), key=lambda r: r.info.start_time):
+        label = run.data.tags.get(tr.tag("baseline"), AGENT)
+        records = [r for r in tracker.children(run.info.run_id, eid) if r.kind == "action"]
+        explorations.append(Exploration(run.info.run_id, label, records))
+    baseline_runs = tracker.search_runs(eid, f"tags.`{kind}` = 'baseline'")
+    names = {run.info.run_id: run.data.tags.get(tr.tag("baseline"), "") for run in baseline_runs}
+    best_trials = {run.info.run_id for run in baseline_runs if run.data.tags.get(tr.tag("best_trial")) == "true"}
+    baselines = [r for r in _finished([tr.Record.from_run(run) for run in baseline_runs])
+                 if names[r.run_id] != "ties_grid" or r.run_id in best_trials]
+    seeds = _finished(tracker.search(eid, f"tags.`{kind}` = 'seed'"))
+    replays = []
+    for run in tracker.search_runs(eid, f"tags.`{kind}` = 'replays'"):
+        tags = run.data.tags
+        if run.info.status == "FINISHED" and "val.score" in run.data.metrics:
+            replays.append({"source": tags.get(tr.tag("replay_of"), ""), "scale": float(tags.get(tr.tag("data_scale"), "1")),
+                            "base_model": tags.get(tr.tag("base_model"), ""), "scaling": tags.get(tr.tag("scaling"), "data"),
+                            "run_id": tags.get(tr.tag("replayed_run"), ""),
+                            "score": run.data.metrics["val.score"]})
+    return StudyRuns(eid, explorations, baselines, seeds, replays, names)

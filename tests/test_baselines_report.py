@@ -1,0 +1,112 @@
+"""Baselines, the final report and replays on the tiny demo study, end to end on a real store."""
+
+import io
+import json
+
+import mlflow
+import pytest
+from rich.console import Console
+
+from lamdagent.baselines import run_baselines
+from lamdagent.errors import UserError
+from lamdagent.explore import start_or_resume
+from lamdagent.progress import Display
+from lamdagent.replay import Substitution, replay
+from lamdagent.reporting.report import build_report
+from lamdagent.tracking import Tracker
+from tests.conftest import FAST
+
+pytestmark = pytest.mark.slow
+STUDY = [*FAST, "sft.epochs=3", "data.train_size=64", "agent.policy=random", "iterations=2"]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """One exploration (random policy, 2 iterations) and the model baselines, in a fresh store."""
+    folder = tmp_path_factory.mktemp("store")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    display = Display(Console(file=io.StringIO()))
+    with display:
+        exploration, _, _ = start_or_resume("demo", STUDY, None, Tracker(uri), display)
+        group = run_baselines("demo", STUDY, Tracker(uri), display, only=["base", "specialists", "full", "ties_grid"], grid=(0.5, 1.0))
+    return {"uri": uri, "folder": folder, "exploration": exploration, "baselines": group}
+
+
+def _runs(uri, filter_string):
+    tracker = Tracker(uri)
+    experiment = tracker.client.get_experiment_by_name("lamdagent/demo").experiment_id
+    return tracker.search_runs(experiment, filter_string)
+
+
+def test_baselines_are_tagged_runs_and_the_grid_marks_its_best_trial(store):
+    runs = _runs(store["uri"], "tags.`lamdagent.kind` = 'baseline'")
+    names = sorted(r.data.tags["lamdagent.baseline"] for r in runs)
+    assert names.count("ties_grid") == 8  # 2 weights ^ 3 specialists, one run per trial
+    assert {"base", "full", "specialist:arith", "specialist:choice", "specialist:facts"} <= set(names)
+    trials = [r for r in runs if r.data.tags["lamdagent.baseline"] == "ties_grid"]
+    best = [r for r in trials if r.data.tags.get("lamdagent.best_trial") == "true"]
+    assert len(best) == 1
+    assert best[0].data.metrics["val.score"] == max(r.data.metrics["val.score"] for r in trials)
+    assert {k for k in best[0].data.params} == {"weight.spec_arith", "weight.spec_choice", "weight.spec_facts", "density"}
+    full = next(r for r in runs if r.data.tags["lamdagent.baseline"] == "full")
+    assert full.data.tags["lamdagent.pipeline"] == "sft(base, all)"
+
+
+def test_report_numbers_equal_the_store(store, tmp_path):
+    display = Display(Console(file=io.StringIO()))
+    with display:
+        path = build_report("demo", Tracker(store["uri"]), display, tmp_path / "report", top_k=2)
+    text = path.read_text()
+    assert "Table 1" in text and "Table 2" in text and "![pipelines](figures/pipeline_top1.png)" in text
+    summary = json.loads((tmp_path / "report" / "report.json").read_text())
+    methods = [row["method"] for row in summary["table1"]]
+    assert methods[0] == "Base" and "Fully fine-tuned" in methods and "TIES grid search (best)" in methods and "LaMDAgent top-1" in methods
+    tracker = Tracker(store["uri"])
+    for row, run_id in zip(summary["table1"][-2:], summary["top"]):
+        metrics = tracker.client.get_run(run_id).data.metrics
+        assert row["test.score"] == pytest.approx(metrics["test.score"], abs=1e-9)
+        assert row["val.score"] == pytest.approx(metrics["val.score"], abs=1e-9)
+        assert row["arith"] == pytest.approx(metrics["test.arith"], abs=1e-9)
+    for name in ("score_by_iteration.png", "pipeline_top1.png"):
+        assert (tmp_path / "report" / "figures" / name).stat().st_size > 5000
+    (report_run,) = _runs(store["uri"], "tags.`lamdagent.kind` = 'report'")
+    logged = {f.path for f in tracker.client.list_artifacts(report_run.info.run_id)}
+    assert {"report.md", "table1.csv", "table2.csv", "figures"} <= logged
+    assert (tmp_path / "report" / "table1.csv").read_text().splitlines()[0].startswith("method,model,pipeline,val.score,arith")
+
+
+def test_replay_at_factor_one_reproduces_the_source_exactly(store):
+    tracker = Tracker(store["uri"])
+    (source,) = _runs(store["uri"], "tags.`lamdagent.baseline` = 'full'")
+    with Display(Console(file=io.StringIO())) as display:
+        produced = replay(tracker, source.info.run_id, Substitution(), display, reuse=False)
+    replayed = tracker.client.get_run(produced.run_id)
+    assert replayed.data.tags["lamdagent.kind"] == "replay" and replayed.data.tags["lamdagent.status"] == "ok"
+    assert replayed.data.tags["lamdagent.replay_of"] == source.info.run_id
+    for metric in ("val.score", "val.arith", "val.choice", "val.facts", "train.loss", "train.tokens"):
+        assert replayed.data.metrics[metric] == source.data.metrics[metric], metric
+
+
+def test_replay_at_factor_two_trains_on_twice_the_data_and_reuses_identical_steps(store):
+    tracker = Tracker(store["uri"])
+    (source,) = _runs(store["uri"], "tags.`lamdagent.baseline` = 'full'")
+    with Display(Console(file=io.StringIO())) as display:
+        produced = replay(tracker, source.info.run_id, Substitution(2.0), display)
+    steps = tracker.children(tracker.client.get_run(produced.run_id).data.tags["mlflow.parentRunId"], source.info.experiment_id)
+    assert [s.name for s in steps] == ["base", "full"]
+    assert steps[0].status == "cached"  # the base model is the same step: reused
+    ratio = tracker.client.get_run(produced.run_id).data.metrics["train.tokens"] / source.data.metrics["train.tokens"]
+    assert 1.9 < ratio < 2.1
+    group = tracker.client.get_run(steps[0].run_id).data.tags["mlflow.parentRunId"]
+    assert tracker.client.get_run(group).data.tags["lamdagent.substitution"] == "data x2"
+
+
+def test_replay_and_report_errors_are_one_line(store, tmp_path):
+    tracker = Tracker(store["uri"])
+    with pytest.raises(UserError, match="no run 'nope'"):
+        replay(tracker, "nope", Substitution(), Display(Console(file=io.StringIO())))
+    with pytest.raises(UserError, match="no study 'other'"):
+        build_report("other", tracker, Display(Console(file=io.StringIO())), tmp_path)
+    with pytest.raises(UserError, match="unknown baseline 'grid'"):
+        run_baselines("demo", STUDY, tracker, Display(Console(file=io.StringIO())), only=["grid"])
