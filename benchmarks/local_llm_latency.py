@@ -39,7 +39,8 @@ def decision_prompt(model: LocalChatModel, target_tokens: int) -> list[dict]:
     lines = []
     while True:
         i = len(lines)
-        lines.append(f"- model_{i % 5}_{i} = sft(merge(model_{i % 3}, model_{i % 4}), gsm8k, 1e-4): score 0.{30 + i % 50} (gsm8k 0.{20 + i % 60}, arc 0.{40 + i % 40}, boolq 0.{50 + i % 30})")
+        scores = f"score 0.{30 + i % 50} (gsm8k 0.{20 + i % 60}, arc 0.{40 + i % 40}, boolq 0.{50 + i % 30})"
+        lines.append(f"- model_{i % 5}_{i} = sft(merge(model_{i % 3}, model_{i % 4}), gsm8k, 1e-4): {scores}")
         messages = [{"role": "user", "content": header + "\n".join(lines) + footer}]
         if len(model._prompt_ids(messages)) >= target_tokens:
             return messages

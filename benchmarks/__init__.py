@@ -1,0 +1,1 @@
+"""Performance benchmarks of LaMDAgent: `python -m benchmarks` (see docs/performance.md)."""

@@ -1,0 +1,44 @@
+"""The benchmark runner works and writes its JSON (quick mode, tiny sizes): structure only, never
+timings (those are the benchmarks' own targets, see docs/performance.md)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks.__main__ import BENCHMARKS, main
+
+
+def _check_result(path, name):
+    result = json.loads(path.read_text())
+    assert result["name"] == name and result["details"]["quick"] is True
+    assert result["checks"] and isinstance(result["passed"], bool)
+    for check in result["checks"]:
+        assert set(check) == {"metric", "value", "unit", "target", "passed"}
+        assert isinstance(check["value"], float)
+        assert (check["passed"] is None) == (check["target"] == "")
+    return result
+
+
+def test_quick_subset_writes_json(tmp_path, capsys):
+    assert main(["--quick", "--only", "cache,history", "--out", str(tmp_path)]) == 0
+    cache = _check_result(tmp_path / "cache.json", "cache")
+    assert {c["metric"] for c in cache["checks"]} >= {"sft: cached / computed", "ties: cached / computed"}
+    history = _check_result(tmp_path / "history.json", "history")
+    assert history["details"]["read"]["records"] == history["details"]["runs"] == 50
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert set(summary["benchmarks"]) == {"cache", "history"} and summary["quick"] is True
+    assert "history" in capsys.readouterr().out  # the table is printed
+
+
+def test_unknown_benchmark_is_an_error(tmp_path):
+    with pytest.raises(SystemExit):
+        main(["--only", "nope", "--out", str(tmp_path)])
+
+
+@pytest.mark.slow
+def test_quick_all(tmp_path):
+    assert main(["--quick", "--out", str(tmp_path)]) == 0
+    for name in BENCHMARKS:
+        _check_result(tmp_path / f"{name}.json", name)
