@@ -1,0 +1,274 @@
+"""The report's figures, drawn from plain data (no MLflow access here): the caller reads the store.
+
+- :func:`score_by_iteration`: validation score by iteration per exploration, with window means,
+  window standard deviations and running maxima (the paper's Figure 5);
+- :func:`pipeline_dag`: one model's lineage as a left-to-right DAG, each node labelled with its name,
+  action and score (Figures 3 and 6);
+- :func:`scaling_curves`: score against data scale or model size, one line per pipeline, with
+  optional horizontal baselines (Figure 7).
+
+Each function writes a PNG (Agg backend, dpi 120) and returns its path. Colours are the Okabe-Ito
+colour-blind-safe palette.
+"""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+
+DPI = 120
+# Okabe & Ito (2008): distinguishable under the common colour-vision deficiencies.
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+BASELINE_STYLES = [":", "-.", (0, (5, 2)), (0, (1, 1)), (0, (3, 1, 1, 1))]
+
+
+def _colour(i: int) -> str:
+    return PALETTE[i % len(PALETTE)]
+
+
+def _save(fig, out: Path) -> Path:
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(out, dpi=DPI)
+    plt.close(fig)
+    return out
+
+
+# --------------------------------------------------------------------------- score by iteration
+
+
+@dataclass
+class WindowStats:
+    """Statistics aligned with ``iterations`` (the iterations that have a score, ascending).
+
+    ``mean[k]``/``std[k]``: mean and population standard deviation (ddof=0) of the scores whose
+    iteration lies in the trailing window ``(iterations[k] - window, iterations[k]]``: the window
+    counts iterations, not points, so a failed (missing) iteration narrows it, and the first
+    ``window - 1`` iterations average what exists so far. ``running_max[k]``: the best score up to
+    and including ``iterations[k]``.
+    """
+
+    iterations: list[int] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+    mean: list[float] = field(default_factory=list)
+    std: list[float] = field(default_factory=list)
+    running_max: list[float] = field(default_factory=list)
+
+
+def window_stats(points: list[tuple[int, float | None]], window: int) -> WindowStats:
+    """Trailing-window mean/std and running max of ``(iteration, score)`` points.
+
+    Points with a ``None`` or NaN score (a failed action) are dropped; order does not matter.
+    """
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    clean = sorted((int(i), float(s)) for i, s in points if s is not None and not math.isnan(float(s)))
+    stats = WindowStats()
+    best = -math.inf
+    for it, score in clean:
+        inside = [s for i, s in clean if it - window < i <= it]
+        mu = sum(inside) / len(inside)
+        var = sum((s - mu) ** 2 for s in inside) / len(inside)
+        best = max(best, score)
+        stats.iterations.append(it)
+        stats.scores.append(score)
+        stats.mean.append(mu)
+        stats.std.append(math.sqrt(var))
+        stats.running_max.append(best)
+    return stats
+
+
+def score_by_iteration(series: dict[str, list[tuple[int, float]]], out: Path, window: int = 10, title: str = "") -> Path:
+    """Figure 5: per exploration label, the score by iteration (light points), the trailing window
+    mean (bold), +/- the window standard deviation (band) and the running maximum (dashed)."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    drawn = 0
+    for idx, (label, points) in enumerate(series.items()):
+        st = window_stats(points, window)
+        if not st.iterations:
+            continue
+        drawn += 1
+        c = _colour(idx)
+        ax.plot(st.iterations, st.scores, "o-", color=c, alpha=0.3, lw=0.8, ms=3.5)
+        ax.fill_between(st.iterations, [m - s for m, s in zip(st.mean, st.std)], [m + s for m, s in zip(st.mean, st.std)],
+                        color=c, alpha=0.15, lw=0, step=None)
+        ax.plot(st.iterations, st.mean, "-", color=c, lw=2.4, label=label)
+        ax.step(st.iterations, st.running_max, "--", where="post", color=c, lw=1.4)
+    if not drawn:
+        ax.text(0.5, 0.5, "no scored iterations", ha="center", va="center", transform=ax.transAxes, color="grey")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("validation score")
+    ax.set_title(title or f"Validation score by iteration (window {window})")
+    ax.grid(True, alpha=0.3)
+    if drawn:
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        first = ax.legend(loc="upper left", title="exploration", fontsize=9, title_fontsize=9)
+        ax.add_artist(first)
+        styles = [Line2D([], [], color="grey", marker="o", lw=0.8, alpha=0.5, ms=3.5, label="per iteration"),
+                  Line2D([], [], color="grey", lw=2.4, label=f"mean of last {window}"),
+                  Line2D([], [], color="grey", lw=6, alpha=0.25, label="\u00b1 window std"),
+                  Line2D([], [], color="grey", ls="--", lw=1.4, label="running max")]
+        ax.legend(handles=styles, loc="lower right", fontsize=8)
+    return _save(fig, out)
+
+
+# --------------------------------------------------------------------------- pipeline DAG
+
+
+@dataclass
+class PipelineNode:
+    """One model of a lineage: ``parents`` are the run ids of its input models (2 for a merge)."""
+
+    run_id: str
+    name: str
+    label: str
+    score: float | None
+    parents: list[str]
+
+
+def dag_layers(nodes: list[PipelineNode]) -> dict[str, int]:
+    """Depth of each node: 0 for a leaf, else 1 + the deepest parent. Duplicate run ids count once;
+    parents outside ``nodes`` are ignored. Raises ValueError on a cycle."""
+    by_id = {n.run_id: n for n in nodes}
+    depth: dict[str, int] = {}
+    visiting: set[str] = set()
+
+    def visit(rid: str) -> int:
+        if rid in depth:
+            return depth[rid]
+        if rid in visiting:
+            raise ValueError(f"lineage has a cycle through {rid}")
+        visiting.add(rid)
+        ps = [p for p in by_id[rid].parents if p in by_id]
+        depth[rid] = 1 + max(visit(p) for p in ps) if ps else 0
+        visiting.discard(rid)
+        return depth[rid]
+
+    for rid in by_id:
+        visit(rid)
+    return depth
+
+
+def _positions(nodes: dict[str, PipelineNode], depth: dict[str, int]) -> dict[str, tuple[float, float]]:
+    layers: dict[int, list[str]] = defaultdict(list)
+    for rid in nodes:  # insertion order: stable
+        layers[depth[rid]].append(rid)
+    height = max(len(v) for v in layers.values())
+    pos: dict[str, tuple[float, float]] = {}
+    for d in sorted(layers):
+        ids = layers[d]
+        if d > 0:  # barycentre of the parents' rows: fewer crossings
+            def bary(rid: str) -> float:
+                ys = [pos[p][1] for p in nodes[rid].parents if p in pos]
+                return sum(ys) / len(ys) if ys else 0.0
+            ids = sorted(ids, key=bary, reverse=True)
+        offset = (height - len(ids)) / 2
+        for k, rid in enumerate(ids):
+            pos[rid] = (float(d), float(height - 1 - k - offset))
+    return pos
+
+
+def _node_text(n: PipelineNode) -> str:
+    score = "score \u2013" if n.score is None else f"score {n.score:.3f}"
+    label = textwrap.fill(n.label, 26) if n.label else ""
+    return "\n".join(x for x in (n.name, label, score) if x)
+
+
+def pipeline_dag(nodes: list[PipelineNode], out: Path, title: str = "") -> Path:
+    """Figures 3/6: a lineage drawn left (leaves: base model, specialists) to right (the final
+    model: the node no other node consumes). Shared ancestors are drawn once."""
+    uniq: dict[str, PipelineNode] = {}
+    for n in nodes:
+        uniq.setdefault(n.run_id, n)
+    if not uniq:
+        raise ValueError("pipeline_dag needs at least one node")
+    depth = dag_layers(list(uniq.values()))
+    pos = _positions(uniq, depth)
+    n_layers = max(depth.values()) + 1
+    height = max(sum(1 for d in depth.values() if d == k) for k in range(n_layers))
+    consumed = {p for n in uniq.values() for p in n.parents}
+    scores = [n.score for n in uniq.values() if n.score is not None]
+    lo, hi = (min(scores), max(scores)) if scores else (0.0, 1.0)
+    cmap = plt.get_cmap("Blues")
+
+    fig, ax = plt.subplots(figsize=(max(5.0, 2.4 * n_layers + 0.4), max(2.6, 1.3 * height + 0.9)))
+    ax.set_xlim(-0.55, n_layers - 0.45)
+    ax.set_ylim(-0.6, height - 0.4)
+    ax.axis("off")
+    boxes = {}
+    for rid, n in uniq.items():
+        final = rid not in consumed
+        if not [p for p in n.parents if p in uniq]:
+            face = "#EEEEEE"
+        elif n.score is None:
+            face = "#FFFFFF"
+        else:
+            face = cmap(0.12 + 0.38 * ((n.score - lo) / (hi - lo) if hi > lo else 1.0))
+        boxes[rid] = ax.text(*pos[rid], _node_text(n), ha="center", va="center", fontsize=8.5, zorder=3,
+                             fontweight="bold" if final else "normal",
+                             bbox=dict(boxstyle="round,pad=0.4", fc=face, ec="#D55E00" if final else "#555555",
+                                       lw=2.0 if final else 0.9))
+    fig.canvas.draw()  # sizes the boxes so the arrows can stop at their edges
+    for rid, n in uniq.items():
+        for p in n.parents:
+            if p in uniq:
+                skip = depth[rid] - depth[p] > 1  # bend edges that jump layers around the boxes between
+                bend = 0.0 if not skip else (-0.3 if pos[p][1] >= pos[rid][1] else 0.3)
+                ax.annotate("", xy=pos[rid], xytext=pos[p], zorder=2,
+                            arrowprops=dict(arrowstyle="-|>", color="#444444", lw=1.1, shrinkA=2, shrinkB=2,
+                                            patchA=boxes[p].get_bbox_patch(), patchB=boxes[rid].get_bbox_patch(),
+                                            connectionstyle=f"arc3,rad={bend}"))
+    ax.set_title(title or "Pipeline", fontsize=11)
+    return _save(fig, out)
+
+
+# --------------------------------------------------------------------------- scaling curves
+
+
+@dataclass
+class ScalingPoint:
+    series: str
+    x: float
+    score: float
+
+
+def scaling_curves(points: list[ScalingPoint], out: Path, xlabel: str = "data scale", title: str = "",
+                   baselines: dict[str, float] | None = None) -> Path:
+    """Figure 7: score against x (data factor, model size, ...), one line per pipeline, with a
+    horizontal reference line per baseline."""
+    groups: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for p in points:
+        groups[p.series].append((float(p.x), float(p.score)))
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    xs_all: set[float] = set()
+    for idx, (label, pts) in enumerate(groups.items()):
+        pts.sort()
+        xs_all.update(x for x, _ in pts)
+        ax.plot([x for x, _ in pts], [s for _, s in pts], "o-", color=_colour(idx), lw=2, ms=6, label=label)
+    for k, (label, value) in enumerate((baselines or {}).items()):
+        ax.axhline(value, color="#555555", ls=BASELINE_STYLES[k % len(BASELINE_STYLES)], lw=1.3, label=f"{label} (baseline)")
+    if not groups and not baselines:
+        ax.text(0.5, 0.5, "no points", ha="center", va="center", transform=ax.transAxes, color="grey")
+    if xs_all and min(xs_all) > 0 and max(xs_all) / min(xs_all) > 20:
+        ax.set_xscale("log")  # model sizes: 135M .. 7B
+    if 0 < len(xs_all) <= 10:
+        xs = sorted(xs_all)
+        ax.set_xticks(xs, [f"{x:g}" for x in xs])
+        ax.minorticks_off()
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("score")
+    ax.set_title(title or f"Score by {xlabel}")
+    ax.grid(True, alpha=0.3)
+    if groups or baselines:
+        ax.legend(fontsize=9, loc="best")
+    return _save(fig, out)
