@@ -16,6 +16,8 @@ class Exploration:
     run_id: str
     label: str  # LaMDAgent, random_policy, merges_only
     records: list[Record]  # its action runs, by iteration
+    policy: str = "llm"  # agent.policy
+    actions: str = ""  # the action types of its space
 
     @property
     def models(self) -> list[Record]:
@@ -50,7 +52,8 @@ def collect(tracker: Tracker, study: str) -> StudyRuns:
     for run in sorted(tracker.search_runs(eid, f"tags.`{kind}` = 'exploration'"), key=lambda r: r.info.start_time):
         label = run.data.tags.get(tr.tag("baseline"), AGENT)
         records = [r for r in tracker.children(run.info.run_id, eid) if r.kind == "action"]
-        explorations.append(Exploration(run.info.run_id, label, records))
+        params = run.data.params
+        explorations.append(Exploration(run.info.run_id, label, records, params.get("agent.policy", "llm"), params.get("actions", "")))
     baseline_runs = tracker.search_runs(eid, f"tags.`{kind}` = 'baseline'")
     names = {run.info.run_id: run.data.tags.get(tr.tag("baseline"), "") for run in baseline_runs}
     best_trials = {run.info.run_id for run in baseline_runs if run.data.tags.get(tr.tag("best_trial")) == "true"}

@@ -116,14 +116,15 @@ def _table1(study: Study, baselines: list[Record], top: list[Record], held: dict
 
 
 def _table2(runs: StudyRuns, bests: dict[str, list[Record]], held: dict) -> Table:
-    columns = ["exploration", "policy / action space", "iterations", "failed", "mean val.score", "best val.score", "test.score of best", "best pipeline"]
+    columns = ["exploration", "role", "policy", "action types", "iterations", "failed", "mean val.score", "best val.score", "test.score of best",
+               "best pipeline"]
     rows = []
     for exploration in runs.explorations:
         best = bests[exploration.run_id]
         finished = exploration.models
-        label = {AGENT: "LaMDAgent (agent, full action space)", "random_policy": "random policy", "merges_only": "agent, merges only"}
         rows.append({
-            "exploration": exploration.run_id[:8], "policy / action space": label.get(exploration.label, exploration.label),
+            "exploration": exploration.run_id[:8], "role": "LaMDAgent" if exploration.label == AGENT else exploration.label,
+            "policy": exploration.policy, "action types": exploration.actions.strip("[]").replace("'", ""),
             "iterations": str(len({r.iteration for r in exploration.records})), "failed": str(sum(r.status == "failed" for r in exploration.records)),
             "mean val.score": mean([r.score for r in finished]), "best val.score": float(best[0].score) if best else float("nan"),
             "test.score of best": float(held[best[0].run_id]["test.score"]) if best else float("nan"),
@@ -148,7 +149,9 @@ def _figures(tracker: Tracker, runs: StudyRuns, top: list[Record], folder: Path)
     out["pipelines"] = []
     for rank, record in enumerate(top, 1):
         nodes = [figures.PipelineNode(r.run_id, r.name, _step_label(r), r.score, list(r.inputs)) for r in lineage(tracker, record.run_id)]
-        out["pipelines"].append(figures.pipeline_dag(nodes, folder / f"pipeline_top{rank}.png", title=f"Top-{rank}: {record.name} (val {record.score:.3f})"))
+        path = figures.pipeline_dag(nodes, folder / f"pipeline_top{rank}.png", title=f"Top-{rank}: {record.name} (val {record.score:.3f})")
+        tracker.client.log_artifact(record.run_id, str(path), "figures")  # the model's run carries its pipeline drawing
+        out["pipelines"].append(path)
     data_points = [figures.ScalingPoint(_short(tracker, r["source"]), r["scale"], r["score"]) for r in runs.replays if r["scaling"] == "data"]
     if data_points:
         sources = {p.series for p in data_points}
@@ -171,10 +174,14 @@ def _source_scores(tracker: Tracker, runs: StudyRuns, sources: set[str]):
             yield label, float(tracker.record(replay["source"]).score or 0.0)
 
 
+_SHORT = {"learning_rate": "lr", "weight": "w", "density": "d"}
+
+
 def _step_label(record: Record) -> str:
     if not record.action_type:
         return "base model"
-    values = [f"{k}={v}" if k not in ("dataset", "preference_dataset") else str(v) for k, v in record.action.items() if not k.startswith("model")]
+    values = [f"{_SHORT.get(k, k)}={v}" if k not in ("dataset", "preference_dataset") else str(v)
+              for k, v in record.action.items() if not k.startswith("model")]
     return f"{record.action_type}({', '.join(values)})"
 
 

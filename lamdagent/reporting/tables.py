@@ -15,7 +15,11 @@ class Table:
     best: tuple[str, ...] = ()  # numeric columns whose maximum is marked
 
     def markdown(self) -> str:
-        maxima = {c: max((r[c] for r in self.rows if isinstance(r.get(c), float)), default=None) for c in self.best}
+        maxima = {}
+        for column in self.best:
+            values = [r[column] for r in self.rows if isinstance(r.get(column), float) and r[column] == r[column]]  # NaN skipped
+            if len(set(values)) > 1:  # a tie of every row marks nothing
+                maxima[column] = max(values)
         lines = [f"### {self.title}", "", "| " + " | ".join(self.columns) + " |", "|" + "|".join("---" for _ in self.columns) + "|"]
         for row in self.rows:
             cells = []
