@@ -83,5 +83,5 @@ def test_kill_at_every_hook_and_at_random_times_then_resume(tmp_path, monkeypatc
             iteration = int(prompt.split("Iteration ")[1].split(" ")[0])
             expected = f"Lessons: iteration {iteration - 1} done." if iteration > 1 else "(empty: this is the first iteration)"
             assert expected in prompt
-    print(f"kills survived: {len(KILLS) + RANDOM_KILLS}; killed runs redone: {killed_runs}; seconds per killed process: "
-          f"{sum(seconds) / len(seconds):.1f}")
+    print(f"kills survived: {len(KILLS) + RANDOM_KILLS}; killed runs redone: {counts['killed']} (at hooks: {killed_runs}); "
+          f"seconds per killed process: {sum(seconds) / len(seconds):.1f}")
