@@ -20,11 +20,11 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
 def _records(tracker: Tracker, experiment_id: str) -> list[Record]:
     runs, token = [], None
     while True:
-        page = tracker.client.search_runs([experiment_id], f"tags.`{tr.tag('kind')}` != 'exploration'", max_results=1000, page_token=token)
+        page = tracker.client.search_runs([experiment_id], "", max_results=1000, page_token=token)
         runs.extend(page)
         token = page.token
         if not token:
-            return [Record.from_run(r) for r in runs if r.data.tags.get(tr.tag("kind")) in ("seed", "action")]
+            return [Record.from_run(r) for r in runs if "mlflow.parentRunId" in r.data.tags]  # seeds, actions, baselines, replays
 
 
 def keep_set(records: list[Record], k: int) -> set[str]:
