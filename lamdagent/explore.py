@@ -68,6 +68,9 @@ class Exploration:
         start = max((r.iteration for r in finished), default=0) + 1
         done = set() if cfg.repeat_actions else {r.fingerprint for r in finished} | {s.fingerprint for s in seeds}
         failures = _trailing_failures(finished)
+        if finished and start - 1 not in {m.step for m in tracker.client.get_metric_history(self.run_id, "best.val.score")}:
+            best = max((m.score for m in seeds + produced if m.score is not None), default=0.0)  # killed before it was logged
+            tracker.log(self.run_id, metrics={"best.val.score": best}, step=start - 1)
         self.display.overall(f"exploration {cfg.name}", total=cfg.iterations, completed=start - 1)
         for iteration in range(start, cfg.iterations + 1):
             if self.lease:
@@ -94,6 +97,7 @@ class Exploration:
             tracker.log_json(result.run_id, transcript, "agent/memory_transcript.json")
             checkpoint("before_finish")
             tracker.finish_child(result.run_id, result.status, result.error)
+            checkpoint("after_finish")
             self.display.done_step()
             tried.add(decision.action.type.name)
             done.add(decision.action.fingerprint)

@@ -5,7 +5,8 @@ time) is set. Unset, a checkpoint is one environment lookup.
 Hooks: train_step (a training callback step), after_build (an action's model is written),
 after_merge, eval (an evaluation batch), before_log_model, log_model (artifacts stored, model not
 yet finalised), after_log_model, agent_call (an agent reply received), memory_update (the memory
-rewritten, not yet logged), before_finish (memory logged, run not yet finished).
+rewritten, not yet logged), before_finish (memory logged, run not yet finished), after_finish (the
+run finished, the exploration's metrics for the iteration not yet logged).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import signal
 from collections import Counter
 
 HOOKS = ("train_step", "after_build", "after_merge", "eval", "before_log_model", "log_model", "after_log_model",
-         "agent_call", "memory_update", "before_finish")
+         "agent_call", "memory_update", "before_finish", "after_finish")
 ENV = "LAMDAGENT_FAULT"
 _hits: Counter = Counter()
 

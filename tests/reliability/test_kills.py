@@ -32,6 +32,7 @@ KILLS = [
     ("after_log_model", 1),  # registered, the run not finished
     ("memory_update", 1),
     ("before_finish", 1),  # memory logged, the run not finished
+    ("after_finish", None),  # iteration 1 finished, its best.val.score point not logged
     ("after_merge", 2),
 ]
 RANDOM_KILLS = 2
