@@ -50,6 +50,15 @@ class Outcome:
     exitcode: int  # -9: SIGKILLed
     log: str
     seconds: float
+    cpu_seconds: float  # the child's CPU time (sampled until it ended): its cost on an idle machine
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 class Store:
@@ -76,8 +85,11 @@ class Store:
     def run(self, argv: list[str], fault: str | None = None, kill_after: float | None = None, timeout: float = 300, **env: str) -> Outcome:
         """Run a child to its end (or SIGKILL it after `kill_after` seconds)."""
         process = self.start(argv, fault, **env)
-        process.join(kill_after if kill_after is not None else timeout)
+        deadline, cpu = process.started + (kill_after if kill_after is not None else timeout), 0.0
+        while process.is_alive() and time.perf_counter() < deadline:
+            cpu = _cpu_seconds(process.pid) or cpu
+            process.join(0.2)
         if process.is_alive():
             os.kill(process.pid, signal.SIGKILL)
             process.join(30)
-        return Outcome(process.exitcode, Path(process.log).read_text(), time.perf_counter() - process.started)
+        return Outcome(process.exitcode, Path(process.log).read_text(), time.perf_counter() - process.started, cpu)

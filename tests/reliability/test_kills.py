@@ -45,10 +45,11 @@ def test_kill_at_every_hook_and_at_random_times_then_resume(tmp_path, monkeypatc
         start = ["explore", "--study", "demo", *FAST, "data.val_size=6", "iterations=3", "agent.backend=openai", "agent.model=fake",
                  f"agent.base_url={agent.base_url}", "agent.request_retries=0"]
         resume = ["explore", "--resume", "latest", "--study", "demo"]
-        killed_runs, seconds = 0, []
+        killed_runs, seconds, cpu = 0, [], []
         for n, (fault, where) in enumerate(KILLS):
             outcome = store.run(start if n == 0 else resume, fault=fault)
             seconds.append(outcome.seconds)
+            cpu.append(outcome.cpu_seconds)
             assert outcome.exitcode == -9, f"{fault}: the hook was not reached\n{outcome.log[-3000:]}"
             (exploration,) = [r.info.run_id for r in store.client.search_runs(
                 [store.client.get_experiment_by_name("lamdagent/demo").experiment_id], "tags.`lamdagent.kind` = 'exploration'")]
@@ -85,4 +86,4 @@ def test_kill_at_every_hook_and_at_random_times_then_resume(tmp_path, monkeypatc
             expected = f"Lessons: iteration {iteration - 1} done." if iteration > 1 else "(empty: this is the first iteration)"
             assert expected in prompt
     print(f"kills survived: {len(KILLS) + RANDOM_KILLS}; killed runs redone: {counts['killed']} (at hooks: {killed_runs}); "
-          f"seconds per killed process: {sum(seconds) / len(seconds):.1f}")
+          f"per killed process: {sum(seconds) / len(seconds):.1f} s, {sum(cpu) / len(cpu):.1f} s of CPU")
