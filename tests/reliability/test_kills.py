@@ -58,10 +58,10 @@ def test_kill_at_every_hook_and_at_random_times_then_resume(tmp_path, monkeypatc
             assert store.client.get_run(exploration).data.tags.get(LEASE_TAG)  # a dead holder's lease is left behind
         rng = random.Random(6)
         for _ in range(RANDOM_KILLS):
-            outcome = store.run(resume, kill_after=rng.uniform(2.0, 8.0))
+            outcome = store.run(["explore", "--resume", exploration], kill_after=rng.uniform(2.0, 8.0))  # may also finish
             assert outcome.exitcode in (-9, 0), outcome.log[-3000:]
             invariants.check(store.client, exploration, resumed=outcome.exitcode == 0)
-        final = store.run(resume)
+        final = store.run(["explore", "--resume", exploration])
         assert final.exitcode == 0, final.log[-3000:]
         counts = invariants.check(store.client, exploration)
 
