@@ -58,7 +58,7 @@ def read(s: Scratch) -> dict:
 
 def run(opts: Options) -> Result:
     result = Result(NAME, "reading the agent's history and memory from a store of 1,000 action runs")
-    runs = 50 if opts.quick else 1000
+    runs = 20 if opts.quick else 1000
     s = Scratch("demo", [])
     populate_s = populate(s, runs)
     read(s)  # warm-up (imports)

@@ -26,7 +26,7 @@ def test_quick_subset_writes_json(tmp_path, capsys):
     cache = _check_result(tmp_path / "cache.json", "cache")
     assert {c["metric"] for c in cache["checks"]} >= {"sft: cached / computed", "ties: cached / computed"}
     history = _check_result(tmp_path / "history.json", "history")
-    assert history["details"]["read"]["records"] == history["details"]["runs"] == 50
+    assert history["details"]["read"]["records"] == history["details"]["runs"] == 20
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert set(summary["benchmarks"]) == {"cache", "history"} and summary["quick"] is True
     assert "history" in capsys.readouterr().out  # the table is printed
