@@ -14,13 +14,13 @@ import json
 
 from lamdagent import config as config_mod
 from lamdagent import tracking as tr
-from lamdagent.actions import ACTION_TYPES, ActionContext
+from lamdagent.actions import ActionContext
 from lamdagent.actions.merge import run_mergekit
 from lamdagent.errors import UserError
 from lamdagent.progress import Display
 from lamdagent.runner import Produced, Runner
-from lamdagent.seeds import ensure_seeds
-from lamdagent.space import Action, DatasetObject, ModelObject, fingerprint
+from lamdagent.seeds import ensure_seeds, prepare_base, sft_action, specialist_action
+from lamdagent.space import DatasetObject, ModelObject, fingerprint
 from lamdagent.study import Study
 from lamdagent.tracking import Tracker
 
@@ -73,14 +73,18 @@ def _model_baselines(study: Study, tracker: Tracker, group: str, experiment_id: 
         tracker.finish_child(produced.run_id, produced.status, produced.error)
         return produced
 
-    for model in ([base] if "base" in names else []) + (specialists if "specialists" in names else []):
-        label = "base" if model is base else f"specialist:{model.name.removeprefix('spec_')}"
-        finish(runner.produce(kind="baseline", iteration=0, name=model.name, fp=model.fingerprint, pipeline=model.pipeline, inputs=model.parents,
-                              build=_unreachable, tags={"baseline": label}))
+    if "base" in names:  # reused from the seed run by fingerprint; rebuilt only if its weights were freed
+        _, _, copy_base = prepare_base(cfg)
+        finish(runner.produce(kind="baseline", iteration=0, name="base", fp=base.fingerprint, pipeline="base", inputs=[], build=copy_base,
+                              tags={"baseline": "base"}))
+    for task, model in zip(study.tasks if "specialists" in names else [], specialists):
+        action = specialist_action(study, base, task)
+        finish(runner.produce(kind="baseline", iteration=0, name=model.name, fp=action.fingerprint, pipeline=model.pipeline, inputs=[base],
+                              build=lambda ctx, a=action: a.type.run(a.bindings, ctx), params=action.hparams,
+                              tags={"baseline": f"specialist:{task.name}"}))
     if "full" in names:
-        sft = ACTION_TYPES["sft"](cfg.sft)
         data = next((d for d in study.datasets if d.name == "all"), None) or DatasetObject("all", study.tasks, cfg.data.train_size, cfg.seed)
-        action = Action(sft, {"model": base, "dataset": data, "learning_rate": cfg.sft.learning_rate[0]}, cfg.seed)
+        action = sft_action(study, base, data)
         finish(runner.produce(kind="baseline", iteration=0, name="full", fp=action.fingerprint, pipeline=action.pipeline(), inputs=[base],
                               build=lambda ctx: action.type.run(action.bindings, ctx), params=action.hparams,
                               tags={"baseline": "full", "action_type": "sft", "action": json.dumps(action.names())}))
@@ -89,10 +93,6 @@ def _model_baselines(study: Study, tracker: Tracker, group: str, experiment_id: 
             display.log("[yellow]ties_grid skipped: it needs at least two specialists (specialists: true)")
         else:
             ties_grid(study, tracker, group, experiment_id, display, base, specialists, grid, runner.weights)
-
-
-def _unreachable(ctx: ActionContext):
-    raise RuntimeError("the initial models are computed before their baseline runs, which reuse them")
 
 
 def ties_grid(study: Study, tracker: Tracker, group: str, experiment_id: str, display: Display, base: ModelObject,

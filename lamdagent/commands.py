@@ -10,11 +10,15 @@ from rich.table import Table
 from lamdagent.errors import UserError
 
 
-def _floats(text: str, what: str) -> tuple[float, ...]:
+def numbers(text: str, option: str, whole: bool = False) -> list[float]:
+    """A comma-separated list of numbers given to `option`, or a one-line UserError."""
     try:
-        return tuple(float(x) for x in text.split(",") if x.strip())
+        values = [float(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise UserError(f"{what} must be comma-separated numbers, got {text!r}") from None
+        values = []
+    if not values or (whole and any(v != int(v) for v in values)):
+        raise UserError(f"{option} must be a comma-separated list of {'whole ' if whole else ''}numbers, got {text!r}")
+    return values
 
 
 def baselines(args, console: Console, overrides: list[str]) -> int:
@@ -23,7 +27,7 @@ def baselines(args, console: Console, overrides: list[str]) -> int:
     from lamdagent.tracking import Tracker
 
     only = [name.strip() for name in args.only.split(",") if name.strip()]
-    grid = _floats(args.grid, "--grid")
+    grid = tuple(numbers(args.grid, "--grid"))
     with Display(console) as display:
         group = run_baselines(args.study, overrides, Tracker(args.tracking_uri), display, only, grid)
     console.print(f"baselines run id: [bold]{group}[/]   (then: lamdagent report --study {args.study})")

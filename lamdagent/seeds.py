@@ -16,9 +16,15 @@ from lamdagent.study import Study
 from lamdagent.tracking import Tracker
 
 
-def _sft_build(study: Study, model: ModelObject, dataset, learning_rate: float):
+def sft_action(study: Study, model: ModelObject, dataset) -> Action:
+    """SFT of `model` on `dataset` at the study's first learning rate (specialists, full fine-tuning)."""
     sft = ACTION_TYPES["sft"](study.cfg.sft)
-    return Action(sft, {"model": model, "dataset": dataset, "learning_rate": learning_rate}, study.cfg.seed)
+    return Action(sft, {"model": model, "dataset": dataset, "learning_rate": study.cfg.sft.learning_rate[0]}, study.cfg.seed)
+
+
+def specialist_action(study: Study, base: ModelObject, task) -> Action:
+    """The specialist of one task: SFT of the base on that task's training data (paper 3.1)."""
+    return sft_action(study, base, study.specialist_dataset(task))
 
 
 def prepare_base(cfg):
@@ -65,7 +71,7 @@ def ensure_seeds(study: Study, runner: Runner, existing: dict[str, ModelObject] 
     seeds.append(base)
     if cfg.specialists and "sft" in ACTION_TYPES:
         for task in study.tasks:
-            action = _sft_build(study, base, study.specialist_dataset(task), cfg.sft.learning_rate[0])
+            action = specialist_action(study, base, task)
             produced = produce(f"spec_{task.name}", kind="seed", iteration=0, fp=action.fingerprint,
                                pipeline=action.pipeline(), inputs=[base], build=lambda ctx, a=action: a.type.run(a.bindings, ctx),
                                tags={"action_type": "sft", "action": json.dumps(action.names())}, params=action.hparams)

@@ -110,3 +110,14 @@ def test_replay_and_report_errors_are_one_line(store, tmp_path):
         build_report("other", tracker, Display(Console(file=io.StringIO())), tmp_path)
     with pytest.raises(UserError, match="unknown baseline 'grid'"):
         run_baselines("demo", STUDY, tracker, Display(Console(file=io.StringIO())), only=["grid"])
+
+
+def test_scaling_scripts_reject_bad_ranks_and_factors_in_one_line(store, capsys):
+    from lamdagent import scaling
+
+    assert scaling.main("data", ["--ranks", "x", "--tracking-uri", store["uri"]]) == 2
+    assert "--ranks must be a comma-separated list of whole numbers, got 'x'" in capsys.readouterr().out
+    assert scaling.main("model", ["--ranks", "99", "--tracking-uri", store["uri"]]) == 2
+    assert "rank 99 does not exist" in capsys.readouterr().out
+    assert scaling.main("data", ["--factors", "0", "--ranks", "1", "--tracking-uri", store["uri"]]) == 2
+    assert "data scale must be > 0" in capsys.readouterr().out

@@ -30,13 +30,13 @@ def ensure_held_out(study: Study, tracker: Tracker, runner: Runner, records: lis
     by_model: dict[str, dict[str, float]] = {}
     for record in records:
         known = held_out_scores(tracker.client.get_run(record.run_id), tasks, ood)
-        if known is None and record.model_id in by_model:
-            known = by_model[record.model_id]
         if known is None:
-            display.step(f"test and out-of-distribution evaluation of {record.name}: {record.pipeline}")
-            known = _evaluate(study, runner, record, weights)
-            display.done_step()
-        tracker.log(record.run_id, metrics=known)
+            if record.model_id not in by_model:
+                display.step(f"test and out-of-distribution evaluation of {record.name}: {record.pipeline}")
+                by_model[record.model_id] = _evaluate(study, runner, record, weights)
+                display.done_step()
+            known = by_model[record.model_id]
+            tracker.log(record.run_id, metrics=known)
         scores[record.run_id] = by_model[record.model_id] = known
     return scores
 
