@@ -13,6 +13,7 @@ from benchmarks._common import Options, Result, Scratch, median, timed
 
 NAME = "overhead"
 TARGET = 0.05
+MERGE_PAIRS = 5  # merge pairs per --repeats
 QUICK = ["data.train_size=16", "data.val_size=4", "sft.epochs=1"]
 _ids = itertools.count()
 
@@ -100,8 +101,8 @@ def tool(s: Scratch, action, fp: str | None = None) -> tuple[str, dict[str, floa
     (then a repeat is served from the cache); (status, scores)."""
     i = next(_ids)
     produced = s.runner.produce(kind="action", iteration=i + 1, name=f"m{i}", fp=fp or f"{action.fingerprint}-{i}", pipeline=action.pipeline(),
-                                inputs=action.models, build=lambda ctx: action.type.run(action.bindings, ctx), params=action.hparams)
-    s.tracker.finish_child(produced.run_id, produced.status, produced.error)
+                                inputs=action.models, build=lambda ctx: action.type.run(action.bindings, ctx), params=action.hparams,
+                                finish=True)
     if produced.model is None:
         raise RuntimeError(f"the tool's {action.type.name} failed: {produced.error}")
     return produced.status, produced.model.scores
@@ -131,8 +132,9 @@ def _pairs(repeats: int, bare, through_tool) -> dict:
             seconds[label].append(wall)
             cpu[label].append(time.process_time() - cpu_started)
     ratios = [t / b - 1 for t, b in zip(seconds["tool"], seconds["bare"])]
+    added = [t - b for t, b in zip(seconds["tool"], seconds["bare"])]
     cpu_ratios = [t / b - 1 for t, b in zip(cpu["tool"], cpu["bare"])]
-    return {"bare_s": seconds["bare"], "tool_s": seconds["tool"], "pair_overheads": ratios, "overhead": median(ratios),
+    return {"bare_s": seconds["bare"], "tool_s": seconds["tool"], "pair_overheads": ratios, "overhead": median(ratios), "added_s": median(added),
             "bare_cpu_s": cpu["bare"], "tool_cpu_s": cpu["tool"], "cpu_overhead": median(cpu_ratios),
             "same_scores": _same(scores.get("bare"), scores.get("tool"))}
 
@@ -167,16 +169,19 @@ def run(opts: Options) -> Result:
     bare_ties(s, base.path, a.path, b.path, fresh("warm"))
 
     repeats = 1 if opts.quick else opts.repeats
-    for label, bare, through_tool in (
-        ("sft", lambda: bare_sft(s, base.path, dataset, lr, cfg.sft.epochs, fresh("sft")), lambda: tool(s, sft_action)[1]),
-        ("ties", lambda: bare_ties(s, base.path, a.path, b.path, fresh("ties")), lambda: tool(s, ties_action)[1]),
+    for label, pairs, bare, through_tool in (
+        ("sft", repeats, lambda: bare_sft(s, base.path, dataset, lr, cfg.sft.epochs, fresh("sft")), lambda: tool(s, sft_action)[1]),
+        # a merge pair takes ~1 s and its noise is of the order of the overhead: more pairs
+        ("ties", repeats * MERGE_PAIRS, lambda: bare_ties(s, base.path, a.path, b.path, fresh("ties")), lambda: tool(s, ties_action)[1]),
     ):
-        figures = _pairs(repeats, bare, through_tool)
+        figures = _pairs(pairs, bare, through_tool)
         result.details[label] = figures
         result.check(f"{label}: tool / bare - 1", figures["overhead"], "ratio", at_most=TARGET)
         result.check(f"{label}: same, in CPU time of the process", figures["cpu_overhead"], "ratio")
         result.check(f"{label}: bare iteration (median)", median(figures["bare_s"]), "s")
+        result.check(f"{label}: added by the tool per iteration (median of tool - bare)", figures["added_s"], "s")
     result.details["settings"] = {"study": "demo", "overrides": QUICK if opts.quick else [], "repeats": repeats,
+                                  "merge_pairs": repeats * MERGE_PAIRS,
                                   "sft": {"dataset": dataset.name, "examples": dataset.num_examples, "epochs": cfg.sft.epochs},
                                   "val_examples": cfg.data.val_size * len(s.study.tasks)}
     shutil.rmtree(s.root, ignore_errors=True)

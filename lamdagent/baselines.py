@@ -69,25 +69,21 @@ def _model_baselines(study: Study, tracker: Tracker, group: str, experiment_id: 
     seeds = ensure_seeds(study, runner)  # the initial models (reused from the explorations when computed)
     base, specialists = seeds[0], seeds[1:]
 
-    def finish(produced: Produced) -> Produced:
-        tracker.finish_child(produced.run_id, produced.status, produced.error)
-        return produced
-
     if "base" in names:  # reused from the seed run by fingerprint; rebuilt only if its weights were freed
         _, _, copy_base = prepare_base(cfg)
-        finish(runner.produce(kind="baseline", iteration=0, name="base", fp=base.fingerprint, pipeline="base", inputs=[], build=copy_base,
-                              tags={"baseline": "base"}))
+        runner.produce(kind="baseline", iteration=0, name="base", fp=base.fingerprint, pipeline="base", inputs=[], build=copy_base,
+                       tags={"baseline": "base"}, finish=True)
     for task, model in zip(study.tasks if "specialists" in names else [], specialists):
         action = specialist_action(study, base, task)
-        finish(runner.produce(kind="baseline", iteration=0, name=model.name, fp=action.fingerprint, pipeline=model.pipeline, inputs=[base],
-                              build=lambda ctx, a=action: a.type.run(a.bindings, ctx), params=action.hparams,
-                              tags={"baseline": f"specialist:{task.name}"}))
+        runner.produce(kind="baseline", iteration=0, name=model.name, fp=action.fingerprint, pipeline=model.pipeline, inputs=[base],
+                       build=lambda ctx, a=action: a.type.run(a.bindings, ctx), params=action.hparams,
+                       tags={"baseline": f"specialist:{task.name}"}, finish=True)
     if "full" in names:
         data = next((d for d in study.datasets if d.name == "all"), None) or DatasetObject("all", study.tasks, cfg.data.train_size, cfg.seed)
         action = sft_action(study, base, data)
-        finish(runner.produce(kind="baseline", iteration=0, name="full", fp=action.fingerprint, pipeline=action.pipeline(), inputs=[base],
-                              build=lambda ctx: action.type.run(action.bindings, ctx), params=action.hparams,
-                              tags={"baseline": "full", "action_type": "sft", "action": json.dumps(action.names())}))
+        runner.produce(kind="baseline", iteration=0, name="full", fp=action.fingerprint, pipeline=action.pipeline(), inputs=[base],
+                       build=lambda ctx: action.type.run(action.bindings, ctx), params=action.hparams,
+                       tags={"baseline": "full", "action_type": "sft", "action": json.dumps(action.names())}, finish=True)
     if "ties_grid" in names:
         if len(specialists) < 2:
             display.log("[yellow]ties_grid skipped: it needs at least two specialists (specialists: true)")
@@ -116,9 +112,8 @@ def ties_grid(study: Study, tracker: Tracker, group: str, experiment_id: str, di
             pipeline=f"ties({', '.join(m.name for m in specialists)}; weights={[vector[m.name] for m in specialists]})",
             inputs=[base, *specialists], build=lambda ctx: _merge_all(ctx, base, specialists, vector, density),
             params={f"weight.{k}": v for k, v in vector.items()} | {"density": density},
-            tags={"baseline": "ties_grid", "trial": str(trial.number)},
+            tags={"baseline": "ties_grid", "trial": str(trial.number)}, finish=True,
         )
-        tracker.finish_child(produced.run_id, produced.status, produced.error)
         trials[trial.number] = produced
         return produced.model.score if produced.model and produced.model.score is not None else float("-inf")
 

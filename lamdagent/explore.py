@@ -159,9 +159,8 @@ class Exploration:
         self.memory_seq += 1
         tracker.log_text(result.run_id, self.memory, tr.MEMORY_ARTIFACT)
         tracker.log_json(result.run_id, transcript, "agent/memory_transcript.json")
-        tracker.log(result.run_id, tags={"memory_seq": str(self.memory_seq)})
         checkpoint("before_finish")
-        tracker.finish_child(result.run_id, result.status, result.error)
+        tracker.finish_child(result.run_id, result.status, result.error, tags={"memory_seq": str(self.memory_seq)})
         checkpoint("after_finish")
         self.display.done_step()
         self.tried.add(decision.action.type.name)

@@ -115,7 +115,7 @@ def replay(tracker: Tracker, run_id: str, substitution: Substitution, display: D
         tags = {**labels, "replay_of": record.run_id}
         if not record.action_type:  # the base model
             produced = runner.produce(kind="replay", iteration=record.iteration, name=record.name, fp=base_fp, pipeline="base", inputs=[],
-                                      build=copy_base, tags={**tags, "source": cfg.base_model}, reuse=reuse)
+                                      build=copy_base, tags={**tags, "source": cfg.base_model}, reuse=reuse, finish=True)
         else:
             parents = [replayed[i] for i in record.inputs]
             action = study.space(parents).find(record.action_type, record.action)
@@ -124,8 +124,7 @@ def replay(tracker: Tracker, run_id: str, substitution: Substitution, display: D
             produced = runner.produce(kind="replay", iteration=record.iteration, name=record.name, fp=action.fingerprint,
                                       pipeline=action.pipeline(), inputs=action.models, build=lambda ctx, a=action: a.type.run(a.bindings, ctx),
                                       tags={**tags, "action_type": action.type.name, "action": json.dumps(action.names())},
-                                      params=action.hparams, reuse=reuse)
-        tracker.finish_child(produced.run_id, produced.status, produced.error)
+                                      params=action.hparams, reuse=reuse, finish=True)
         if produced.model is None:
             break
         if not record.action_type:

@@ -85,9 +85,12 @@ class Runner:
         params: dict | None = None,
         reuse: bool = True,
         run_id: str | None = None,
+        finish: bool = False,
     ) -> Produced:
         """`reuse=False` computes the step even when an earlier run made the same model; `run_id`
-        is a nested run the caller already started (see `start`), else one is started here."""
+        is a nested run the caller already started (see `start`), else one is started here.
+        `finish`: the run is also closed, its status written with its results (one write less than
+        `Tracker.finish_child` after); else it is left open for the caller to finish."""
         started = time.perf_counter()
         run_id = run_id or self.start(kind, iteration, name, fp, pipeline, inputs, tags)
         cached = self.tracker.find_by_fingerprint(self.experiment_id, fp) if reuse else None
@@ -98,8 +101,10 @@ class Runner:
                 run_id,
                 metrics={**{f"val.{t}": v for t, v in cached.scores.items()}, "cost.seconds": time.perf_counter() - started,
                          **({"val.score": score} if score is not None else {})},
-                tags={"model_id": cached.model_id, "arch": cached.arch, "source_run": cached.run_id, **adapter_tag}, params=params,
+                tags={"model_id": cached.model_id, "arch": cached.arch, "source_run": cached.run_id, **adapter_tag,
+                      **_status(finish, tr.CACHED)}, params=params,
             )
+            self._end(finish, run_id, tr.CACHED)
             model = ModelObject(name, run_id, cached.model_id, fp, pipeline, cached.arch, dict(cached.scores), score, iteration=iteration,
                                 parents=list(inputs), adapter_base=self.model_of_run(cached.adapter_of) if cached.adapter_of else None)
             return Produced(run_id, model, tr.CACHED)
@@ -120,13 +125,17 @@ class Runner:
             scores, val_metrics = self._evaluate(run_id, output.model_dir, base_dir, output.loaded)
             output.loaded = None  # the model's memory is freed before the next action
             score = {"val.score": weighted_score(scores, self.weights)} if self.weights is not None else {}
-            self.tracker.log(run_id, metrics={**pending, **val_metrics, **score}, params=params, tags=tags, series=output.step_metrics)
             checkpoint("before_log_model")
-            model_id, _ = self.tracker.log_model(
+            registered = self.tracker.log_model(
                 run_id, self.experiment_id, output.model_dir, self.study.registered_model, name,
                 tags={tag: value for tag, value in (("lamdagent.pipeline", pipeline), ("lamdagent.run_id", run_id))},
+                move=output.model_dir.is_relative_to(work),
             )
             checkpoint("after_log_model")
+            self.tracker.log(run_id, metrics={**pending, **val_metrics, **score}, params=params,
+                             tags={**tags, **registered, **_status(finish, tr.OK)}, series=output.step_metrics)
+            self._end(finish, run_id, tr.OK)
+            model_id = registered["model_id"]
             model = ModelObject(name, run_id, model_id, fp, pipeline, arch, scores, iteration=iteration, parents=list(inputs),
                                 cost_seconds=cost.metrics["cost.seconds"], adapter_base=adapter_base, score=score.get("val.score"))
             return Produced(run_id, model, tr.OK)
@@ -134,7 +143,8 @@ class Runner:
             message = str(err).splitlines()[0] if str(err) else ""
             error = message if isinstance(err, ActionFailed) else f"{type(err).__name__}: {message}" if message else type(err).__name__
             self.tracker.log_text(run_id, traceback.format_exc(), "error.txt")
-            self.tracker.log(run_id, metrics=pending, params=params, tags={"error": error[:4000]})
+            self.tracker.log(run_id, metrics=pending, params=params, tags={"error": error[:4000], **_status(finish, tr.FAILED)})
+            self._end(finish, run_id, tr.FAILED)
             return Produced(run_id, None, tr.FAILED, error)
         finally:
             self.display.done_step()
@@ -144,6 +154,10 @@ class Runner:
         """The nested run of a step, tagged with its identity and lineage."""
         all_tags = {"fingerprint": fp, "pipeline": pipeline, "inputs": json.dumps([m.run_id for m in inputs]), **(tags or {})}
         return self.tracker.start_child(self.parent, kind, iteration, name, all_tags, experiment_id=self.experiment_id)
+
+    def _end(self, finish: bool, run_id: str, status: str) -> None:
+        if finish:
+            self.tracker.end(run_id, status)
 
     def model_of_run(self, run_id: str) -> ModelObject:
         """The model object of any successful run of the store (e.g. the base of a reused adapter)."""
@@ -178,6 +192,11 @@ class Runner:
             model.score = weighted_score(model.scores, self.weights)
             self.tracker.log(run_id, metrics={"val.score": model.score})
         return model
+
+
+def _status(finish: bool, status: str) -> dict[str, str]:
+    """The status tag, written with the results when the run is finished by the same call."""
+    return {"status": status} if finish else {}
 
 
 def _on_device(loaded: tuple) -> tuple:

@@ -13,7 +13,6 @@ from lamdagent.models import architecture, resolve_base_model
 from lamdagent.runner import Produced, Runner
 from lamdagent.space import Action, ModelObject, fingerprint
 from lamdagent.study import Study
-from lamdagent.tracking import Tracker
 
 
 def sft_action(study: Study, model: ModelObject, dataset) -> Action:
@@ -50,15 +49,16 @@ def ensure_seeds(study: Study, runner: Runner, existing: dict[str, ModelObject] 
     """The initial objects as `seed` runs: the base model and, if configured, one specialist per
     task fine-tuned from the base (paper 3.1). Reused by fingerprint across explorations;
     `existing` (by name) are this exploration's finished seeds, kept when a resume completes them."""
-    cfg, tracker = study.cfg, runner.tracker
+    cfg = study.cfg
     existing = existing or {}
 
     def produce(name: str, **kwargs) -> Produced:
         if name in existing:
             model = existing[name]
             return Produced(model.run_id, model, tr.OK)
-        produced = runner.produce(name=name, **kwargs)
-        _finish_seed(tracker, produced)
+        produced = runner.produce(name=name, finish=True, **kwargs)
+        if produced.model is None:
+            raise UserError(f"could not build the initial models: {produced.error}")
         return produced
 
     base_dir, base_fp, copy_base = prepare_base(cfg)
@@ -81,8 +81,3 @@ def ensure_seeds(study: Study, runner: Runner, existing: dict[str, ModelObject] 
         runner._with_score(seed.run_id, seed)
     return seeds
 
-
-def _finish_seed(tracker: Tracker, produced: Produced) -> None:
-    tracker.finish_child(produced.run_id, produced.status, produced.error)
-    if produced.model is None:
-        raise UserError(f"could not build the initial models: {produced.error}")

@@ -1,7 +1,8 @@
-"""Fast reads of the tracking store for what the agent reads back each time: the tags and latest
-metrics of an exploration's nested runs, in two plain SQL queries over MLflow's own table models
-when the store is a database (sqlite, PostgreSQL, MySQL). None when it is not (a REST server):
-the caller then uses MlflowClient.search_runs."""
+"""Fast reads of the tracking store for what is read back each time: the tags and latest metrics of
+an exploration's nested runs (what the agent sees), and the runs carrying given tags (the cache
+lookup by fingerprint), in plain SQL queries over MLflow's own table models when the store is a
+database (sqlite, PostgreSQL, MySQL). None when it is not (a REST server): the caller then uses
+MlflowClient.search_runs."""
 
 from __future__ import annotations
 
@@ -21,11 +22,31 @@ def no_gc():
             gc.enable()
 
 
+def _engine(client):
+    store = getattr(getattr(client, "_tracking_client", None), "store", None)
+    return getattr(store, "engine", None)
+
+
+def runs_tagged(client, experiment_id: str, tags: dict[str, str]) -> list[str] | None:
+    """Ids of the experiment's active runs carrying every tag of `tags` (key -> value), newest
+    first; None if the store is not a database. One query, where search_runs builds every run."""
+    engine = _engine(client)
+    if engine is None:
+        return None
+    from mlflow.store.tracking.dbmodels.models import SqlRun, SqlTag
+    from sqlalchemy import select
+
+    query = select(SqlRun.run_uuid).where(SqlRun.experiment_id == int(experiment_id), SqlRun.lifecycle_stage == "active")
+    for key, value in tags.items():
+        query = query.where(SqlRun.run_uuid.in_(select(SqlTag.run_uuid).where(SqlTag.key == key, SqlTag.value == value)))
+    with engine.connect() as connection:
+        return [row[0] for row in connection.execute(query.order_by(SqlRun.start_time.desc()))]
+
+
 def child_runs(client, parent_id: str, experiment_id: str, prefix: str = "") -> list[tuple[str, dict[str, str], dict[str, float]]] | None:
     """(run id, tags whose key starts with `prefix`, latest metrics) of every active nested run of
     `parent_id`, or None if the store is not a database."""
-    store = getattr(getattr(client, "_tracking_client", None), "store", None)
-    engine = getattr(store, "engine", None)
+    engine = _engine(client)
     if engine is None:
         return None
     from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlRun, SqlTag

@@ -17,6 +17,7 @@ from urllib.request import url2pathname
 import mlflow
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, Run, RunTag
+from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
 from lamdagent import store_reads
 from lamdagent.errors import UserError
@@ -100,6 +101,7 @@ class Tracker:
         self.tracking_uri = mlflow.get_tracking_uri()
         self.client = MlflowClient(self.tracking_uri)
         self._registered: set[str] = set()  # registered model names known to exist (one read per name)
+        self._artifact_uris: dict[str, str] = {}  # run id -> artifact URI, for the runs started here (no read)
 
     # --- studies and explorations -------------------------------------------------------------
     def experiment(self, study: str) -> str:
@@ -164,6 +166,7 @@ class Tracker:
             **{tag(k): v for k, v in tags.items()},
         }
         run = self.client.create_run(experiment_id, run_name=run_name or name, tags=all_tags)
+        self._artifact_uris[run.info.run_id] = run.info.artifact_uri
         return run.info.run_id
 
     def log(self, run_id: str, metrics: dict[str, float] | None = None, params: dict | None = None, tags: dict[str, str] | None = None, step: int = 0,
@@ -184,25 +187,41 @@ class Tracker:
             self.client.log_batch(run_id, metrics=metrics[start : start + 1000])
 
     def log_text(self, run_id: str, text: str, path: str) -> None:
-        self.client.log_text(run_id, text, path)
+        self.log_texts(run_id, {path: text})
 
     def log_json(self, run_id: str, value, path: str) -> None:
-        self.client.log_text(run_id, json.dumps(value, indent=2, default=str), path)
+        self.log_texts(run_id, {path: _json(value)})
 
     def log_jsons(self, run_id: str, files: dict[str, object]) -> None:
         """Several JSON artifacts (path -> value) in one write."""
+        self.log_texts(run_id, {path: _json(value) for path, value in files.items()})
+
+    def log_texts(self, run_id: str, files: dict[str, str]) -> None:
+        """Text artifacts (path -> text) in one write: straight into the run's artifact folder when
+        the store keeps artifacts on this machine (no staging copy, no read of the run)."""
         import tempfile
 
-        with tempfile.TemporaryDirectory() as folder:
-            for path, value in files.items():
-                target = Path(folder) / path
+        uri = self._artifact_uris.get(run_id) or self.client.get_run(run_id).info.artifact_uri
+        self._artifact_uris[run_id] = uri
+        local = _local_path(uri)
+        with tempfile.TemporaryDirectory() as staging:
+            folder = local or Path(staging)
+            for path, text in files.items():
+                target = folder / path
                 target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(json.dumps(value, indent=2, default=str))
-            self.client.log_artifacts(run_id, folder)
+                partial = target.with_name(f".{target.name}.partial")
+                partial.write_text(text)
+                partial.replace(target)  # whole or not at all
+            if local is None:
+                get_artifact_repository(uri, tracking_uri=self.tracking_uri).log_artifacts(staging)
 
-    def finish_child(self, run_id: str, status: str, error: str = "") -> None:
-        tags = {"status": status, **({"error": error[:4000]} if error else {})}
-        self.log(run_id, tags=tags)
+    def finish_child(self, run_id: str, status: str, error: str = "", tags: dict[str, str] | None = None) -> None:
+        """The run's status (with any last `lamdagent.` tags) and its end."""
+        self.log(run_id, tags={**(tags or {}), "status": status, **({"error": error[:4000]} if error else {})})
+        self.end(run_id, status)
+
+    def end(self, run_id: str, status: str) -> None:
+        """The run's end in MLflow (its `lamdagent.status` tag already written)."""
         self.client.set_terminated(run_id, "FAILED" if status == FAILED else "FINISHED")
 
     def children(self, parent_id: str, experiment_id: str) -> list[Record]:
@@ -235,13 +254,18 @@ class Tracker:
     def find_by_fingerprint(self, experiment_id: str, fingerprint: str) -> Record | None:
         """A finished, successful run of the study that made exactly this model and still holds
         its weights (see retention), if any."""
-        runs = self.client.search_runs(
-            [experiment_id],
-            f"tags.`{tag('fingerprint')}` = '{fingerprint}' and tags.`{tag('status')}` = '{OK}'",
-            max_results=50,
-        )
-        kept = [r for r in runs if r.data.tags.get(tag("weights")) != FREED]
-        return Record.from_run(kept[0]) if kept else None
+        ids = store_reads.runs_tagged(self.client, experiment_id, {tag("fingerprint"): fingerprint, tag("status"): OK})
+        if ids is None:
+            runs = self.client.search_runs(
+                [experiment_id],
+                f"tags.`{tag('fingerprint')}` = '{fingerprint}' and tags.`{tag('status')}` = '{OK}'",
+                max_results=50,
+            )
+        else:
+            runs = (self.client.get_run(run_id) for run_id in ids)
+        kept = (r for r in runs if r.data.tags.get(tag("weights")) != FREED)
+        found = next(kept, None)
+        return Record.from_run(found) if found else None
 
     def mark_interrupted(self, parent_id: str, experiment_id: str) -> list[str]:
         """Runs left `running` by a killed process become KILLED; returns their ids."""
@@ -266,10 +290,15 @@ class Tracker:
         return mlflow.artifacts.load_text(f"runs:/{run_id}/{MEMORY_ARTIFACT}")
 
     # --- models ---------------------------------------------------------------------------------
-    def log_model(self, run_id: str, experiment_id: str, model_dir: Path, registered_name: str, name: str, tags: dict[str, str]) -> tuple[str, str]:
-        """Store the folder once as a LoggedModel of the run and register it; (model_id, version)."""
+    def log_model(self, run_id: str, experiment_id: str, model_dir: Path, registered_name: str, name: str, tags: dict[str, str],
+                  move: bool = False) -> dict[str, str]:
+        """Store the folder once as a LoggedModel of the run and register it; the run's tags that
+        say so (model_id, model_version, registered_model), for the caller to log with its others.
+        `move`: the folder is a working copy, moved (not copied) when the store is on this machine."""
         logged = self.client.create_logged_model(experiment_id, name=name, source_run_id=run_id, tags=tags)
-        self.client.log_model_artifacts(logged.model_id, str(model_dir))
+        stored = _local_path(logged.artifact_location)
+        if not (move and stored is not None and _moved(Path(model_dir), stored)):
+            get_artifact_repository(logged.artifact_location, tracking_uri=self.tracking_uri).log_artifacts(str(model_dir))
         checkpoint("log_model")
         self.client.finalize_logged_model(logged.model_id, "READY")
         try:
@@ -284,8 +313,7 @@ class Tracker:
             registered_name, f"models:/{logged.model_id}", run_id=run_id, tags=tags, model_id=logged.model_id
         )
         self._registered.add(registered_name)
-        self.log(run_id, tags={"model_id": logged.model_id, "model_version": version.version, "registered_model": registered_name})
-        return logged.model_id, version.version
+        return {"model_id": logged.model_id, "model_version": str(version.version), "registered_model": registered_name}
 
     def model_dir(self, model_id: str) -> Path:
         """A local folder with the model's files: the artifact folder itself when the store is
@@ -294,9 +322,9 @@ class Tracker:
         if logged.tags.get(tag("weights")) == FREED:
             raise WeightsFreed(model_id)
         location = logged.artifact_location
-        parsed = urlparse(location)
-        if parsed.scheme in ("", "file"):
-            return Path(url2pathname(parsed.path))
+        local = _local_path(location)
+        if local is not None:
+            return local
         # downloads/<model id>/model: the old layout (<id>/artifacts/..., never complete) is ignored
         target = cache_dir() / "downloads" / model_id / "model"
         if target.is_dir():  # only ever made by the rename below: complete
@@ -319,3 +347,25 @@ class Tracker:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return target
+
+
+def _json(value) -> str:
+    return json.dumps(value, indent=2, default=str)
+
+
+def _local_path(uri: str) -> Path | None:
+    """The folder an artifact URI names on this machine, or None for a remote store."""
+    parsed = urlparse(uri)
+    return Path(url2pathname(parsed.path)) if parsed.scheme in ("", "file") else None
+
+
+def _moved(source: Path, target: Path) -> bool:
+    """Rename `source` to `target` (same file system, nothing at `target` yet but an empty folder)."""
+    import os
+
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(source, target)
+        return True
+    except OSError:  # another file system, or files already there: the caller copies
+        return False

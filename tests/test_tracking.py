@@ -1,0 +1,82 @@
+"""The tracker's write paths that skip MLflow's generic ones on a local store: a produced model's
+folder moved (not copied) into its LoggedModel, text artifacts written in place, and the cache
+lookup by fingerprint in one SQL query. Each must give what the generic path gives."""
+
+from __future__ import annotations
+
+import mlflow
+import pytest
+
+from lamdagent import tracking as tr
+from lamdagent.tracking import Tracker
+
+
+@pytest.fixture
+def store(tracking_uri):
+    tracker = Tracker(tracking_uri)
+    experiment = tracker.experiment("unit")
+    parent = tracker.start_exploration(experiment, "unit", {}, {})
+    return tracker, experiment, parent
+
+
+def _folder(path):
+    path.mkdir(parents=True)
+    (path / "config.json").write_text('{"model_type": "llama"}')
+    (path / "weights.bin").write_bytes(b"\x01" * 1000)
+    return path
+
+
+@pytest.mark.parametrize("move", [True, False])
+def test_log_model_moves_a_working_copy_and_registers_it(store, tmp_path, move):
+    tracker, experiment, parent = store
+    run = tracker.start_child(parent, "action", 1, "m1", {}, experiment_id=experiment)
+    source = _folder(tmp_path / "work" / "model")
+    tags = tracker.log_model(run, experiment, source, "unit-models", "m1", tags={"lamdagent.pipeline": "p"}, move=move)
+
+    assert source.exists() is not move  # moved: no second copy; else the caller's folder is kept
+    stored = tracker.model_dir(tags["model_id"])
+    assert (stored / "weights.bin").read_bytes() == b"\x01" * 1000 and (stored / "config.json").exists()
+    version = tracker.client.get_model_version("unit-models", tags["model_version"])
+    assert version.source == f"models:/{tags['model_id']}" and version.run_id == run
+    assert str(tracker.client.get_logged_model(tags["model_id"]).status) == "READY"
+    assert tags["registered_model"] == "unit-models"
+
+
+def test_text_artifacts_are_written_whole_into_the_run(store):
+    tracker, experiment, parent = store
+    run = tracker.start_child(parent, "action", 1, "m1", {}, experiment_id=experiment)
+    tracker.log_jsons(run, {"predictions/val/a.json": [{"x": 1}], "predictions/val/b.json": {"y": "z"}})
+    tracker.log_text(run, "first", tr.MEMORY_ARTIFACT)
+    tracker.log_text(run, "second", tr.MEMORY_ARTIFACT)  # a rewrite replaces the file
+
+    assert mlflow.artifacts.load_dict(f"runs:/{run}/predictions/val/a.json") == [{"x": 1}]
+    assert mlflow.artifacts.load_dict(f"runs:/{run}/predictions/val/b.json") == {"y": "z"}
+    assert tracker.memory(run) == "second"
+    listed = [f.path for f in tracker.client.list_artifacts(run, "agent")]
+    assert listed == [tr.MEMORY_ARTIFACT]  # no partial file left beside it
+    other = Tracker(tracker.tracking_uri)  # a tracker that did not start the run reads its location
+    other.log_text(run, "third", tr.MEMORY_ARTIFACT)
+    assert tracker.memory(run) == "third"
+
+
+def test_fingerprint_lookup_finds_the_newest_finished_run_that_keeps_its_weights(store):
+    tracker, experiment, parent = store
+
+    def run(fp: str, status: str, **tags) -> str:
+        run_id = tracker.start_child(parent, "action", 1, "m", {"fingerprint": fp}, experiment_id=experiment)
+        tracker.finish_child(run_id, status, tags=tags)
+        return run_id
+
+    assert tracker.find_by_fingerprint(experiment, "fp-1") is None
+    run("fp-1", tr.FAILED)
+    assert tracker.find_by_fingerprint(experiment, "fp-1") is None  # a failed run made no model
+    older = run("fp-1", tr.OK)
+    newer = run("fp-1", tr.OK, model_id="m-2")
+    run("fp-2", tr.OK)
+    found = tracker.find_by_fingerprint(experiment, "fp-1")
+    assert found.run_id == newer and found.model_id == "m-2" and found.fingerprint == "fp-1"
+    tracker.log(newer, tags={"weights": tr.FREED})
+    assert tracker.find_by_fingerprint(experiment, "fp-1").run_id == older  # freed weights are not reused
+    tracker.client.delete_run(older)
+    assert tracker.find_by_fingerprint(experiment, "fp-1") is None  # deleted runs do not count
+    assert tracker.find_by_fingerprint(tracker.experiment("other"), "fp-2") is None  # nor other studies' runs
