@@ -196,7 +196,7 @@ def run(opts: Options) -> Result:
     free_gpu_memory()
     from lamdagent.evaluation.generation import vllm_generator
 
-    vllm = eval_throughput(study, cfg, tokenizer, size["eval_per_task"], repeats, generate=vllm_generator(base_dir, dtype="bfloat16"))
+    vllm = eval_throughput(study, cfg, tokenizer, size["eval_per_task"], repeats, generate=vllm_generator(base_dir))
     result.details["eval_vllm"] = vllm
     result.check("eval, vLLM: generated tokens / s", vllm["generated_tokens_per_s"], "tok/s")
     result.check("eval: vLLM / HF, generated tokens / s", vllm["generated_tokens_per_s"] / hf["generated_tokens_per_s"], "x")

@@ -69,9 +69,10 @@ def resolve_batch_size(setting: int | str, model=None, *, max_tokens: int = 512)
     return max(1, min(ceiling, int(free // 2 // per_sequence)))
 
 
-def vllm_generator(model_dir, *, dtype: str = "auto", gpu_memory_utilization: float = 0.85) -> Callable:
+def vllm_generator(model_dir, *, dtype: str = "bfloat16", gpu_memory_utilization: float = 0.85) -> Callable:
     """A `generate(prompts, max_new_tokens, on_batch)` over vLLM for the model folder (greedy, as
-    generate_greedy); vLLM is imported here, only when the `vllm` backend is chosen."""
+    generate_greedy); vLLM is imported here, only when the `vllm` backend is chosen. bf16 as the HF
+    backend on CUDA (vLLM's "auto" would run the fp32 folders the actions write in fp16)."""
     try:
         from vllm import LLM, SamplingParams
     except ImportError:
