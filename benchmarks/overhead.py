@@ -13,7 +13,7 @@ from benchmarks._common import Options, Result, Scratch, median, timed
 
 NAME = "overhead"
 TARGET = 0.05
-MERGE_PAIRS = 5  # merge pairs per --repeats
+MERGE_BLOCKS = 5  # merge blocks per --repeats
 QUICK = ["data.train_size=16", "data.val_size=4", "sft.epochs=1"]
 _ids = itertools.count()
 
@@ -121,22 +121,26 @@ def warm_up(s: Scratch, base, merge_action):
     return tiny
 
 
-def _pairs(repeats: int, bare, through_tool) -> dict:
-    """Alternate the order of bare and tool runs; overhead = median over pairs of tool / bare - 1."""
+def _blocks(repeats: int, bare, through_tool) -> dict:
+    """`repeats` blocks of four runs, bare, tool, tool, bare (ABBA: a machine that drifts slower or
+    faster over a block weighs on both sides alike); overhead = median over blocks of
+    (tool + tool) / (bare + bare) - 1, and the same in CPU time and in seconds added."""
     seconds, cpu, scores = {"bare": [], "tool": []}, {"bare": [], "tool": []}, {}
-    for r in range(repeats):
-        order = [("bare", bare), ("tool", through_tool)] if r % 2 == 0 else [("tool", through_tool), ("bare", bare)]
-        for label, call in order:
+    for _ in range(repeats):
+        for label, call in (("bare", bare), ("tool", through_tool), ("tool", through_tool), ("bare", bare)):
             cpu_started = time.process_time()
             wall, scores[label] = timed(call)
             seconds[label].append(wall)
             cpu[label].append(time.process_time() - cpu_started)
-    ratios = [t / b - 1 for t, b in zip(seconds["tool"], seconds["bare"])]
-    added = [t - b for t, b in zip(seconds["tool"], seconds["bare"])]
-    cpu_ratios = [t / b - 1 for t, b in zip(cpu["tool"], cpu["bare"])]
-    return {"bare_s": seconds["bare"], "tool_s": seconds["tool"], "pair_overheads": ratios, "overhead": median(ratios), "added_s": median(added),
-            "bare_cpu_s": cpu["bare"], "tool_cpu_s": cpu["tool"], "cpu_overhead": median(cpu_ratios),
-            "same_scores": _same(scores.get("bare"), scores.get("tool"))}
+
+    def per_block(values: dict, combine) -> list[float]:
+        tool, bare = values["tool"], values["bare"]
+        return [combine(tool[i] + tool[i + 1], bare[i] + bare[i + 1]) for i in range(0, len(bare), 2)]
+
+    ratios = per_block(seconds, lambda t, b: t / b - 1)
+    return {"bare_s": seconds["bare"], "tool_s": seconds["tool"], "block_overheads": ratios, "overhead": median(ratios),
+            "added_s": median(per_block(seconds, lambda t, b: (t - b) / 2)), "bare_cpu_s": cpu["bare"], "tool_cpu_s": cpu["tool"],
+            "cpu_overhead": median(per_block(cpu, lambda t, b: t / b - 1)), "same_scores": _same(scores.get("bare"), scores.get("tool"))}
 
 
 def _same(a, b) -> bool:
@@ -169,19 +173,19 @@ def run(opts: Options) -> Result:
     bare_ties(s, base.path, a.path, b.path, fresh("warm"))
 
     repeats = 1 if opts.quick else opts.repeats
-    for label, pairs, bare, through_tool in (
+    for label, blocks, bare, through_tool in (
         ("sft", repeats, lambda: bare_sft(s, base.path, dataset, lr, cfg.sft.epochs, fresh("sft")), lambda: tool(s, sft_action)[1]),
-        # a merge pair takes ~1 s and its noise is of the order of the overhead: more pairs
-        ("ties", repeats * MERGE_PAIRS, lambda: bare_ties(s, base.path, a.path, b.path, fresh("ties")), lambda: tool(s, ties_action)[1]),
+        # a merge block takes ~2 s and its noise is of the order of the overhead: more blocks
+        ("ties", repeats * MERGE_BLOCKS, lambda: bare_ties(s, base.path, a.path, b.path, fresh("ties")), lambda: tool(s, ties_action)[1]),
     ):
-        figures = _pairs(pairs, bare, through_tool)
+        figures = _blocks(blocks, bare, through_tool)
         result.details[label] = figures
         result.check(f"{label}: tool / bare - 1", figures["overhead"], "ratio", at_most=TARGET)
         result.check(f"{label}: same, in CPU time of the process", figures["cpu_overhead"], "ratio")
         result.check(f"{label}: bare iteration (median)", median(figures["bare_s"]), "s")
         result.check(f"{label}: added by the tool per iteration (median of tool - bare)", figures["added_s"], "s")
     result.details["settings"] = {"study": "demo", "overrides": QUICK if opts.quick else [], "repeats": repeats,
-                                  "merge_pairs": repeats * MERGE_PAIRS,
+                                  "merge_blocks": repeats * MERGE_BLOCKS,
                                   "sft": {"dataset": dataset.name, "examples": dataset.num_examples, "epochs": cfg.sft.epochs},
                                   "val_examples": cfg.data.val_size * len(s.study.tasks)}
     shutil.rmtree(s.root, ignore_errors=True)
