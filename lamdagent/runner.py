@@ -110,6 +110,7 @@ class Runner:
             return Produced(run_id, model, tr.CACHED)
         work = cache_dir() / "work" / run_id
         pending: dict[str, float] = {}  # the build's metrics, written with the evaluation's in one batch
+        storing = False  # the model is being (or was) stored and registered
         try:
             self.display.step(f"{name}: {pipeline}")
             ctx = ActionContext(work, self.study.cfg.seed, self.base_dir, on_step=lambda s, t: self.display.update_step(s, t),
@@ -126,6 +127,7 @@ class Runner:
             output.loaded = None  # the model's memory is freed before the next action
             score = {"val.score": weighted_score(scores, self.weights)} if self.weights is not None else {}
             checkpoint("before_log_model")
+            storing = True
             registered = self.tracker.log_model(
                 run_id, self.experiment_id, output.model_dir, self.study.registered_model, name,
                 tags={tag: value for tag, value in (("lamdagent.pipeline", pipeline), ("lamdagent.run_id", run_id))},
@@ -143,6 +145,8 @@ class Runner:
             message = str(err).splitlines()[0] if str(err) else ""
             error = message if isinstance(err, ActionFailed) else f"{type(err).__name__}: {message}" if message else type(err).__name__
             self.tracker.log_text(run_id, traceback.format_exc(), "error.txt")
+            if storing:  # a failed run keeps no (half-)registered model
+                self.tracker.discard_models(run_id, self.experiment_id, tr.FAILED)
             self.tracker.log(run_id, metrics=pending, params=params, tags={"error": error[:4000], **_status(finish, tr.FAILED)})
             self._end(finish, run_id, tr.FAILED)
             return Produced(run_id, None, tr.FAILED, error)

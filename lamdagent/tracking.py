@@ -271,20 +271,20 @@ class Tracker:
         """Runs left `running` by a killed process become KILLED; returns their ids."""
         killed = [r.run_id for r in self.children(parent_id, experiment_id) if r.status == RUNNING]
         for run_id in killed:
-            self._discard_models(run_id, experiment_id)
+            self.discard_models(run_id, experiment_id)
             self.log(run_id, tags={"status": KILLED})
             self.client.set_terminated(run_id, "KILLED")
         return killed
 
-    def _discard_models(self, run_id: str, experiment_id: str) -> None:
-        """The model of an interrupted run is never used: unfinished ones become FAILED, registry
-        versions are deleted, and the LoggedModel is tagged killed."""
+    def discard_models(self, run_id: str, experiment_id: str, status: str = KILLED) -> None:
+        """The model of an interrupted (or failed) run is never used: unfinished ones become FAILED,
+        registry versions are deleted, and the LoggedModel is tagged with the run's `status`."""
         for version in self.client.search_model_versions(f"run_id = '{run_id}'"):
             self.client.delete_model_version(version.name, version.version)
         for logged in self.client.search_logged_models([experiment_id], filter_string=f"source_run_id = '{run_id}'"):
             if str(logged.status) != "READY":
                 self.client.finalize_logged_model(logged.model_id, "FAILED")
-            self.client.set_logged_model_tags(logged.model_id, {tag("status"): KILLED})
+            self.client.set_logged_model_tags(logged.model_id, {tag("status"): status})
 
     def memory(self, run_id: str) -> str:
         return mlflow.artifacts.load_text(f"runs:/{run_id}/{MEMORY_ARTIFACT}")

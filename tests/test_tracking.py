@@ -80,3 +80,37 @@ def test_fingerprint_lookup_finds_the_newest_finished_run_that_keeps_its_weights
     tracker.client.delete_run(older)
     assert tracker.find_by_fingerprint(experiment, "fp-1") is None  # deleted runs do not count
     assert tracker.find_by_fingerprint(tracker.experiment("other"), "fp-2") is None  # nor other studies' runs
+
+
+def test_a_failed_write_after_registration_leaves_no_registered_model(tracking_uri, monkeypatch):
+    from mlflow.exceptions import MlflowException
+    from rich.console import Console
+
+    from lamdagent.config import load_config
+    from lamdagent.progress import Display
+    from lamdagent.runner import Runner
+    from lamdagent.seeds import prepare_base
+    from lamdagent.study import Study
+    from tests.conftest import FAST
+
+    cfg = load_config("demo", [*FAST, "data.val_size=2"])
+    tracker = Tracker(tracking_uri)
+    experiment = tracker.experiment(cfg.name)
+    runner = Runner(Study(cfg), tracker, tracker.start_exploration(experiment, cfg.name, {}, {}), experiment, Display(Console(quiet=True)))
+    runner.base_dir, fp, copy_base = prepare_base(cfg)
+    log = tracker.log
+
+    def store_down_after_registration(run_id, *args, tags=None, **kwargs):
+        if tags and "model_id" in tags:
+            raise MlflowException("store down")
+        return log(run_id, *args, tags=tags, **kwargs)
+
+    monkeypatch.setattr(tracker, "log", store_down_after_registration)
+    produced = runner.produce(kind="seed", iteration=0, name="base", fp=fp, pipeline="base", inputs=[], build=copy_base, finish=True)
+
+    assert produced.status == tr.FAILED and "store down" in produced.error
+    run = tracker.client.get_run(produced.run_id)
+    assert run.info.status == "FAILED" and run.data.tags["lamdagent.status"] == tr.FAILED
+    assert tracker.client.search_model_versions(f"run_id = '{produced.run_id}'") == []  # registered, then withdrawn
+    (logged,) = tracker.client.search_logged_models([experiment], filter_string=f"source_run_id = '{produced.run_id}'")
+    assert logged.tags["lamdagent.status"] == tr.FAILED
