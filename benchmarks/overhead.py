@@ -121,17 +121,55 @@ def warm_up(s: Scratch, base, merge_action):
     return tiny
 
 
+class LibraryClock:
+    """Seconds spent inside the calls both paths share (TRL's `Trainer.train`, mergekit's
+    `run_merge`, the evaluator's `evaluate`), so that what a run spends outside them, its own
+    work, is known without the machine's noise on the shared part."""
+
+    def __init__(self):
+        import mergekit.merge
+        import transformers
+
+        import lamdagent.evaluation.evaluator as evaluator
+        import lamdagent.runner as runner
+
+        self.seconds = 0.0
+        self._patched = [(transformers.Trainer, "train"), (mergekit.merge, "run_merge"), (evaluator, "evaluate"), (runner, "evaluate")]
+        self._originals = [getattr(owner, name) for owner, name in self._patched]
+
+    def __enter__(self) -> LibraryClock:
+        for (owner, name), original in zip(self._patched, self._originals):
+            setattr(owner, name, self._timed(original))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for (owner, name), original in zip(self._patched, self._originals):
+            setattr(owner, name, original)
+
+    def _timed(self, call):
+        def wrapper(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return call(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - started
+        return wrapper
+
+
 def _blocks(repeats: int, bare, through_tool) -> dict:
     """`repeats` blocks of four runs, bare, tool, tool, bare (ABBA: a machine that drifts slower or
     faster over a block weighs on both sides alike); overhead = median over blocks of
-    (tool + tool) / (bare + bare) - 1, and the same in CPU time and in seconds added."""
-    seconds, cpu, scores = {"bare": [], "tool": []}, {"bare": [], "tool": []}, {}
+    (tool + tool) / (bare + bare) - 1, and the same in CPU time and in seconds added. `own_s`:
+    each run's seconds outside the shared library calls (see LibraryClock)."""
+    seconds, cpu, own, scores = {"bare": [], "tool": []}, {"bare": [], "tool": []}, {"bare": [], "tool": []}, {}
     for _ in range(repeats):
         for label, call in (("bare", bare), ("tool", through_tool), ("tool", through_tool), ("bare", bare)):
             cpu_started = time.process_time()
-            wall, scores[label] = timed(call)
+            with LibraryClock() as clock:
+                wall, scores[label] = timed(call)
             seconds[label].append(wall)
             cpu[label].append(time.process_time() - cpu_started)
+            own[label].append(wall - clock.seconds)
 
     def per_block(values: dict, combine) -> list[float]:
         tool, bare = values["tool"], values["bare"]
@@ -140,7 +178,8 @@ def _blocks(repeats: int, bare, through_tool) -> dict:
     ratios = per_block(seconds, lambda t, b: t / b - 1)
     return {"bare_s": seconds["bare"], "tool_s": seconds["tool"], "block_overheads": ratios, "overhead": median(ratios),
             "added_s": median(per_block(seconds, lambda t, b: (t - b) / 2)), "bare_cpu_s": cpu["bare"], "tool_cpu_s": cpu["tool"],
-            "cpu_overhead": median(per_block(cpu, lambda t, b: t / b - 1)), "same_scores": _same(scores.get("bare"), scores.get("tool"))}
+            "cpu_overhead": median(per_block(cpu, lambda t, b: t / b - 1)), "bare_own_s": own["bare"], "tool_own_s": own["tool"],
+            "own_added_s": median(per_block(own, lambda t, b: (t - b) / 2)), "same_scores": _same(scores.get("bare"), scores.get("tool"))}
 
 
 def _same(a, b) -> bool:
@@ -184,6 +223,7 @@ def run(opts: Options) -> Result:
         result.check(f"{label}: same, in CPU time of the process", figures["cpu_overhead"], "ratio")
         result.check(f"{label}: bare iteration (median)", median(figures["bare_s"]), "s")
         result.check(f"{label}: added by the tool per iteration (median of tool - bare)", figures["added_s"], "s")
+        result.check(f"{label}: same, outside the shared TRL / mergekit / evaluate calls", figures["own_added_s"], "s")
     result.details["settings"] = {"study": "demo", "overrides": QUICK if opts.quick else [], "repeats": repeats,
                                   "merge_blocks": repeats * MERGE_BLOCKS,
                                   "sft": {"dataset": dataset.name, "examples": dataset.num_examples, "epochs": cfg.sft.epochs},
