@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks._common import Options, Result, quiet
+from lamdagent.errors import UserError
 
 BENCHMARKS = ("overhead", "cache", "batched_eval", "history", "storage", "merge_memory", "parallel", "throughput")
 
@@ -55,7 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         module = importlib.import_module(f"benchmarks.{name}")
         started = time.perf_counter()
-        result = module.run(opts)
+        try:
+            result = module.run(opts)
+        except UserError as err:  # e.g. a model or package the benchmark needs is missing
+            console.print(f"[red]{name}: {err}")
+            return 2
         result.seconds = time.perf_counter() - started
         result.details["quick"] = opts.quick
         result.write(opts.out)

@@ -18,13 +18,6 @@ QUICK = ["data.train_size=16", "data.val_size=4", "sft.epochs=1"]
 _ids = itertools.count()
 
 
-def _device_args() -> dict:
-    import torch
-
-    cuda = torch.cuda.is_available()
-    return {"bf16": cuda, "use_cpu": not cuda, "activation_checkpointing": False}
-
-
 def bare_sft(s: Scratch, base_dir: Path, dataset, learning_rate: float, epochs: float, out: Path) -> dict[str, float]:
     """SFT with TRL, save, then evaluate the trained model: what a script without the tool does."""
     from datasets import Dataset
@@ -32,13 +25,14 @@ def bare_sft(s: Scratch, base_dir: Path, dataset, learning_rate: float, epochs: 
     from trl import SFTConfig, SFTTrainer
 
     from lamdagent.evaluation.evaluator import evaluate
+    from lamdagent.training import trainer_device_args  # bf16 on CUDA, fp32 on the CPU: the settings only
 
     cfg = s.cfg
     model, tokenizer = AutoModelForCausalLM.from_pretrained(base_dir), AutoTokenizer.from_pretrained(base_dir)
     rows = [{"prompt": ex.prompt, "completion": ex.target} for t in dataset.tasks for ex in t.examples("train", dataset.size, cfg.seed)]
     args = SFTConfig(output_dir=str(out / "trainer"), learning_rate=learning_rate, num_train_epochs=epochs,
                      per_device_train_batch_size=cfg.sft.batch_size, max_length=cfg.sft.max_length, seed=cfg.seed, data_seed=cfg.seed,
-                     save_strategy="no", report_to="none", disable_tqdm=True, **_device_args())
+                     save_strategy="no", report_to="none", disable_tqdm=True, **trainer_device_args())
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
     trainer.remove_callback(PrinterCallback)
     trainer.train()

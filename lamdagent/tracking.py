@@ -198,22 +198,18 @@ class Tracker:
 
     def log_texts(self, run_id: str, files: dict[str, str]) -> None:
         """Text artifacts (path -> text) in one write: straight into the run's artifact folder when
-        the store keeps artifacts on this machine (no staging copy, no read of the run)."""
-        import tempfile
-
+        the store keeps artifacts on this machine (no staging copy, no read of the run), else one upload."""
         uri = self._artifact_uris.get(run_id) or self.client.get_run(run_id).info.artifact_uri
         self._artifact_uris[run_id] = uri
         local = _local_path(uri)
+        if local is not None:
+            _write_texts(local, files)
+            return
+        import tempfile
+
         with tempfile.TemporaryDirectory() as staging:
-            folder = local or Path(staging)
-            for path, text in files.items():
-                target = folder / path
-                target.parent.mkdir(parents=True, exist_ok=True)
-                partial = target.with_name(f".{target.name}.partial")
-                partial.write_text(text)
-                partial.replace(target)  # whole or not at all
-            if local is None:
-                get_artifact_repository(uri, tracking_uri=self.tracking_uri).log_artifacts(staging)
+            _write_texts(Path(staging), files)
+            get_artifact_repository(uri, tracking_uri=self.tracking_uri).log_artifacts(staging)
 
     def finish_child(self, run_id: str, status: str, error: str = "", tags: dict[str, str] | None = None) -> None:
         """The run's status (with any last `lamdagent.` tags) and its end."""
@@ -351,6 +347,16 @@ class Tracker:
 
 def _json(value) -> str:
     return json.dumps(value, indent=2, default=str)
+
+
+def _write_texts(folder: Path, files: dict[str, str]) -> None:
+    """Each file written beside its place and renamed into it: whole or not at all."""
+    for path, text in files.items():
+        target = folder / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.partial")
+        partial.write_text(text)
+        partial.replace(target)
 
 
 def _local_path(uri: str) -> Path | None:

