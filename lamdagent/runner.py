@@ -89,8 +89,8 @@ class Runner:
     ) -> Produced:
         """`reuse=False` computes the step even when an earlier run made the same model; `run_id`
         is a nested run the caller already started (see `start`), else one is started here.
-        `finish`: the run is also closed, its status written with its results (one write less than
-        `Tracker.finish_child` after); else it is left open for the caller to finish."""
+        `finish`: the run is also closed, its status and end written with its results (one
+        transaction on a database store); else it is left open for the caller to finish."""
         started = time.perf_counter()
         run_id = run_id or self.start(kind, iteration, name, fp, pipeline, inputs, tags)
         cached = self.tracker.find_by_fingerprint(self.experiment_id, fp) if reuse else None
@@ -102,9 +102,8 @@ class Runner:
                 metrics={**{f"val.{t}": v for t, v in cached.scores.items()}, "cost.seconds": time.perf_counter() - started,
                          **({"val.score": score} if score is not None else {})},
                 tags={"model_id": cached.model_id, "arch": cached.arch, "source_run": cached.run_id, **adapter_tag,
-                      **_status(finish, tr.CACHED)}, params=params,
+                      **_status(finish, tr.CACHED)}, params=params, finish=_end(finish, tr.CACHED),
             )
-            self._end(finish, run_id, tr.CACHED)
             model = ModelObject(name, run_id, cached.model_id, fp, pipeline, cached.arch, dict(cached.scores), score, iteration=iteration,
                                 parents=list(inputs), adapter_base=self.model_of_run(cached.adapter_of) if cached.adapter_of else None)
             return Produced(run_id, model, tr.CACHED)
@@ -135,8 +134,8 @@ class Runner:
             )
             checkpoint("after_log_model")
             self.tracker.log(run_id, metrics={**pending, **val_metrics, **score}, params=params,
-                             tags={**tags, **registered, **_status(finish, tr.OK)}, series=output.step_metrics)
-            self._end(finish, run_id, tr.OK)
+                             tags={**tags, **registered, **_status(finish, tr.OK)}, series=output.step_metrics,
+                             finish=_end(finish, tr.OK))
             model_id = registered["model_id"]
             model = ModelObject(name, run_id, model_id, fp, pipeline, arch, scores, iteration=iteration, parents=list(inputs),
                                 cost_seconds=cost.metrics["cost.seconds"], adapter_base=adapter_base, score=score.get("val.score"))
@@ -147,8 +146,8 @@ class Runner:
             self.tracker.log_text(run_id, traceback.format_exc(), "error.txt")
             if storing:  # a failed run keeps no (half-)registered model
                 self.tracker.discard_models(run_id, self.experiment_id, tr.FAILED)
-            self.tracker.log(run_id, metrics=pending, params=params, tags={"error": error[:4000], **_status(finish, tr.FAILED)})
-            self._end(finish, run_id, tr.FAILED)
+            self.tracker.log(run_id, metrics=pending, params=params, tags={"error": error[:4000], **_status(finish, tr.FAILED)},
+                             finish=_end(finish, tr.FAILED))
             return Produced(run_id, None, tr.FAILED, error)
         finally:
             self.display.done_step()
@@ -158,10 +157,6 @@ class Runner:
         """The nested run of a step, tagged with its identity and lineage."""
         all_tags = {"fingerprint": fp, "pipeline": pipeline, "inputs": json.dumps([m.run_id for m in inputs]), **(tags or {})}
         return self.tracker.start_child(self.parent, kind, iteration, name, all_tags, experiment_id=self.experiment_id)
-
-    def _end(self, finish: bool, run_id: str, status: str) -> None:
-        if finish:
-            self.tracker.end(run_id, status)
 
     def model_of_run(self, run_id: str) -> ModelObject:
         """The model object of any successful run of the store (e.g. the base of a reused adapter)."""
@@ -201,6 +196,11 @@ class Runner:
 def _status(finish: bool, status: str) -> dict[str, str]:
     """The status tag, written with the results when the run is finished by the same call."""
     return {"status": status} if finish else {}
+
+
+def _end(finish: bool, status: str) -> str | None:
+    """The status the run ends with when the same call finishes it."""
+    return status if finish else None
 
 
 def _on_device(loaded: tuple) -> tuple:

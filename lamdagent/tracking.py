@@ -19,7 +19,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, Run, RunTag
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
-from lamdagent import store_reads
+from lamdagent import sqlite_store, store_reads, store_writes
 from lamdagent.errors import UserError
 from lamdagent.faults import checkpoint
 from lamdagent.paths import cache_dir
@@ -100,6 +100,7 @@ class Tracker:
             mlflow.set_tracking_uri(tracking_uri)
         self.tracking_uri = mlflow.get_tracking_uri()
         self.client = MlflowClient(self.tracking_uri)
+        sqlite_store.tune(self.client)  # write-ahead log: a commit costs no disk sync
         self._registered: set[str] = set()  # registered model names known to exist (one read per name)
         self._artifact_uris: dict[str, str] = {}  # run id -> artifact URI, for the runs started here (no read)
 
@@ -170,15 +171,22 @@ class Tracker:
         return run.info.run_id
 
     def log(self, run_id: str, metrics: dict[str, float] | None = None, params: dict | None = None, tags: dict[str, str] | None = None, step: int = 0,
-            series: dict[str, list[tuple[int, float]]] | None = None) -> None:
-        """One batched write of metrics, params, `lamdagent.` tags and metric series (name -> (step, value));
-        split in writes of 1,000 metrics, MLflow's limit per batch."""
+            series: dict[str, list[tuple[int, float]]] | None = None, *, finish: str | None = None) -> None:
+        """One write of metrics, params, `lamdagent.` tags and metric series (name -> (step, value)).
+        `finish`: the run also ends with this status (see `end`). On a database store all of it is
+        one transaction (store_writes); else log_batch calls of at most 1,000 metrics (MLflow's
+        limit per batch), then set_terminated."""
         now = int(time.time() * 1000)
         values = [Metric(k, float(v), now, step) for k, v in (metrics or {}).items()]
         values += [Metric(name, float(v), now, at) for name, points in (series or {}).items() for at, v in points]
-        first = {"params": [Param(k, str(v)) for k, v in (params or {}).items()], "tags": [RunTag(tag(k), str(v)) for k, v in (tags or {}).items()]}
+        params = [Param(k, str(v)) for k, v in (params or {}).items()]
+        tags = [RunTag(tag(k), str(v)) for k, v in (tags or {}).items()]
+        if store_writes.finish(self.client, run_id, values, params, tags, run_status=finish and _run_status(finish)):
+            return
         for start in range(0, max(len(values), 1), 1000):
-            self.client.log_batch(run_id, metrics=values[start : start + 1000], **(first if start == 0 else {}))
+            self.client.log_batch(run_id, metrics=values[start : start + 1000], **({"params": params, "tags": tags} if start == 0 else {}))
+        if finish is not None:
+            self.end(run_id, finish)
 
     def log_series(self, run_id: str, series: dict[str, list[tuple[int, float]]]) -> None:
         now = int(time.time() * 1000)
@@ -213,12 +221,11 @@ class Tracker:
 
     def finish_child(self, run_id: str, status: str, error: str = "", tags: dict[str, str] | None = None) -> None:
         """The run's status (with any last `lamdagent.` tags) and its end."""
-        self.log(run_id, tags={**(tags or {}), "status": status, **({"error": error[:4000]} if error else {})})
-        self.end(run_id, status)
+        self.log(run_id, tags={**(tags or {}), "status": status, **({"error": error[:4000]} if error else {})}, finish=status)
 
     def end(self, run_id: str, status: str) -> None:
         """The run's end in MLflow (its `lamdagent.status` tag already written)."""
-        self.client.set_terminated(run_id, "FAILED" if status == FAILED else "FINISHED")
+        self.client.set_terminated(run_id, _run_status(status))
 
     def children(self, parent_id: str, experiment_id: str) -> list[Record]:
         """Every nested run of an exploration, oldest iteration first (straight from the database
@@ -268,8 +275,7 @@ class Tracker:
         killed = [r.run_id for r in self.children(parent_id, experiment_id) if r.status == RUNNING]
         for run_id in killed:
             self.discard_models(run_id, experiment_id)
-            self.log(run_id, tags={"status": KILLED})
-            self.client.set_terminated(run_id, "KILLED")
+            self.log(run_id, tags={"status": KILLED}, finish=KILLED)
         return killed
 
     def discard_models(self, run_id: str, experiment_id: str, status: str = KILLED) -> None:
@@ -296,7 +302,7 @@ class Tracker:
         if not (move and stored is not None and _moved(Path(model_dir), stored)):
             get_artifact_repository(logged.artifact_location, tracking_uri=self.tracking_uri).log_artifacts(str(model_dir))
         checkpoint("log_model")
-        self.client.finalize_logged_model(logged.model_id, "READY")
+        self.client.finalize_logged_model(logged.model_id, "READY")  # before registering: no version of an unfinished model
         try:
             if registered_name not in self._registered:
                 self.client.get_registered_model(registered_name)
@@ -343,6 +349,11 @@ class Tracker:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return target
+
+
+def _run_status(status: str) -> str:
+    """MLflow's status of a run that ended with this `lamdagent.status`."""
+    return {FAILED: "FAILED", KILLED: "KILLED"}.get(status, "FINISHED")
 
 
 def _json(value) -> str:

@@ -1,6 +1,7 @@
 """The tracker's write paths that skip MLflow's generic ones on a local store: a produced model's
-folder moved (not copied) into its LoggedModel, text artifacts written in place, and the cache
-lookup by fingerprint in one SQL query. Each must give what the generic path gives."""
+folder moved (not copied) into its LoggedModel, text artifacts written in place, a step's end in
+one transaction, and the cache lookup by fingerprint in one SQL query. Each must give what the
+generic path gives."""
 
 from __future__ import annotations
 
@@ -114,3 +115,64 @@ def test_a_failed_write_after_registration_leaves_no_registered_model(tracking_u
     assert tracker.client.search_model_versions(f"run_id = '{produced.run_id}'") == []  # registered, then withdrawn
     (logged,) = tracker.client.search_logged_models([experiment], filter_string=f"source_run_id = '{produced.run_id}'")
     assert logged.tags["lamdagent.status"] == tr.FAILED
+
+
+def _end_of_step(tracker, run_id: str, one_transaction: bool) -> None:
+    """A step's results and its end: through store_writes, or MLflow's calls."""
+    from mlflow.entities import Metric, Param, RunTag
+
+    from lamdagent import store_writes
+
+    metrics = [Metric("val.a", 0.5, 1000, 0), Metric("val.nan", float("nan"), 1000, 0), Metric("val.inf", float("inf"), 1000, 0),
+               *[Metric("train.loss", 3.0 - step / 10, 1000 + step, step) for step in range(5)], Metric("train.loss", 2.0, 999, 2)]
+    params = [Param("learning_rate", "0.0001"), Param("old", "same")]
+    tags = [RunTag("lamdagent.status", tr.OK), RunTag("lamdagent.arch", "llama"), RunTag("lamdagent.arch", "llama-2")]
+    if one_transaction:
+        assert store_writes.finish(tracker.client, run_id, metrics, params, tags, run_status="FINISHED") is True
+    else:
+        tracker.client.log_batch(run_id, metrics=metrics, params=params, tags=tags)
+        tracker.client.set_terminated(run_id, "FINISHED")
+
+
+def test_a_step_ended_in_one_transaction_reads_back_as_through_mlflow_calls(store):
+    from mlflow.entities import Param
+
+    tracker, experiment, parent = store
+    seen = []
+    for one_transaction in (False, True):
+        run_id = tracker.start_child(parent, "action", 1, "m", {"arch": "old"}, experiment_id=experiment)
+        tracker.client.log_batch(run_id, params=[Param("old", "same")])  # logged before: kept
+        _end_of_step(tracker, run_id, one_transaction)
+        run = tracker.client.get_run(run_id)
+        history = sorted((m.step, m.timestamp, m.value) for m in tracker.client.get_metric_history(run_id, "train.loss"))
+        tags = {k: v for k, v in run.data.tags.items() if k.startswith("lamdagent.") and k != "lamdagent.iteration"}
+        metrics = {k: repr(v) for k, v in run.data.metrics.items()}  # nan == nan
+        seen.append((run.info.status, run.info.end_time is not None, run.data.params, metrics, history, tags))
+    assert seen[0] == seen[1]
+    status, ended, params, metrics, history, tags = seen[1]
+    assert (status, ended) == ("FINISHED", True)
+    assert metrics["train.loss"] == "2.6" and metrics["val.nan"] == "nan" and len(history) == 6  # the latest step wins
+    assert tags["lamdagent.arch"] == "llama-2" and params == {"learning_rate": "0.0001", "old": "same"}
+
+
+def test_a_step_ended_in_one_transaction_writes_nothing_when_it_fails(store):
+    from mlflow.entities import Param
+    from mlflow.exceptions import MlflowException
+
+
+    tracker, experiment, parent = store
+    run_id = tracker.start_child(parent, "action", 1, "m", {}, experiment_id=experiment)
+    tracker.client.log_batch(run_id, params=[Param("lr", "1")])
+    with pytest.raises(MlflowException, match="Changing param values"):
+        tracker.log(run_id, metrics={"val.a": 1.0}, params={"lr": "2"}, tags={"status": tr.OK}, finish=tr.OK)
+    run = tracker.client.get_run(run_id)
+    assert run.info.status == "RUNNING" and "val.a" not in run.data.metrics and run.data.tags["lamdagent.status"] == tr.RUNNING
+
+
+def test_a_sqlite_store_commits_through_a_write_ahead_log(tracking_uri):
+    from sqlalchemy import text
+
+    tracker = Tracker(tracking_uri)
+    with tracker.client._tracking_client.store.engine.connect() as connection:
+        assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert connection.execute(text("PRAGMA synchronous")).scalar() == 1  # NORMAL: no sync per commit

@@ -1,0 +1,45 @@
+"""Loading a model folder: the single-file path gives what from_pretrained gives, and anything it
+does not know goes to from_pretrained."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from transformers import AutoModelForCausalLM
+
+from lamdagent.models import TINY_LLAMA, _load_single_file, build_tiny_llama, load_model
+
+SMALL = {**TINY_LLAMA, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2}
+
+
+@pytest.mark.parametrize("tie", [True, False])
+def test_a_single_file_folder_loads_as_from_pretrained_loads_it(tmp_path, tie):
+    path = build_tiny_llama(tmp_path / "m", shape={**SMALL, "tie_word_embeddings": tie})
+    expected = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    loaded = _load_single_file(path, torch.float32)
+
+    assert loaded is not None and not loaded.training
+    ours, theirs = loaded.state_dict(), expected.state_dict()
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+    assert (loaded.lm_head.weight is loaded.model.embed_tokens.weight) is tie
+    assert loaded.generation_config.to_dict() == expected.generation_config.to_dict()
+    tokens = torch.tensor([[1, 5, 9, 2]])
+    assert torch.equal(loaded(tokens).logits, expected(tokens).logits)
+
+
+def test_other_folders_go_to_from_pretrained(tmp_path):
+    path = build_tiny_llama(tmp_path / "m", shape=SMALL)
+    sharded = tmp_path / "sharded"
+    AutoModelForCausalLM.from_pretrained(path).save_pretrained(sharded, max_shard_size="20KB")
+    shutil.copy(path / "tokenizer.json", sharded)
+    shutil.copy(path / "tokenizer_config.json", sharded)
+    assert _load_single_file(sharded, torch.float32) is None
+    model, _ = load_model(sharded)
+    assert torch.equal(model.model.embed_tokens.weight, AutoModelForCausalLM.from_pretrained(path).model.embed_tokens.weight)
+
+    state = load_file(path / "model.safetensors")
+    save_file({**state, "unknown.weight": torch.zeros(2)}, path / "model.safetensors", metadata={"format": "pt"})
+    assert _load_single_file(path, torch.float32) is None  # a tensor the model does not have
