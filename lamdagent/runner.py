@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from lamdagent import heap
 from lamdagent import tracking as tr
 from lamdagent.actions import ActionContext, ActionOutput
 from lamdagent.cost import CostMeter
@@ -152,6 +153,7 @@ class Runner:
         finally:
             self.display.done_step()
             shutil.rmtree(work, ignore_errors=True)
+            heap.settle()  # after the first step: the libraries' objects are out of the collector's way
 
     def start(self, kind: str, iteration: int, name: str, fp: str, pipeline: str, inputs: list[ModelObject], tags: dict[str, str] | None = None) -> str:
         """The nested run of a step, tagged with its identity and lineage."""
