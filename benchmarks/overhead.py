@@ -13,7 +13,7 @@ from benchmarks._common import Options, Result, Scratch, median, timed
 
 NAME = "overhead"
 TARGET = 0.05
-MERGE_BLOCKS = 5  # merge blocks per --repeats
+MERGE_BLOCKS = 10  # merge blocks per --repeats
 QUICK = ["data.train_size=16", "data.val_size=4", "sft.epochs=1"]
 _ids = itertools.count()
 

@@ -138,18 +138,21 @@ def architecture(model_dir: str | Path) -> str:
     return "/".join(str(config.get(k)) for k in keys)
 
 
-def load_model(model_dir: str | Path, adapter_base: str | Path | None = None, *, trainable: bool = False):
+def load_model(model_dir: str | Path, adapter_base: str | Path | None = None, *, trainable: bool = False, for_evaluation: bool = False):
     """(model, tokenizer) from a folder, in fp32 on CPU or bf16 on CUDA. An adapter folder is loaded
-    over `adapter_base`: merged into it for use, or as a trainable PeftModel if `trainable`."""
+    over `adapter_base`: merged into it for use, or as a trainable PeftModel if `trainable`.
+    `for_evaluation`: the tokenizer may be one instance shared with earlier evaluations (fast_load)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from lamdagent.fast_load import load_single_file, shared_tokenizer
 
     adapter = is_adapter(model_dir)
     if adapter and adapter_base is None:
         raise ValueError(f"{model_dir} is a LoRA adapter: its base model folder is needed to load it")
     dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
     weights_dir = Path(adapter_base if adapter else model_dir)
-    model = _load_single_file(weights_dir, dtype) or AutoModelForCausalLM.from_pretrained(weights_dir, dtype=dtype)
+    model = load_single_file(weights_dir, dtype) or AutoModelForCausalLM.from_pretrained(weights_dir, dtype=dtype)
     if adapter:
         from peft import PeftModel
 
@@ -158,33 +161,5 @@ def load_model(model_dir: str | Path, adapter_base: str | Path | None = None, *,
             model = model.merge_and_unload().requires_grad_(True)
     if torch.cuda.is_available():
         model = model.to("cuda")
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer = shared_tokenizer(model_dir) if for_evaluation else AutoTokenizer.from_pretrained(model_dir)
     return model, tokenizer
-
-
-def _load_single_file(model_dir: Path, dtype):
-    """The model of a folder holding one `model.safetensors` whose tensors are exactly the model's
-    weights (what save_pretrained and mergekit write for a small model), built from its config
-    without from_pretrained's per-load machinery: 10 ms instead of 28 for the demo model, equal
-    weights. None for any other folder (sharded, renamed keys, ...): the caller uses from_pretrained."""
-    from safetensors.torch import load_file
-    from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
-    from transformers.initialization import no_init_weights
-
-    weights = model_dir / "model.safetensors"
-    if not weights.is_file() or any(model_dir.glob("*.safetensors.index.json")):
-        return None
-    config = AutoConfig.from_pretrained(model_dir)
-    with no_init_weights():
-        model = AutoModelForCausalLM.from_config(config, dtype=dtype)
-    model.tie_weights()  # as the config says (skipped with the initialisation)
-    state = load_file(weights)
-    tied = {target for target, source in (model._tied_weights_keys or {}).items()
-            if source in state and model.get_parameter(target) is model.get_parameter(source)}
-    if set(state) != set(model.state_dict()) - tied:
-        return None
-    model.load_state_dict({k: v.to(dtype) for k, v in state.items()}, strict=False, assign=True)  # all but the tied
-    model.tie_weights()
-    if (model_dir / "generation_config.json").is_file():
-        model.generation_config = GenerationConfig.from_pretrained(model_dir)
-    return model.eval()

@@ -174,7 +174,7 @@ class Runner:
 
             generate = vllm_generator(_merged(model_dir, adapter_base) if adapter_base else model_dir)
         else:
-            model, tokenizer = _on_device(loaded) if loaded else load_model(model_dir, adapter_base)
+            model, tokenizer = _on_device(loaded) if loaded else load_model(model_dir, adapter_base, for_evaluation=True)
         total = len(self.study.tasks) * cfg.data.val_size
         self.display.step("evaluating on validation", total)
         result = evaluate(model, tokenizer, self.study.tasks, "val", cfg.data.val_size, seed=cfg.seed,

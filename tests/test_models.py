@@ -1,5 +1,5 @@
-"""Loading a model folder: the single-file path gives what from_pretrained gives, and anything it
-does not know goes to from_pretrained."""
+"""Loading a model folder: the single-file path gives what from_pretrained gives, anything it does
+not know goes to from_pretrained, and evaluations share a tokenizer only when its files are equal."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM
 
-from lamdagent.models import TINY_LLAMA, _load_single_file, build_tiny_llama, load_model
+from lamdagent.fast_load import load_single_file, shared_tokenizer
+from lamdagent.models import TINY_LLAMA, build_tiny_llama, load_model
 
 SMALL = {**TINY_LLAMA, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2}
 
@@ -19,7 +20,7 @@ SMALL = {**TINY_LLAMA, "hidden_size": 32, "intermediate_size": 64, "num_hidden_l
 def test_a_single_file_folder_loads_as_from_pretrained_loads_it(tmp_path, tie):
     path = build_tiny_llama(tmp_path / "m", shape={**SMALL, "tie_word_embeddings": tie})
     expected = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-    loaded = _load_single_file(path, torch.float32)
+    loaded = load_single_file(path, torch.float32)
 
     assert loaded is not None and not loaded.training
     ours, theirs = loaded.state_dict(), expected.state_dict()
@@ -36,10 +37,32 @@ def test_other_folders_go_to_from_pretrained(tmp_path):
     AutoModelForCausalLM.from_pretrained(path).save_pretrained(sharded, max_shard_size="20KB")
     shutil.copy(path / "tokenizer.json", sharded)
     shutil.copy(path / "tokenizer_config.json", sharded)
-    assert _load_single_file(sharded, torch.float32) is None
+    assert load_single_file(sharded, torch.float32) is None
     model, _ = load_model(sharded)
     assert torch.equal(model.model.embed_tokens.weight, AutoModelForCausalLM.from_pretrained(path).model.embed_tokens.weight)
 
     state = load_file(path / "model.safetensors")
     save_file({**state, "unknown.weight": torch.zeros(2)}, path / "model.safetensors", metadata={"format": "pt"})
-    assert _load_single_file(path, torch.float32) is None  # a tensor the model does not have
+    assert load_single_file(path, torch.float32) is None  # a tensor the model does not have
+
+
+def test_evaluations_share_a_tokenizer_only_for_identical_files(tmp_path):
+    path = build_tiny_llama(tmp_path / "m", shape=SMALL)
+    copy_dir = tmp_path / "copy"
+    shutil.copytree(path, copy_dir)
+    first = shared_tokenizer(path)
+    assert shared_tokenizer(copy_dir) is first  # a merge's copy of its donor's tokenizer
+    _, evaluated = load_model(copy_dir, for_evaluation=True)
+    _, trained = load_model(copy_dir)
+    assert evaluated is first and trained is not first  # training gets its own
+
+    config = copy_dir / "tokenizer_config.json"
+    config.write_text(config.read_text().replace('"<pad>"', '"</s>"', 1))
+    assert shared_tokenizer(copy_dir) is not first
+
+
+def test_a_parsed_config_is_reused_but_never_shared(tmp_path):
+    path = build_tiny_llama(tmp_path / "m", shape=SMALL)
+    first = load_single_file(path, torch.float32)
+    first.config.pad_token_id = 99  # what a caller may do to its model's config
+    assert load_single_file(path, torch.float32).config.pad_token_id != 99
