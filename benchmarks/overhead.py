@@ -14,6 +14,7 @@ from benchmarks._common import Options, Result, Scratch, median, timed
 NAME = "overhead"
 TARGET = 0.05
 MERGE_BLOCKS = 10  # merge blocks per --repeats
+SFT_BLOCKS = 5  # at least: two runs of the same SFT differ by up to 25% here, and a median of 3 blocks can land near 5%
 QUICK = ["data.train_size=16", "data.val_size=4", "sft.epochs=1"]
 _ids = itertools.count()
 
@@ -206,8 +207,9 @@ def run(opts: Options) -> Result:
     bare_ties(s, base.path, a.path, b.path, fresh("warm"))
 
     repeats = 1 if opts.quick else opts.repeats
+    sft_blocks = 1 if opts.quick else max(repeats, SFT_BLOCKS)
     for label, blocks, bare, through_tool in (
-        ("sft", repeats, lambda: bare_sft(s, base.path, dataset, lr, cfg.sft.epochs, fresh("sft")), lambda: tool(s, sft_action)[1]),
+        ("sft", sft_blocks, lambda: bare_sft(s, base.path, dataset, lr, cfg.sft.epochs, fresh("sft")), lambda: tool(s, sft_action)[1]),
         # a merge block takes ~2 s and its noise is of the order of the overhead: more blocks
         ("ties", repeats * MERGE_BLOCKS, lambda: bare_ties(s, base.path, a.path, b.path, fresh("ties")), lambda: tool(s, ties_action)[1]),
     ):
@@ -219,6 +221,7 @@ def run(opts: Options) -> Result:
         result.check(f"{label}: added by the tool per iteration (median of tool - bare)", figures["added_s"], "s")
         result.check(f"{label}: same, outside the shared TRL / mergekit / evaluate calls", figures["own_added_s"], "s")
     result.details["settings"] = {"study": "demo", "overrides": QUICK if opts.quick else [], "repeats": repeats,
+                                  "sft_blocks": sft_blocks,
                                   "merge_blocks": repeats * MERGE_BLOCKS,
                                   "sft": {"dataset": dataset.name, "examples": dataset.num_examples, "epochs": cfg.sft.epochs},
                                   "val_examples": cfg.data.val_size * len(s.study.tasks)}
