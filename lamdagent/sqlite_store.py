@@ -5,8 +5,8 @@ waits for the disk (about 1 ms each on this machine's ext4; 14 commits per produ
 write-ahead-log mode with `synchronous=NORMAL` a commit is a write to the log and no sync
 (0.02 ms). A committed write survives a crash or kill of the process; only a power loss or OS
 crash can roll back the last commits, never corrupt the file. Readers (the MLflow UI, another
-worker) read while a writer writes. Set LAMDAGENT_SQLITE_WAL=0 to keep sqlite's defaults (a
-store on a network file system, where WAL does not work).
+worker) read while a writer writes. LAMDAGENT_SQLITE_WAL=0 puts the store back in sqlite's
+rollback journal (a store on a network file system, where WAL does not work).
 """
 
 from __future__ import annotations
@@ -21,21 +21,25 @@ def enabled() -> bool:
 
 
 def tune(client) -> bool:
-    """Switch the sqlite stores behind an MlflowClient (tracking and registry) to WAL with
-    normal sync; whether it did (False for any other store, or when turned off)."""
-    if not enabled():
-        return False
-    from sqlalchemy import event
+    """Put the sqlite stores behind an MlflowClient (tracking and registry) in WAL mode with normal
+    sync, or back in sqlite's rollback journal when turned off (the mode is kept in the file);
+    whether they are in WAL mode now. Another process holding a store in the other mode keeps it so."""
+    from sqlalchemy import event, exc
 
     engines = {id(e): e for e in (_engine(client._tracking_client), _engine(client._get_registry_client()))
                if e is not None and e.dialect.name == "sqlite"}
+    wal = bool(engines)
     for engine in engines.values():
-        if not event.contains(engine, "connect", _normal_sync):
-            event.listen(engine, "connect", _normal_sync)
+        try:
+            with engine.connect() as connection:
+                mode = connection.exec_driver_sql(f"PRAGMA journal_mode={'WAL' if enabled() else 'DELETE'}").scalar()
+        except exc.OperationalError:
+            mode = "unchanged"
+        if mode == "wal" and not event.contains(engine, "connect", _normal_sync):
+            event.listen(engine, "connect", _normal_sync)  # only with WAL: in rollback mode NORMAL risks corruption
             engine.dispose()  # pooled connections were opened before the listener
-        with engine.connect() as connection:
-            connection.exec_driver_sql("PRAGMA journal_mode=WAL")  # kept in the file: once per store
-    return bool(engines)
+        wal = wal and mode == "wal"
+    return wal
 
 
 def _engine(store_client):

@@ -169,10 +169,13 @@ def test_a_step_ended_in_one_transaction_writes_nothing_when_it_fails(store):
     assert run.info.status == "RUNNING" and "val.a" not in run.data.metrics and run.data.tags["lamdagent.status"] == tr.RUNNING
 
 
-def test_a_sqlite_store_commits_through_a_write_ahead_log(tracking_uri):
+def test_a_sqlite_store_commits_through_a_write_ahead_log(tmp_path, monkeypatch):
     from sqlalchemy import text
 
-    tracker = Tracker(tracking_uri)
-    with tracker.client._tracking_client.store.engine.connect() as connection:
-        assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
-        assert connection.execute(text("PRAGMA synchronous")).scalar() == 1  # NORMAL: no sync per commit
+    def modes(uri: str) -> tuple[str, int]:
+        with Tracker(uri).client._tracking_client.store.engine.connect() as connection:
+            return connection.execute(text("PRAGMA journal_mode")).scalar(), connection.execute(text("PRAGMA synchronous")).scalar()
+
+    assert modes(f"sqlite:///{tmp_path / 'a.db'}") == ("wal", 1)  # NORMAL: no disk sync per commit
+    monkeypatch.setenv("LAMDAGENT_SQLITE_WAL", "0")
+    assert modes(f"sqlite:///{tmp_path / 'b.db'}") == ("delete", 2)  # sqlite's defaults: rollback journal, FULL
