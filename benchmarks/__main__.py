@@ -1,7 +1,7 @@
 """Run LaMDAgent's performance benchmarks: each prints its table, writes `<out>/<name>.json`, and the
 run exits non-zero if any target fails.
 
-    python -m benchmarks                       # all of them, at demo scale (~11 min on 2 CPU cores)
+    python -m benchmarks                       # all of them, at demo scale (~10 min on 2 CPU cores)
     python -m benchmarks --only cache,history  # a subset
     python -m benchmarks --quick               # tiny sizes: checks that they run; figures mean nothing
 """
