@@ -102,8 +102,8 @@ class Runner:
                 run_id,
                 metrics={**{f"val.{t}": v for t, v in cached.scores.items()}, "cost.seconds": time.perf_counter() - started,
                          **({"val.score": score} if score is not None else {})},
-                tags={"model_id": cached.model_id, "arch": cached.arch, "source_run": cached.run_id, **adapter_tag,
-                      **_status(finish, tr.CACHED)}, params=params, finish=_end(finish, tr.CACHED),
+                tags={"model_id": cached.model_id, "arch": cached.arch, "source_run": cached.run_id, **adapter_tag},
+                params=params, finish=_end(finish, tr.CACHED),
             )
             model = ModelObject(name, run_id, cached.model_id, fp, pipeline, cached.arch, dict(cached.scores), score, iteration=iteration,
                                 parents=list(inputs), adapter_base=self.model_of_run(cached.adapter_of) if cached.adapter_of else None)
@@ -135,7 +135,7 @@ class Runner:
             )
             checkpoint("after_log_model")
             self.tracker.log(run_id, metrics={**pending, **val_metrics, **score}, params=params,
-                             tags={**tags, **registered, **_status(finish, tr.OK)}, series=output.step_metrics,
+                             tags={**tags, **registered}, series=output.step_metrics,
                              finish=_end(finish, tr.OK))
             model_id = registered["model_id"]
             model = ModelObject(name, run_id, model_id, fp, pipeline, arch, scores, iteration=iteration, parents=list(inputs),
@@ -147,7 +147,7 @@ class Runner:
             self.tracker.log_text(run_id, traceback.format_exc(), "error.txt")
             if storing:  # a failed run keeps no (half-)registered model
                 self.tracker.discard_models(run_id, self.experiment_id, tr.FAILED)
-            self.tracker.log(run_id, metrics=pending, params=params, tags={"error": error[:4000], **_status(finish, tr.FAILED)},
+            self.tracker.log(run_id, metrics=pending, params=params, tags={"error": error[:4000]},
                              finish=_end(finish, tr.FAILED))
             return Produced(run_id, None, tr.FAILED, error)
         finally:
@@ -193,11 +193,6 @@ class Runner:
             model.score = weighted_score(model.scores, self.weights)
             self.tracker.log(run_id, metrics={"val.score": model.score})
         return model
-
-
-def _status(finish: bool, status: str) -> dict[str, str]:
-    """The status tag, written with the results when the run is finished by the same call."""
-    return {"status": status} if finish else {}
 
 
 def _end(finish: bool, status: str) -> str | None:

@@ -173,14 +173,14 @@ class Tracker:
     def log(self, run_id: str, metrics: dict[str, float] | None = None, params: dict | None = None, tags: dict[str, str] | None = None, step: int = 0,
             series: dict[str, list[tuple[int, float]]] | None = None, *, finish: str | None = None) -> None:
         """One write of metrics, params, `lamdagent.` tags and metric series (name -> (step, value)).
-        `finish`: the run also ends with this status (see `end`). On a database store all of it is
-        one transaction (store_writes); else log_batch calls of at most 1,000 metrics (MLflow's
-        limit per batch), then set_terminated."""
+        `finish`: the run also ends with this status (its `lamdagent.status` tag, and MLflow's status
+        as `end` gives it). On a database store all of it is one transaction (store_writes); else
+        log_batch calls of at most 1,000 metrics (MLflow's limit per batch), then set_terminated."""
         now = int(time.time() * 1000)
         values = [Metric(k, float(v), now, step) for k, v in (metrics or {}).items()]
         values += [Metric(name, float(v), now, at) for name, points in (series or {}).items() for at, v in points]
         params = [Param(k, str(v)) for k, v in (params or {}).items()]
-        tags = [RunTag(tag(k), str(v)) for k, v in (tags or {}).items()]
+        tags = [RunTag(tag(k), str(v)) for k, v in {**(tags or {}), **({"status": finish} if finish else {})}.items()]
         if store_writes.finish(self.client, run_id, values, params, tags, run_status=finish and _run_status(finish)):
             return
         for start in range(0, max(len(values), 1), 1000):
@@ -221,7 +221,7 @@ class Tracker:
 
     def finish_child(self, run_id: str, status: str, error: str = "", tags: dict[str, str] | None = None) -> None:
         """The run's status (with any last `lamdagent.` tags) and its end."""
-        self.log(run_id, tags={**(tags or {}), "status": status, **({"error": error[:4000]} if error else {})}, finish=status)
+        self.log(run_id, tags={**(tags or {}), **({"error": error[:4000]} if error else {})}, finish=status)
 
     def end(self, run_id: str, status: str) -> None:
         """The run's end in MLflow (its `lamdagent.status` tag already written)."""
@@ -275,7 +275,7 @@ class Tracker:
         killed = [r.run_id for r in self.children(parent_id, experiment_id) if r.status == RUNNING]
         for run_id in killed:
             self.discard_models(run_id, experiment_id)
-            self.log(run_id, tags={"status": KILLED}, finish=KILLED)
+            self.log(run_id, finish=KILLED)
         return killed
 
     def discard_models(self, run_id: str, experiment_id: str, status: str = KILLED) -> None:
