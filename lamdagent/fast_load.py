@@ -13,6 +13,7 @@ import hashlib
 from collections import OrderedDict
 from pathlib import Path
 
+# what AutoTokenizer reads (config.json: the tokenizer class when tokenizer_config.json does not name it)
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "tokenizer.model",
                    "vocab.json", "merges.txt", "vocab.txt", "chat_template.jinja", "chat_template.json", "config.json")
 KEPT = 8  # configs and tokenizers kept per process (a study has a handful of distinct ones)

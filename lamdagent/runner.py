@@ -103,7 +103,7 @@ class Runner:
                 metrics={**{f"val.{t}": v for t, v in cached.scores.items()}, "cost.seconds": time.perf_counter() - started,
                          **({"val.score": score} if score is not None else {})},
                 tags={"model_id": cached.model_id, "arch": cached.arch, "source_run": cached.run_id, **adapter_tag},
-                params=params, finish=_end(finish, tr.CACHED),
+                params=params, finish=tr.CACHED if finish else None,
             )
             model = ModelObject(name, run_id, cached.model_id, fp, pipeline, cached.arch, dict(cached.scores), score, iteration=iteration,
                                 parents=list(inputs), adapter_base=self.model_of_run(cached.adapter_of) if cached.adapter_of else None)
@@ -136,7 +136,7 @@ class Runner:
             checkpoint("after_log_model")
             self.tracker.log(run_id, metrics={**pending, **val_metrics, **score}, params=params,
                              tags={**tags, **registered}, series=output.step_metrics,
-                             finish=_end(finish, tr.OK))
+                             finish=tr.OK if finish else None)
             model_id = registered["model_id"]
             model = ModelObject(name, run_id, model_id, fp, pipeline, arch, scores, iteration=iteration, parents=list(inputs),
                                 cost_seconds=cost.metrics["cost.seconds"], adapter_base=adapter_base, score=score.get("val.score"))
@@ -148,7 +148,7 @@ class Runner:
             if storing:  # a failed run keeps no (half-)registered model
                 self.tracker.discard_models(run_id, self.experiment_id, tr.FAILED)
             self.tracker.log(run_id, metrics=pending, params=params, tags={"error": error[:4000]},
-                             finish=_end(finish, tr.FAILED))
+                             finish=tr.FAILED if finish else None)
             return Produced(run_id, None, tr.FAILED, error)
         finally:
             self.display.done_step()
@@ -193,11 +193,6 @@ class Runner:
             model.score = weighted_score(model.scores, self.weights)
             self.tracker.log(run_id, metrics={"val.score": model.score})
         return model
-
-
-def _end(finish: bool, status: str) -> str | None:
-    """The status the run ends with when the same call finishes it."""
-    return status if finish else None
 
 
 def _on_device(loaded: tuple) -> tuple:

@@ -28,16 +28,15 @@ def _store(client):
 def finish(client, run_id: str, metrics: list[Metric], params: list[Param], tags: list[RunTag], *,
            run_status: str | None = None) -> bool | None:
     """Write the step's results; with `run_status` ("FINISHED", "FAILED", ...) also end the run.
-    None if the store is not a database;
-    False if the write could not be done in one go (a metric already logged with the same key,
-    step, time and value): nothing was written and the caller uses the client."""
+    None if the store is not a database; False if the write is not one for a single transaction (a
+    run renamed by tag, a metric already logged with the same key, step, time and value): nothing
+    was written and the caller uses the client."""
     store = _store(client)
     if store is None:
         return None
     if any(t.key == "mlflow.runName" for t in tags):  # the client renames the run too
         return False
     import sqlalchemy
-    from mlflow.store.tracking.dbmodels.models import SqlMetric, SqlParam, SqlTag
 
     metrics, params, tags = _validate_batch_log_data(metrics, params, tags)
     _validate_param_keys_unique(params)
@@ -45,11 +44,11 @@ def finish(client, run_id: str, metrics: list[Metric], params: list[Param], tags
         with store.ManagedSessionMaker(read_only=False) as session:
             run = store._get_run(run_uuid=run_id, session=session)
             store._check_run_is_active(run)
-            _add_params(session, run, params, SqlParam)
-            rows = _metric_rows(run_id, metrics, store, SqlMetric)
+            _add_params(session, run, params)
+            rows = _metric_rows(run_id, metrics, store)
             session.add_all(rows)
             store._update_latest_metrics_if_necessary(rows, session)
-            _set_tags(session, run, tags, SqlTag)
+            _set_tags(session, run, tags)
             if run_status is not None:
                 run.status = RunStatus.to_string(RunStatus.from_string(run_status))
                 run.end_time = get_current_time_millis()
@@ -60,7 +59,10 @@ def finish(client, run_id: str, metrics: list[Metric], params: list[Param], tags
     return True
 
 
-def _add_params(session, run, params: list[Param], SqlParam) -> None:
+def _add_params(session, run, params: list[Param]) -> None:
+    """New params added; one logged before keeps its value, and a different one is refused (as log_batch does)."""
+    from mlflow.store.tracking.dbmodels.models import SqlParam
+
     existing = {p.key: p.value for p in run.params}
     changed = [{"key": p.key, "old_value": existing[p.key], "new_value": p.value} for p in params if p.key in existing and existing[p.key] != p.value]
     if changed:
@@ -69,7 +71,10 @@ def _add_params(session, run, params: list[Param], SqlParam) -> None:
     session.add_all(SqlParam(run_uuid=run.run_uuid, key=p.key, value=p.value) for p in params if p.key not in existing)
 
 
-def _metric_rows(run_id: str, metrics: list[Metric], store, SqlMetric) -> list:
+def _metric_rows(run_id: str, metrics: list[Metric], store) -> list:
+    """One row per distinct metric, NaN and infinities stored as the store stores them."""
+    from mlflow.store.tracking.dbmodels.models import SqlMetric
+
     rows, seen = [], set()
     for metric in metrics:
         if metric in seen:
@@ -80,7 +85,10 @@ def _metric_rows(run_id: str, metrics: list[Metric], store, SqlMetric) -> list:
     return rows
 
 
-def _set_tags(session, run, tags: list[RunTag], SqlTag) -> None:
+def _set_tags(session, run, tags: list[RunTag]) -> None:
+    """Tags set, a later one of the same key winning."""
+    from mlflow.store.tracking.dbmodels.models import SqlTag
+
     current = {t.key: t for t in run.tags}
     for t in tags:
         if t.key in current:
