@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lamdagent.figures import score_by_iteration
-from lamdagent.tracking import Tracker
+from lamdagent.reporting.figures import score_by_iteration
+from lamdagent.tracking.tracker import Tracker
 
 
 def plot(exploration_id: str, out: str, window: int = 10, log: bool = True) -> Path:

@@ -83,10 +83,10 @@ class Scratch:
         from rich.console import Console
 
         from lamdagent.config import load_config
-        from lamdagent.progress import Display
-        from lamdagent.runner import Runner
-        from lamdagent.study import Study
-        from lamdagent.tracking import Tracker
+        from lamdagent.console import Display
+        from lamdagent.exploration.runner import Runner
+        from lamdagent.exploration.study import Study
+        from lamdagent.tracking.tracker import Tracker
 
         self.root = Path(root or tempfile.mkdtemp(prefix="lamdagent-bench-"))
         self.cfg = load_config(study, list(overrides))
@@ -101,7 +101,7 @@ class Scratch:
 
     def base(self):
         """The study's base model as a model object (its folder, no run)."""
-        from lamdagent.models import architecture, resolve_base_model
+        from lamdagent.models.folders import architecture, resolve_base_model
         from lamdagent.space import ModelObject, fingerprint
 
         path = resolve_base_model(self.cfg.base_model, self.cfg.seed)
@@ -111,6 +111,6 @@ class Scratch:
 
 def quiet() -> None:
     """The libraries' chatter off, as the CLI has it."""
-    from lamdagent.progress import quiet_libraries
+    from lamdagent.console import quiet_libraries
 
     quiet_libraries()

@@ -26,8 +26,8 @@ def per_example(model, tokenizer, prompts: list[str], max_new_tokens: int) -> li
 def run(opts: Options) -> Result:
     from lamdagent.config import load_config
     from lamdagent.evaluation.evaluator import evaluate
-    from lamdagent.models import load_model, resolve_base_model
-    from lamdagent.study import Study
+    from lamdagent.exploration.study import Study
+    from lamdagent.models.folders import load_model, resolve_base_model
 
     result = Result(NAME, "batched evaluation vs a per-example generate loop (same model, same data)")
     cfg = load_config("demo", ["data.val_size=8"] if opts.quick else [])

@@ -46,7 +46,7 @@ def read(s: Scratch) -> dict:
     """What the exploration reads back before the agent decides."""
     from lamdagent import tracking as tr
     from lamdagent.agent.prompts import describe_model
-    from lamdagent.runner import models_from_records
+    from lamdagent.exploration.runner import models_from_records
 
     records = s.tracker.children(s.parent, s.experiment_id)
     finished = [r for r in records if r.kind == "action" and r.status in (tr.OK, tr.FAILED, tr.CACHED)]

@@ -25,7 +25,7 @@ def make_models(root: Path, quick: bool) -> tuple[Path, Path, Path]:
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from lamdagent.models import resolve_base_model
+    from lamdagent.models.folders import resolve_base_model
 
     tiny = resolve_base_model("builtin:tiny-llama")
     tokenizer = AutoTokenizer.from_pretrained(tiny)
@@ -49,7 +49,7 @@ def make_models(root: Path, quick: bool) -> tuple[Path, Path, Path]:
 def child(root: str) -> None:
     """In a fresh process: merge, and print the peak memory added by the merge."""
     from lamdagent.actions import ACTION_TYPES, ActionContext
-    from lamdagent.models import architecture
+    from lamdagent.models.folders import architecture
     from lamdagent.space import ModelObject, fingerprint
 
     root_path = Path(root)

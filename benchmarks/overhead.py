@@ -26,7 +26,7 @@ def bare_sft(s: Scratch, base_dir: Path, dataset, learning_rate: float, epochs: 
     from trl import SFTConfig, SFTTrainer
 
     from lamdagent.evaluation.evaluator import evaluate
-    from lamdagent.training import trainer_device_args  # bf16 on CUDA, fp32 on the CPU: the settings only
+    from lamdagent.training.trainer import trainer_device_args  # bf16 on CUDA, fp32 on the CPU: the settings only
 
     cfg = s.cfg
     model, tokenizer = AutoModelForCausalLM.from_pretrained(base_dir), AutoTokenizer.from_pretrained(base_dir)
@@ -126,7 +126,7 @@ class LibraryClock:
         import transformers
 
         import lamdagent.evaluation.evaluator as evaluator
-        import lamdagent.runner as runner
+        import lamdagent.exploration.runner as runner
 
         self.seconds = 0.0
         self._patched = [(transformers.Trainer, "train"), (mergekit.merge, "run_merge"), (evaluator, "evaluate"), (runner, "evaluate")]

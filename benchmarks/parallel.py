@@ -25,9 +25,9 @@ def explore(root: Path, overrides: list[str], k: int) -> dict:
     import mlflow
     from rich.console import Console
 
-    from lamdagent.explore import start_or_resume
-    from lamdagent.progress import Display
-    from lamdagent.tracking import Tracker
+    from lamdagent.console import Display
+    from lamdagent.exploration.loop import start_or_resume
+    from lamdagent.tracking.tracker import Tracker
 
     mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
     previous = os.getcwd()

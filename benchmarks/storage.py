@@ -23,7 +23,7 @@ def _weights(path: Path) -> int:
 def measure(lora: bool) -> dict:
     """Produce one SFT model through the tool; the store's growth and its weight files vs. the model's."""
     from lamdagent.actions import ACTION_TYPES
-    from lamdagent.paths import cache_dir
+    from lamdagent.files import cache_dir
     from lamdagent.space import Action
 
     s = Scratch("demo", SMALL + (["sft.lora.enabled=true"] if lora else []))

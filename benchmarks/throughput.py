@@ -1,4 +1,4 @@
-"""Training and evaluation throughput through the tool's own paths (lamdagent.training, evaluate()).
+"""Training and evaluation throughput through the tool's own paths (lamdagent.training.trainer, evaluate()).
 
 SFT: SmolLM2-135M-Instruct (the demo's tiny base with --quick) on the demo study's training data for
 a fixed number of steps (SIZES). Tokens/s counts real tokens (prompt + completion, no padding) over
@@ -95,7 +95,7 @@ def device_name() -> str:
 
 def train(cfg, study, model, tokenizer, size: dict) -> dict:
     """SFT for `size["steps"]` steps of `size["batch_size"]` examples through build_trainer / run_trainer."""
-    from lamdagent.training import build_trainer, run_trainer
+    from lamdagent.training.trainer import build_trainer, run_trainer
 
     needed = size["steps"] * size["batch_size"]
     mixed = study.dataset("all")  # the demo's three tasks, shuffled together
@@ -169,8 +169,8 @@ def run(opts: Options) -> Result:
     import torch
 
     from lamdagent.config import load_config
-    from lamdagent.models import load_model, resolve_base_model
-    from lamdagent.study import Study
+    from lamdagent.exploration.study import Study
+    from lamdagent.models.folders import load_model, resolve_base_model
 
     result = Result(NAME, "SFT tokens/s (MFU on CUDA) and evaluation throughput (HF; vLLM where installed)")
     cuda = torch.cuda.is_available()

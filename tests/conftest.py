@@ -26,7 +26,7 @@ def _cache(tmp_path_factory):
     """Built models and converted agent weights are shared by the whole session."""
     if "LAMDAGENT_CACHE" not in os.environ:
         os.environ["LAMDAGENT_CACHE"] = str(tmp_path_factory.mktemp("lamdagent-cache"))
-    from lamdagent.progress import quiet_libraries
+    from lamdagent.console import quiet_libraries
 
     quiet_libraries()
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from lamdagent.actions import ACTION_TYPES, ActionContext
 from lamdagent.evaluation.tasks import load_task
-from lamdagent.models import architecture, resolve_base_model
+from lamdagent.models.folders import architecture, resolve_base_model
 from lamdagent.space import DatasetObject, ModelObject, fingerprint
 
 

@@ -7,13 +7,13 @@ import mlflow
 import pytest
 from rich.console import Console
 
-from lamdagent.baselines import run_baselines
+from lamdagent.console import Display
 from lamdagent.errors import UserError
-from lamdagent.explore import start_or_resume
-from lamdagent.progress import Display
-from lamdagent.replay import Substitution, replay
+from lamdagent.experiments.baselines import run_baselines
+from lamdagent.experiments.replay import Substitution, replay
+from lamdagent.exploration.loop import start_or_resume
 from lamdagent.reporting.report import build_report
-from lamdagent.tracking import Tracker
+from lamdagent.tracking.tracker import Tracker
 from tests.conftest import FAST
 
 pytestmark = pytest.mark.slow
@@ -114,7 +114,7 @@ def test_replay_and_report_errors_are_one_line(store, tmp_path):
 
 
 def test_scaling_scripts_reject_bad_ranks_and_factors_in_one_line(store, capsys):
-    from lamdagent import scaling
+    from lamdagent.experiments import scaling
 
     assert scaling.main("data", ["--ranks", "x", "--tracking-uri", store["uri"]]) == 2
     assert "--ranks must be a comma-separated list of whole numbers, got 'x'" in capsys.readouterr().out

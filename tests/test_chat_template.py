@@ -6,11 +6,11 @@ import pytest
 from transformers import AutoTokenizer
 
 from lamdagent.actions import ACTION_TYPES, ActionContext
-from lamdagent.chat import as_conversations, chat_prompt, check_chat_template
 from lamdagent.errors import UserError
 from lamdagent.evaluation.evaluator import evaluate
 from lamdagent.evaluation.tasks import load_task
-from lamdagent.models import architecture, load_model
+from lamdagent.models.chat_template import as_conversations, chat_prompt, check_chat_template
+from lamdagent.models.folders import architecture, load_model
 from lamdagent.space import ModelObject, fingerprint
 from tests.helpers import base_model, dataset
 

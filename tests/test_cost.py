@@ -8,8 +8,8 @@ import time
 import numpy as np
 import psutil
 
-from lamdagent import cost
-from lamdagent.cost import CostMeter
+from lamdagent.exploration import cost
+from lamdagent.exploration.cost import CostMeter
 
 MB = 2**20
 

@@ -10,9 +10,9 @@ from mlflow import MlflowClient
 from rich.console import Console
 
 from lamdagent.actions import ACTION_TYPES
-from lamdagent.explore import start_or_resume
-from lamdagent.progress import Display
-from lamdagent.tracking import Tracker
+from lamdagent.console import Display
+from lamdagent.exploration.loop import start_or_resume
+from lamdagent.tracking.tracker import Tracker
 from tests.conftest import FAST
 
 ITERATION_REPLIES = {

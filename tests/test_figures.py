@@ -7,7 +7,7 @@ import math
 import matplotlib.image as mpimg
 import pytest
 
-from lamdagent.figures import (
+from lamdagent.reporting.figures import (
     PipelineNode,
     ScalingPoint,
     _positions,

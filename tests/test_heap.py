@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 
-from lamdagent import heap
+from lamdagent.exploration import heap
 
 
 class Cycle:

@@ -10,8 +10,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM
 
-from lamdagent.fast_load import load_single_file, shared_tokenizer
-from lamdagent.models import TINY_LLAMA, build_tiny_llama, load_model
+from lamdagent.models.fast_load import load_single_file, shared_tokenizer
+from lamdagent.models.folders import TINY_LLAMA, build_tiny_llama, load_model
 
 SMALL = {**TINY_LLAMA, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2}
 

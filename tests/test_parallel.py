@@ -12,9 +12,9 @@ import pytest
 from mlflow import MlflowClient
 from rich.console import Console
 
-from lamdagent.explore import start_or_resume
-from lamdagent.progress import Display
-from lamdagent.tracking import Tracker
+from lamdagent.console import Display
+from lamdagent.exploration.loop import start_or_resume
+from lamdagent.tracking.tracker import Tracker
 from tests.conftest import FAST
 from tests.test_explore import steps_agent
 

@@ -9,7 +9,7 @@ import mlflow
 import pytest
 
 from lamdagent import tracking as tr
-from lamdagent.tracking import Tracker
+from lamdagent.tracking.tracker import Tracker
 
 
 @pytest.fixture
@@ -88,10 +88,10 @@ def test_a_failed_write_after_registration_leaves_no_registered_model(tracking_u
     from rich.console import Console
 
     from lamdagent.config import load_config
-    from lamdagent.progress import Display
-    from lamdagent.runner import Runner
-    from lamdagent.seeds import prepare_base
-    from lamdagent.study import Study
+    from lamdagent.console import Display
+    from lamdagent.exploration.runner import Runner
+    from lamdagent.exploration.seeds import prepare_base
+    from lamdagent.exploration.study import Study
     from tests.conftest import FAST
 
     cfg = load_config("demo", [*FAST, "data.val_size=2"])
@@ -121,7 +121,7 @@ def _end_of_step(tracker, run_id: str, one_transaction: bool) -> None:
     """A step's results and its end: through store_writes, or MLflow's calls."""
     from mlflow.entities import Metric, Param, RunTag
 
-    from lamdagent import store_writes
+    from lamdagent.tracking.tracker import store_writes
 
     metrics = [Metric("val.a", 0.5, 1000, 0), Metric("val.nan", float("nan"), 1000, 0), Metric("val.inf", float("inf"), 1000, 0),
                *[Metric("train.loss", 3.0 - step / 10, 1000 + step, step) for step in range(5)], Metric("train.loss", 2.0, 999, 2)]

@@ -23,7 +23,7 @@ CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "goog
 def small_store(tmp_path: Path) -> tuple[str, dict[str, str]]:
     from mlflow import MlflowClient
 
-    from lamdagent.figures import PipelineNode, pipeline_dag
+    from lamdagent.reporting.figures import PipelineNode, pipeline_dag
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri)

@@ -1,7 +1,7 @@
 """Action types; importing this package registers the built-in ones."""
 
 from lamdagent.actions import dpo, merge, sft  # noqa: F401  (registration)
-from lamdagent.actions._base import (
+from lamdagent.actions.base import (
     ACTION_TYPES,
     ActionContext,
     ActionOutput,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from lamdagent.actions._base import (
+from lamdagent.actions.base import (
     ActionContext,
     ActionOutput,
     ActionType,
@@ -12,7 +12,7 @@ from lamdagent.actions._base import (
     register_action,
 )
 from lamdagent.errors import ActionFailed
-from lamdagent.training import LoraSettings, launched, train, trainable_model
+from lamdagent.training.spec import LoraSettings
 
 
 @dataclass
@@ -29,8 +29,8 @@ class DPOSettings:
 def on_policy_pairs(rows: list[dict], model, tokenizer, tasks: dict, batch_size: int = 64, chat_template: bool = False) -> tuple[list[dict], int]:
     """Replace each task-built pair's rejected answer with the model's own greedy answer when that
     answer is wrong; returns (rows, how many were replaced)."""
-    from lamdagent.chat import chat_prompt
     from lamdagent.evaluation.generation import generate_greedy
+    from lamdagent.models.chat_template import chat_prompt
 
     built = [i for i, row in enumerate(rows) if "task" in row]
     if not built:
@@ -61,6 +61,8 @@ class DPO(ActionType):
     Settings = DPOSettings
 
     def run(self, bindings, ctx: ActionContext) -> ActionOutput:
+        from lamdagent.training.trainer import launched, train, trainable_model
+
         s = self.settings
         model, tokenizer, adapter_base = trainable_model(ctx, bindings["model"], s.lora)
         preferences = bindings["preference_dataset"]

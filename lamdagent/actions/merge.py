@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from lamdagent.actions._base import (
+from lamdagent.actions.base import (
     ActionContext,
     ActionOutput,
     ActionType,

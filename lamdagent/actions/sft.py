@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from lamdagent.actions._base import (
+from lamdagent.actions.base import (
     ActionContext,
     ActionOutput,
     ActionType,
@@ -12,7 +12,7 @@ from lamdagent.actions._base import (
     register_action,
 )
 from lamdagent.errors import ActionFailed
-from lamdagent.training import LoraSettings, train, trainable_model
+from lamdagent.training.spec import LoraSettings
 
 
 @dataclass
@@ -38,6 +38,8 @@ class SFT(ActionType):
     Settings = SFTSettings
 
     def run(self, bindings, ctx: ActionContext) -> ActionOutput:
+        from lamdagent.training.trainer import train, trainable_model
+
         s = self.settings
         model, tokenizer, adapter_base = trainable_model(ctx, bindings["model"], s.lora)
         rows = bindings["dataset"].rows()

@@ -8,8 +8,6 @@ import importlib.util
 import json
 import logging
 import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -17,7 +15,8 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 
 from lamdagent.errors import UserError
-from lamdagent.paths import cache_dir as default_cache_dir
+from lamdagent.files import cache_dir as default_cache_dir
+from lamdagent.files import staged_dir
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +46,7 @@ def converted_model_dir(cache_root: Path) -> Path:
     source = gguf_dir()
     log.info("converting %s to safetensors in %s (once)", GGUF_FILE, target)
     started = time.perf_counter()
-    cache_root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{CONVERTED_NAME}-", dir=cache_root))
-    try:
+    with staged_dir(target) as staging:
         tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=GGUF_FILE)
         model = AutoModelForCausalLM.from_pretrained(source, gguf_file=GGUF_FILE)
         # The weights are already dequantised to fp32: save them as plain tensors.
@@ -58,14 +55,6 @@ def converted_model_dir(cache_root: Path) -> Path:
             del model.config.quantization_config
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
-        try:
-            os.replace(staging, target)
-        except OSError:
-            if not (target / "config.json").exists():
-                raise
-            # Another process converted it first; keep theirs.
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     log.info("converted %s in %.1f s", GGUF_FILE, time.perf_counter() - started)
     return target
 

@@ -6,7 +6,7 @@ import random
 from dataclasses import dataclass, field
 from string import Template
 
-from lamdagent.paths import PROMPTS_DIR
+from lamdagent.files import PROMPTS_DIR
 from lamdagent.space import ActionSpace, ModelObject
 
 EMPTY_MEMORY = "(empty: this is the first iteration)"

@@ -6,9 +6,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable
 
-from lamdagent.chat import chat_prompt
 from lamdagent.evaluation.generation import generate_greedy, resolve_batch_size
 from lamdagent.evaluation.tasks import Task
+from lamdagent.models.chat_template import chat_prompt
 
 
 @dataclass

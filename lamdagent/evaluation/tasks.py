@@ -22,9 +22,10 @@ import jinja2
 from omegaconf import OmegaConf
 
 from lamdagent.errors import UserError
-from lamdagent.evaluation import function_calls, judge, packaged, synthetic
+from lamdagent.evaluation import function_calls, judge
 from lamdagent.evaluation.metrics import EXTRACTORS, METRICS
-from lamdagent.paths import CONF_DIR
+from lamdagent.evaluation.sources import packaged, synthetic
+from lamdagent.files import CONF_DIR
 
 SPLITS = ("train", "val", "test")
 SOURCE_KINDS = {
@@ -155,7 +156,7 @@ def load_task(name: str) -> Task:
     path = Path(name) if name.endswith((".yaml", ".yml")) else _task_files().get(name, Path(f"{name}.yaml"))
     if not path.exists():
         raise UserError(f"unknown task {name!r}; expected one of {task_names()} or a path to a task YAML file")
-    from lamdagent.config import load_yaml
+    from lamdagent.files import load_yaml
 
     raw = OmegaConf.to_container(load_yaml(path), resolve=True)
     allowed = {f.name for f in dataclasses.fields(TaskSpec)}

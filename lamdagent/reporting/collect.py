@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from lamdagent import tracking as tr
 from lamdagent.errors import UserError
-from lamdagent.tracking import Record, Tracker
+from lamdagent.tracking.tracker import Record, Tracker
 
 AGENT = "LaMDAgent"
 

@@ -7,11 +7,11 @@ import tempfile
 from pathlib import Path
 
 from lamdagent.actions import ActionContext
+from lamdagent.console import Display
 from lamdagent.evaluation.evaluator import evaluate, weighted_score
-from lamdagent.progress import Display
-from lamdagent.runner import Runner
-from lamdagent.study import Study
-from lamdagent.tracking import Record, Tracker
+from lamdagent.exploration.runner import Runner
+from lamdagent.exploration.study import Study
+from lamdagent.tracking.tracker import Record, Tracker
 
 
 def held_out_scores(run, tasks: list[str], ood: list[str]) -> dict[str, float] | None:

@@ -8,17 +8,17 @@ import json
 from pathlib import Path
 
 from lamdagent import config as config_mod
+from lamdagent.console import Display
 from lamdagent.errors import UserError
-from lamdagent.progress import Display
-from lamdagent.replay import lineage, reference_weights
-from lamdagent.report import top_records
+from lamdagent.experiments.replay import lineage, reference_weights
+from lamdagent.exploration.runner import Runner
+from lamdagent.exploration.seeds import prepare_base
+from lamdagent.exploration.study import Study
 from lamdagent.reporting.collect import AGENT, StudyRuns, collect
 from lamdagent.reporting.held_out import ensure_held_out
 from lamdagent.reporting.tables import Table, mean
-from lamdagent.runner import Runner
-from lamdagent.seeds import prepare_base
-from lamdagent.study import Study
-from lamdagent.tracking import Record, Tracker
+from lamdagent.reporting.top import top_records
+from lamdagent.tracking.tracker import Record, Tracker
 
 BASELINE_ORDER = {"base": 0, "specialist": 1, "full": 2, "ties_grid": 3}
 
@@ -135,7 +135,7 @@ def _table2(runs: StudyRuns, bests: dict[str, list[Record]], held: dict) -> Tabl
 
 
 def _figures(tracker: Tracker, runs: StudyRuns, top: list[Record], folder: Path) -> dict[str, list[Path]]:
-    from lamdagent import figures
+    from lamdagent.reporting import figures
 
     folder.mkdir(parents=True, exist_ok=True)
     label = {AGENT: "LaMDAgent", "random_policy": "random policy", "merges_only": "merges only"}

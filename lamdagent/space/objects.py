@@ -83,7 +83,7 @@ class ConversationDatasetObject:
         return self.size
 
     def rows(self, scale: float = 1.0) -> list[dict[str, str]]:
-        from lamdagent.evaluation.conversations import load_conversations
+        from lamdagent.evaluation.sources.conversations import load_conversations
 
         return load_conversations(self.source, max(1, round(self.size * scale)), self.subset)
 

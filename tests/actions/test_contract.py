@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 from lamdagent.actions import ACTION_TYPES
 from lamdagent.errors import ActionFailed
 from lamdagent.evaluation.tasks import load_task
-from lamdagent.models import load_model
+from lamdagent.models.folders import load_model
 from lamdagent.space import ModelObject, PreferenceDatasetObject
 from tests.helpers import base_model, context, dataset, trained
 

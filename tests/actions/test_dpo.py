@@ -5,7 +5,7 @@ import torch
 from lamdagent.actions import ACTION_TYPES
 from lamdagent.actions.dpo import on_policy_pairs
 from lamdagent.evaluation.tasks import load_task
-from lamdagent.models import load_model
+from lamdagent.models.folders import load_model
 from lamdagent.space import PreferenceDatasetObject
 from tests.helpers import context, trained
 

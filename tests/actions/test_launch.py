@@ -9,13 +9,13 @@ import pytest
 from safetensors.torch import load_file
 
 from lamdagent.actions import ACTION_TYPES
-from lamdagent.config import LaunchConfig
+from lamdagent.config.schema import LaunchConfig
 from lamdagent.errors import ActionFailed, UserError
 from lamdagent.evaluation.tasks import load_task
-from lamdagent.launch import accelerate_command, check_launch_config
-from lamdagent.models import is_adapter
+from lamdagent.models.folders import is_adapter
 from lamdagent.space import PreferenceDatasetObject
-from lamdagent.training import LoraSettings
+from lamdagent.training.launch import accelerate_command, check_launch_config
+from lamdagent.training.spec import LoraSettings
 from tests.helpers import base_model, context, dataset
 
 ONE = LaunchConfig(launcher="accelerate", num_processes=1, args=["--cpu"])
@@ -59,7 +59,7 @@ def test_accelerate_command_passes_the_config_through(tmp_path):
     assert cmd[1:3] == ["-m", "accelerate.commands.launch"]
     assert cmd[3:7] == ["--config_file", str(config), "--num_processes", "8"]
     assert cmd[7] == "--main_process_port" and int(cmd[8]) > 0  # a free port: concurrent launches do not collide
-    assert cmd[9:] == ["--mixed_precision", "bf16", "-m", "lamdagent.train_worker", str(tmp_path / "spec.json")]
+    assert cmd[9:] == ["--mixed_precision", "bf16", "-m", "lamdagent.training.worker", str(tmp_path / "spec.json")]
     config.write_text("distributed_type: FSDP\nmain_process_port: 29555\n")
     assert "--main_process_port" not in accelerate_command(LaunchConfig("accelerate", str(config), 8), tmp_path / "spec.json")
 

@@ -4,9 +4,9 @@ import pytest
 
 from lamdagent.actions import ACTION_TYPES
 from lamdagent.evaluation.tasks import load_task
-from lamdagent.models import is_adapter, load_model
+from lamdagent.models.folders import is_adapter, load_model
 from lamdagent.space import ModelObject, PreferenceDatasetObject
-from lamdagent.training import LoraSettings
+from lamdagent.training.spec import LoraSettings
 from tests.helpers import base_model, context, dataset, trained
 
 LORA = LoraSettings(enabled=True, r=8, alpha=16)

@@ -13,9 +13,9 @@ from mlflow import MlflowClient
 from mlflow.entities import ViewType
 from rich.console import Console
 
-from lamdagent.explore import start_or_resume
-from lamdagent.progress import Display
-from lamdagent.tracking import Tracker
+from lamdagent.console import Display
+from lamdagent.exploration.loop import start_or_resume
+from lamdagent.tracking.tracker import Tracker
 from tests.conftest import FAST
 
 SMALL = [*FAST, "iterations=2", "agent.policy=random", "specialists=false"]

@@ -7,9 +7,9 @@ import pytest
 from lamdagent.actions import ACTION_TYPES
 from lamdagent.config import load_config
 from lamdagent.errors import UserError
-from lamdagent.evaluation.conversations import conversation_pair
+from lamdagent.evaluation.sources.conversations import conversation_pair
+from lamdagent.exploration.study import Study
 from lamdagent.space import ConversationDatasetObject
-from lamdagent.study import Study
 from tests.helpers import base_model, context
 
 TOOLACE = {"system": "You can call get_weather(city).", "conversations": [

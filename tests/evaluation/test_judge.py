@@ -9,7 +9,7 @@ from lamdagent.agent.llm import OpenAIChatModel
 from lamdagent.evaluation.evaluator import evaluate
 from lamdagent.evaluation.judge import Judge, mtbench_rows, parse_rating, set_judge
 from lamdagent.evaluation.tasks import load_task
-from lamdagent.models import load_model, resolve_base_model
+from lamdagent.models.folders import load_model, resolve_base_model
 
 
 @pytest.fixture

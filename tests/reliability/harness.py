@@ -16,7 +16,7 @@ from pathlib import Path
 from mlflow import MlflowClient
 
 ROOT = Path(__file__).resolve().parents[2]
-PRELOAD = ["lamdagent.cli", "lamdagent.explore", "lamdagent.retention", "torch", "transformers", "trl", "mergekit.merge", "mlflow", "datasets"]
+PRELOAD = ["lamdagent.cli.main", "lamdagent.exploration.loop", "lamdagent.tracking.retention", "torch", "transformers", "trl", "mergekit.merge", "mlflow", "datasets"]
 _context = None
 
 
@@ -38,7 +38,7 @@ def _child(argv: list[str], env: dict[str, str], cwd: str, log: str) -> None:
     os.dup2(fd, 2)
     sys.stdout = open(1, "w", buffering=1, closefd=False)
     sys.stderr = open(2, "w", buffering=1, closefd=False)
-    from lamdagent.cli import main
+    from lamdagent.cli.main import main
 
     code = main(argv)
     sys.stdout.flush()

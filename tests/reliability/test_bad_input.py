@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lamdagent.cli import main
+from lamdagent.cli.main import main
 from lamdagent.faults import parse
 
 BAD = [

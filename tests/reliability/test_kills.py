@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from lamdagent.lease import TAG as LEASE_TAG
+from lamdagent.tracking.lease import TAG as LEASE_TAG
 from tests.conftest import FAST
 from tests.fake_openai import FakeOpenAI
 from tests.reliability import invariants

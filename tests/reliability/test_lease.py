@@ -12,8 +12,8 @@ from mlflow import MlflowClient
 
 from lamdagent import config as config_mod
 from lamdagent.errors import UserError
-from lamdagent.lease import TAG, Lease, LeaseLost
-from lamdagent.tracking import Tracker
+from lamdagent.tracking.lease import TAG, Lease, LeaseLost
+from lamdagent.tracking.tracker import Tracker
 from tests.conftest import FAST
 from tests.reliability.harness import Store
 
@@ -76,7 +76,7 @@ def test_a_lease_taken_over_is_noticed(tracking_uri):
 
 
 def test_resume_latest_names_the_study_when_there_is_nothing_to_resume(tracking_uri, capsys):
-    from lamdagent.cli import main
+    from lamdagent.cli.main import main
 
     assert main(["explore", "--resume", "latest", "--study", "demo"]) == 2
     assert "no unfinished exploration of study 'demo'" in capsys.readouterr().out

@@ -11,12 +11,12 @@ import mlflow
 import pytest
 from rich.console import Console
 
-from lamdagent import retention
-from lamdagent.cli import main
-from lamdagent.explore import start_or_resume
-from lamdagent.paths import cache_dir
-from lamdagent.progress import Display
-from lamdagent.tracking import Tracker
+from lamdagent.cli.main import main
+from lamdagent.console import Display
+from lamdagent.exploration.loop import start_or_resume
+from lamdagent.files import cache_dir
+from lamdagent.tracking import retention
+from lamdagent.tracking.tracker import Tracker
 from tests.conftest import FAST
 from tests.test_explore import steps_agent
 

@@ -9,10 +9,10 @@ from lamdagent import tracking as tr
 from lamdagent.actions import ACTION_TYPES, ActionContext, ActionOutput
 from lamdagent.errors import UserError
 from lamdagent.evaluation.evaluator import task_weights
-from lamdagent.models import architecture, resolve_base_model
-from lamdagent.runner import Produced, Runner
+from lamdagent.exploration.runner import Produced, Runner
+from lamdagent.exploration.study import Study
+from lamdagent.models.folders import architecture, resolve_base_model
 from lamdagent.space import Action, ModelObject, fingerprint
-from lamdagent.study import Study
 
 
 def sft_action(study: Study, model: ModelObject, dataset) -> Action:
@@ -32,7 +32,7 @@ def prepare_base(cfg):
     if cfg.chat_template:
         from transformers import AutoTokenizer
 
-        from lamdagent.chat import check_chat_template
+        from lamdagent.models.chat_template import check_chat_template
 
         check_chat_template(AutoTokenizer.from_pretrained(base_dir), base_dir)
     # Scores depend on the chat-template setting, so it is part of every lineage's root.

@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 
 from lamdagent import tracking as tr
 from lamdagent.errors import UserError
-from lamdagent.runner import Produced, Runner
+from lamdagent.exploration.runner import Produced, Runner
 from lamdagent.space import ModelObject
 
 
@@ -134,9 +134,9 @@ def _run_in_worker(job: ActionJob) -> Produced:
         from rich.console import Console
 
         from lamdagent import config as config_mod
-        from lamdagent.models import resolve_base_model
-        from lamdagent.progress import Display, quiet_libraries
-        from lamdagent.study import Study
+        from lamdagent.console import Display, quiet_libraries
+        from lamdagent.exploration.study import Study
+        from lamdagent.models.folders import resolve_base_model
 
         quiet_libraries()
         cfg = config_mod.load_config("", [], base=job.config)

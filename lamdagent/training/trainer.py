@@ -1,51 +1,19 @@
 """What the TRL-based actions share: the model to train, one trainer setup for both ways of training
-(in this process, or in `accelerate launch` workers: lamdagent.launch), progress and loss curves."""
+(in this process, or in `accelerate launch` workers: lamdagent.training.launch), progress and loss curves."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from transformers import TrainerCallback
 
 from lamdagent.faults import checkpoint
+from lamdagent.training.spec import LoraSettings, ModelOnDisk, TrainResult
 
 TRAINERS = {"sft": ("SFTTrainer", "SFTConfig"), "dpo": ("DPOTrainer", "DPOConfig")}  # kind -> TRL classes
-
-
-@dataclass
-class LoraSettings:
-    """Train a LoRA adapter instead of all weights; the produced model stores the adapter only."""
-
-    enabled: bool = False
-    r: int = 8
-    alpha: int = 16
-    dropout: float = 0.0
-    target_modules: str = "all-linear"
-
-
-@dataclass
-class ModelOnDisk:
-    """A model to train that launched workers load themselves (with `load_trainable`)."""
-
-    model_dir: str
-    base_dir: str | None  # the base folder of an adapter
-    lora: dict
-
-
-@dataclass
-class TrainResult:
-    """What a training run reports; `model` is the trained model when it is still in memory."""
-
-    loss: float
-    steps: int
-    series: dict[str, list[tuple[int, float]]]  # logged name -> (step, value)
-    tokens: float  # tokens seen over all epochs
-    processes: int = 1
-    distributed: str = "NO"  # accelerate's distributed type: NO, MULTI_GPU, MULTI_CPU, FSDP, DEEPSPEED
-    model: Any = field(default=None, repr=False)
 
 
 def launched(ctx) -> bool:
@@ -56,7 +24,7 @@ def launched(ctx) -> bool:
 def load_trainable(model_dir, base_dir, lora: LoraSettings, seed: int):
     """(model, tokenizer) ready to train. With LoRA, an adapter keeps training its own adapter and a full
     model gets a new one; without LoRA, an adapter is merged into its base first."""
-    from lamdagent.models import load_model
+    from lamdagent.models.folders import load_model
 
     if not lora.enabled:
         return load_model(model_dir, base_dir)
@@ -143,7 +111,7 @@ def build_trainer(kind: str, model, tokenizer, rows: list[dict], *, out_dir: Pat
     )
     track = StepCallback(on_step, tuple(logged))
     if chat_template:
-        from lamdagent.chat import as_conversations
+        from lamdagent.models.chat_template import as_conversations
 
         rows = as_conversations(rows)
     trainer = trainer_cls(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer, callbacks=[track])
@@ -172,7 +140,7 @@ def train(kind: str, ctx, model, tokenizer, rows: list[dict], **hparams) -> Trai
     tokenizer to `ctx.out_dir / "model"`: in this process, or through `accelerate launch` when `model`
     is a ModelOnDisk (see trainable_model); then the result holds no model."""
     if isinstance(model, ModelOnDisk):
-        from lamdagent.launch import launch_training
+        from lamdagent.training.launch import launch_training
 
         return launch_training(kind, ctx, model, rows, hparams)
     trainer, track = build_trainer(kind, model, tokenizer, rows, out_dir=ctx.out_dir, seed=ctx.seed, chat_template=ctx.chat_template,

@@ -19,10 +19,11 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, Run, RunTag
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
-from lamdagent import sqlite_store, store_reads, store_writes
 from lamdagent.errors import UserError
 from lamdagent.faults import checkpoint
-from lamdagent.paths import cache_dir
+from lamdagent.files import cache_dir
+from lamdagent.tracking import sqlite as sqlite_store
+from lamdagent.tracking import store_reads, store_writes
 
 PREFIX = "lamdagent."
 RUNNING, OK, FAILED, CACHED, KILLED = "running", "ok", "failed", "cached", "killed"

@@ -9,16 +9,16 @@ from lamdagent import config as config_mod
 from lamdagent import tracking as tr
 from lamdagent.agent.policies import Decision, Policy, make_policy
 from lamdagent.agent.prompts import AgentContext
+from lamdagent.console import Display
 from lamdagent.errors import UserError
-from lamdagent.executors import ActionJob, Executor, check_placement, make_executor
+from lamdagent.exploration.executors import ActionJob, Executor, check_placement, make_executor
+from lamdagent.exploration.runner import Produced, Runner, models_from_records
+from lamdagent.exploration.seeds import ensure_seeds
+from lamdagent.exploration.study import Study
 from lamdagent.faults import checkpoint
-from lamdagent.lease import Lease, LeaseLost
-from lamdagent.progress import Display
-from lamdagent.runner import Produced, Runner, models_from_records
-from lamdagent.seeds import ensure_seeds
 from lamdagent.space import ModelObject
-from lamdagent.study import Study
-from lamdagent.tracking import Record, Tracker
+from lamdagent.tracking.lease import Lease, LeaseLost
+from lamdagent.tracking.tracker import Record, Tracker
 
 
 def _trailing_failures(records: list[Record]) -> int:
@@ -226,7 +226,7 @@ def start_or_resume(study: str | None, overrides: list[str], resume: str | None,
             tracker.close(run_id, "KILLED")
             raise
         if cfg.retention.keep_top_k:
-            from lamdagent.retention import collect
+            from lamdagent.tracking.retention import collect
 
             freed = collect(tracker, experiment_id, cfg.retention.keep_top_k)
             display.log(f"retention: kept the weights of the top {cfg.retention.keep_top_k} models and their lineage; freed {len(freed)} model(s)")

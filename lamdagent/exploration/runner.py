@@ -12,19 +12,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from lamdagent import heap
 from lamdagent import tracking as tr
 from lamdagent.actions import ActionContext, ActionOutput
-from lamdagent.cost import CostMeter
+from lamdagent.console import Display
 from lamdagent.errors import ActionFailed
 from lamdagent.evaluation.evaluator import evaluate, weighted_score
+from lamdagent.exploration import heap
+from lamdagent.exploration.cost import CostMeter
+from lamdagent.exploration.study import Study
 from lamdagent.faults import checkpoint
-from lamdagent.models import architecture, load_model
-from lamdagent.paths import cache_dir
-from lamdagent.progress import Display
+from lamdagent.files import cache_dir
+from lamdagent.models.folders import architecture, load_model
 from lamdagent.space import ModelObject
-from lamdagent.study import Study
-from lamdagent.tracking import Record, Tracker
+from lamdagent.tracking.tracker import Record, Tracker
 
 
 @dataclass

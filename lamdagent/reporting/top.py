@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.table import Table
 
 from lamdagent import tracking as tr
-from lamdagent.tracking import Record
+from lamdagent.tracking.tracker import Record
 
 
 def top_records(records: list[Record], k: int = 10) -> list[Record]:

@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     if not console.is_terminal:  # logs (mlflow run, CI): wide enough for pipeline expressions
         console = Console(width=160)
-    from lamdagent.progress import quiet_libraries
+    from lamdagent.console import quiet_libraries
 
     quiet_libraries()
     try:
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "gc":
             return _gc(args, console)
         if args.command in ("baselines", "report", "replay"):
-            from lamdagent import commands
+            from lamdagent.cli import commands
 
             return getattr(commands, args.command)(args, console, _overrides(getattr(args, "overrides", [])))
         return _top(args, console)
@@ -84,16 +84,16 @@ def main(argv: list[str] | None = None) -> int:
 
 def _explore(args, console: Console) -> int:
     if args.dry_run:
+        from lamdagent.cli.dry_run import dry_run
         from lamdagent.config import load_config
-        from lamdagent.dry_run import dry_run
-        from lamdagent.study import Study
+        from lamdagent.exploration.study import Study
 
         dry_run(Study(load_config(args.study, _overrides(args.overrides))), console)
         return 0
-    from lamdagent.explore import start_or_resume
-    from lamdagent.progress import Display
-    from lamdagent.report import top_table
-    from lamdagent.tracking import Tracker
+    from lamdagent.console import Display
+    from lamdagent.exploration.loop import start_or_resume
+    from lamdagent.reporting.top import top_table
+    from lamdagent.tracking.tracker import Tracker
 
     tracker = Tracker(args.tracking_uri)
     launcher = os.environ.get("MLFLOW_RUN_ID")  # set by `mlflow run`
@@ -105,8 +105,8 @@ def _explore(args, console: Console) -> int:
 
 
 def _gc(args, console: Console) -> int:
-    from lamdagent.retention import collect
-    from lamdagent.tracking import Tracker
+    from lamdagent.tracking.retention import collect
+    from lamdagent.tracking.tracker import Tracker
 
     if args.keep_top_k < 1:
         raise UserError(f"--keep-top-k must be >= 1, got {args.keep_top_k}")
@@ -120,8 +120,8 @@ def _gc(args, console: Console) -> int:
 
 
 def _top(args, console: Console) -> int:
-    from lamdagent.report import top_table
-    from lamdagent.tracking import Tracker
+    from lamdagent.reporting.top import top_table
+    from lamdagent.tracking.tracker import Tracker
 
     tracker = Tracker(args.tracking_uri)
     try:

@@ -14,14 +14,14 @@ from dataclasses import dataclass
 
 from lamdagent import config as config_mod
 from lamdagent import tracking as tr
+from lamdagent.console import Display
 from lamdagent.errors import UserError
 from lamdagent.evaluation.evaluator import task_weights
-from lamdagent.progress import Display
-from lamdagent.runner import Produced, Runner
-from lamdagent.seeds import prepare_base
+from lamdagent.exploration.runner import Produced, Runner
+from lamdagent.exploration.seeds import prepare_base
+from lamdagent.exploration.study import Study
 from lamdagent.space import ModelObject
-from lamdagent.study import Study
-from lamdagent.tracking import Record, Tracker
+from lamdagent.tracking.tracker import Record, Tracker
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,8 @@ class ActionContext:
     base_model_dir: Path
     on_step: Callable[[int, int], None] | None = None  # (step, total) during training
     resolve: Callable[[Any], Path] | None = None  # ModelObject -> local folder (from the tracking store)
-    chat_template: bool = False  # the study's chat-template setting (lamdagent.chat)
-    launch: Any = None  # the study's `training` section (lamdagent.config.LaunchConfig): in-process or accelerate
+    chat_template: bool = False  # the study's chat-template setting (lamdagent.models.chat_template)
+    launch: Any = None  # the study's `training` section (lamdagent.config.schema.LaunchConfig): in-process or accelerate
 
     def model_path(self, model) -> Path:
         """The local folder of a model object, fetched from the tracking store if needed."""
@@ -44,7 +44,7 @@ class ActionContext:
 
     def load(self, model, *, trainable: bool = False):
         """(model, tokenizer) of a model object; an adapter comes over its base (see load_model)."""
-        from lamdagent.models import load_model
+        from lamdagent.models.folders import load_model
 
         base = self.model_path(model.adapter_base) if model.adapter_base is not None else None
         return load_model(self.model_path(model), base, trainable=trainable)

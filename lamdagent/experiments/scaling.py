@@ -7,12 +7,12 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
+from lamdagent.console import Display
 from lamdagent.errors import UserError
-from lamdagent.progress import Display
-from lamdagent.replay import Substitution, replay
-from lamdagent.report import top_records
+from lamdagent.experiments.replay import Substitution, replay
 from lamdagent.reporting.collect import collect
-from lamdagent.tracking import Record, Tracker
+from lamdagent.reporting.top import top_records
+from lamdagent.tracking.tracker import Record, Tracker
 
 
 @dataclass
@@ -50,7 +50,7 @@ def scale(tracker: Tracker, study: str, ranks: list[int], substitutions: list[Su
 
 def write(rows: list[ScalingRow], out_dir: Path, kind: str) -> dict[str, Path]:
     """CSV of the rows and, for data scaling, the curves (score by data scale, x1 = the source)."""
-    from lamdagent import figures
+    from lamdagent.reporting import figures
 
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"csv": out_dir / f"{kind}_scaling.csv"}
@@ -85,8 +85,8 @@ def main(kind: str, argv: list[str] | None = None, doc: str = "") -> int:
 
     from rich.console import Console
 
-    from lamdagent.commands import numbers
-    from lamdagent.progress import quiet_libraries
+    from lamdagent.cli.commands import numbers
+    from lamdagent.console import quiet_libraries
 
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--study", default="demo")

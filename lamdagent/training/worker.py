@@ -1,6 +1,6 @@
-"""One `accelerate launch` training process: `python -m lamdagent.train_worker SPEC.json` (lamdagent.launch).
+"""One `accelerate launch` training process: `python -m lamdagent.training.worker SPEC.json` (lamdagent.training.launch).
 
-Every process loads the model and trains it with the same setup as in-process training (lamdagent.training);
+Every process loads the model and trains it with the same setup as in-process training (lamdagent.training.trainer);
 the main process reports progress, writes the model and the result JSON."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from lamdagent.launch import ERROR_MARK, STEP_MARK
+from lamdagent.training.launch import ERROR_MARK, STEP_MARK
 
 
 def _main_process() -> bool:
@@ -26,7 +26,8 @@ def run(spec: dict) -> None:
     """Train as `spec` says; save the model (all processes take part: FSDP/DeepSpeed gather the weights)."""
     import torch
 
-    from lamdagent.training import LoraSettings, build_trainer, load_trainable, run_trainer
+    from lamdagent.training.spec import LoraSettings
+    from lamdagent.training.trainer import build_trainer, load_trainable, run_trainer
 
     if torch.cuda.is_available():  # each process on its own GPU from the start
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))

@@ -9,9 +9,9 @@ from rich.console import Console
 from rich.table import Table
 
 from lamdagent.agent.prompts import AgentContext, action_type_prompt
-from lamdagent.models import BUILTIN_PREFIX
+from lamdagent.exploration.study import Study
+from lamdagent.models.folders import BUILTIN_PREFIX
 from lamdagent.space import ModelObject, fingerprint
-from lamdagent.study import Study
 
 
 def downloads(study: Study) -> list[tuple[str, str]]:

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from lamdagent.errors import UserError
-from lamdagent.paths import cache_dir
+from lamdagent.files import cache_dir, staged_dir
 
 BUILTIN_PREFIX = "builtin:"
 TINY_LLAMA = {
@@ -31,7 +29,7 @@ TINY_CONFIGS = {"tiny-llama": TINY_LLAMA, "tiny-llama-large": TINY_LLAMA_LARGE}
 
 def _tokenizer_corpus() -> list[str]:
     """Text the embedded tokenizer is trained on: prompts and answers of the synthetic tasks."""
-    from lamdagent.evaluation import synthetic
+    from lamdagent.evaluation.sources import synthetic
 
     texts = []
     for name in sorted(synthetic.GENERATORS):
@@ -81,11 +79,9 @@ def _builtin(name: str, seed: int) -> Path:
     key = hashlib.sha256(json.dumps([shape, TOKENIZER_VOCAB, seed], sort_keys=True).encode()).hexdigest()[:12]
     target = cache_dir() / "models" / f"{name}-{key}"
     if not (target / "config.json").exists():
-        staging = Path(tempfile.mkdtemp(dir=target.parent if target.parent.exists() else None))
-        build_tiny_llama(staging, seed, shape)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(target, ignore_errors=True)
-        os.replace(staging, target)  # atomic: a crash never leaves a half-built model
+        shutil.rmtree(target, ignore_errors=True)  # a folder without config.json: not one we wrote whole
+        with staged_dir(target) as staging:
+            build_tiny_llama(staging, seed, shape)
     return target
 
 
@@ -145,7 +141,7 @@ def load_model(model_dir: str | Path, adapter_base: str | Path | None = None, *,
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from lamdagent.fast_load import load_single_file, shared_tokenizer
+    from lamdagent.models.fast_load import load_single_file, shared_tokenizer
 
     adapter = is_adapter(model_dir)
     if adapter and adapter_base is None:

@@ -16,13 +16,13 @@ from lamdagent import config as config_mod
 from lamdagent import tracking as tr
 from lamdagent.actions import ActionContext
 from lamdagent.actions.merge import run_mergekit
+from lamdagent.console import Display
 from lamdagent.errors import UserError
-from lamdagent.progress import Display
-from lamdagent.runner import Produced, Runner
-from lamdagent.seeds import ensure_seeds, prepare_base, sft_action, specialist_action
+from lamdagent.exploration.runner import Produced, Runner
+from lamdagent.exploration.seeds import ensure_seeds, prepare_base, sft_action, specialist_action
+from lamdagent.exploration.study import Study
 from lamdagent.space import DatasetObject, ModelObject, fingerprint
-from lamdagent.study import Study
-from lamdagent.tracking import Tracker
+from lamdagent.tracking.tracker import Tracker
 
 BASELINES = ("base", "specialists", "full", "ties_grid", "random_policy", "merges_only")
 MERGE_TYPES = ("ties", "dare_ties", "task_arithmetic", "linear", "slerp")
@@ -142,7 +142,7 @@ def _merge_all(ctx: ActionContext, base: ModelObject, models: list[ModelObject],
 
 def _exploration_baseline(name: str, study_name: str, overrides: list[str], cfg, tracker: Tracker, display: Display) -> str:
     """An exploration with the agent's budget: the random policy, or merges only."""
-    from lamdagent.explore import start_or_resume
+    from lamdagent.exploration.loop import start_or_resume
 
     if name == "random_policy":
         extra = ["agent.policy=random"]

@@ -1,7 +1,7 @@
 """Launching SFT/DPO training through `accelerate launch` (multi-GPU: DDP, FSDP, DeepSpeed).
 
 The exploration stays one process; only training fans out. The parent writes a spec (trainer kind,
-hyperparameters, model folders, rows), runs `accelerate launch ... -m lamdagent.train_worker SPEC`,
+hyperparameters, model folders, rows), runs `accelerate launch ... -m lamdagent.training.worker SPEC`,
 follows its output (progress lines, errors) and reads the worker's result back (docs/multi-gpu.md)."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from lamdagent.errors import ActionFailed, UserError
+from lamdagent.training.spec import TrainResult
 
 STEP_MARK = "LAMDAGENT_STEP"  # `LAMDAGENT_STEP step total`, printed by the main worker after each step
 ERROR_MARK = "LAMDAGENT_ERROR"  # `LAMDAGENT_ERROR message`, printed by a worker that failed
@@ -55,7 +56,7 @@ def accelerate_command(launch, spec: Path) -> list[str]:
     cmd += ["--num_processes", str(launch.num_processes)]
     if launch.num_processes > 1 and "--main_process_port" not in launch.args and not _config_sets_port(config):
         cmd += ["--main_process_port", str(_free_port())]
-    return [*cmd, *launch.args, "-m", "lamdagent.train_worker", str(spec)]
+    return [*cmd, *launch.args, "-m", "lamdagent.training.worker", str(spec)]
 
 
 def _follow(cmd: list[str], log: Path, on_step) -> tuple[int, deque]:
@@ -103,7 +104,6 @@ def _release_gpu_memory() -> None:
 def launch_training(kind: str, ctx, model, rows: list[dict], hparams: dict):
     """Train `model` (a training.ModelOnDisk) with TRL's `kind` trainer in `accelerate launch` workers;
     the model and tokenizer land in `ctx.out_dir / "model"`. Returns a TrainResult without a model."""
-    from lamdagent.training import TrainResult
 
     work = ctx.out_dir / "launch"
     work.mkdir(parents=True, exist_ok=True)

@@ -11,8 +11,8 @@ import shutil
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
 from lamdagent import tracking as tr
-from lamdagent.paths import cache_dir
-from lamdagent.tracking import Record, Tracker
+from lamdagent.files import cache_dir
+from lamdagent.tracking.tracker import Record, Tracker
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
 

@@ -1,0 +1,5 @@
+"""The `lamdagent` console script and its commands."""
+
+from lamdagent.cli.main import main
+
+__all__ = ["main"]
