@@ -4,7 +4,7 @@ scaled (x2, x4, x6 in the paper), then print the table and write a CSV and the c
     python analysis/scale_data.py --study demo --ranks 1,2 --factors 2,4
 """
 
-from lamdagent.experiments.scaling import main
+from lamdagent.cli.scaling import main
 
 if __name__ == "__main__":
     raise SystemExit(main("data", doc=__doc__))

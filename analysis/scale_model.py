@@ -5,7 +5,7 @@ and write a CSV. Offline, `builtin:tiny-llama-large` is a ~6x larger sibling of 
     python analysis/scale_model.py --study demo --ranks 1,2 --base-model builtin:tiny-llama-large
 """
 
-from lamdagent.experiments.scaling import main
+from lamdagent.cli.scaling import main
 
 if __name__ == "__main__":
     raise SystemExit(main("model", doc=__doc__))

@@ -10,18 +10,18 @@ import argparse
 from pathlib import Path
 
 from lamdagent.reporting.figures import score_by_iteration
-from lamdagent.tracking.tracker import Tracker
+from lamdagent.tracking import Tracker
 
 
 def plot(exploration_id: str, out: str, window: int = 10, log: bool = True) -> Path:
     tracker = Tracker()
-    parent = tracker.exploration(exploration_id)
+    parent = tracker.run(exploration_id)
     records = [r for r in tracker.children(exploration_id, parent.info.experiment_id) if r.kind == "action" and r.score is not None]
     study = parent.data.tags.get("lamdagent.study", "")
     path = score_by_iteration({f"exploration {exploration_id[:8]}": [(r.iteration, r.score) for r in records]}, Path(out), window,
                               title=f"Validation score by iteration ({study})")
     if log:
-        tracker.client.log_artifact(exploration_id, str(path), "figures")
+        tracker.log_files(exploration_id, path, "figures")
     return path
 
 

@@ -84,9 +84,11 @@ class Scratch:
 
         from lamdagent.config import load_config
         from lamdagent.console import Display
-        from lamdagent.exploration.runner import Runner
+        from lamdagent.exploration.runner import BaseModel, Runner
         from lamdagent.exploration.study import Study
-        from lamdagent.tracking.tracker import Tracker
+        from lamdagent.models.folders import resolve_base_model
+        from lamdagent.space import fingerprint
+        from lamdagent.tracking import Tracker
 
         self.root = Path(root or tempfile.mkdtemp(prefix="lamdagent-bench-"))
         self.cfg = load_config(study, list(overrides))
@@ -96,17 +98,18 @@ class Scratch:
         self.tracker.client.create_experiment(f"lamdagent/{self.cfg.name}", artifact_location=self.artifacts.as_uri())
         self.experiment_id = self.tracker.experiment(self.cfg.name)
         self.parent = self.tracker.start_exploration(self.experiment_id, self.cfg.name, {}, {})
-        self.runner = Runner(self.study, self.tracker, self.parent, self.experiment_id, Display(Console(quiet=True)))
-        self.runner.weights = {t: 1.0 for t in self.study.task_names}
+        path = resolve_base_model(self.cfg.base_model, self.cfg.seed)
+        base = BaseModel(path, fingerprint("base", str(path)), self.cfg.base_model)
+        self.runner = Runner(self.study, self.tracker, self.parent, self.experiment_id, Display(Console(quiet=True)), base=base,
+                             weights={t: 1.0 for t in self.study.task_names})
 
     def base(self):
         """The study's base model as a model object (its folder, no run)."""
-        from lamdagent.models.folders import architecture, resolve_base_model
-        from lamdagent.space import ModelObject, fingerprint
+        from lamdagent.models.folders import architecture
+        from lamdagent.space import ModelObject
 
-        path = resolve_base_model(self.cfg.base_model, self.cfg.seed)
-        self.runner.base_dir = path
-        return ModelObject("base", "run-base", "", fingerprint("base", str(path)), "base", architecture(path), path=path)
+        base = self.runner.base
+        return ModelObject("base", "run-base", "", base.fingerprint, "base", architecture(base.path), path=base.path)
 
 
 def quiet() -> None:

@@ -29,14 +29,15 @@ def populate(s: Scratch, runs: int, series: int = 100) -> float:
         inputs = rng.sample(ids, 2) if merge else ids[-1:]
         action = {"model_a": f"m{i - 1}", "model_b": f"m{i - 2}", "weight": "0.5"} if merge else {"model": f"m{i - 1}", "dataset": "all"}
         tags = {"fingerprint": f"fp{i}", "pipeline": f"{'ties' if merge else 'sft'}(m{i - 1}, ...)", "inputs": json.dumps(inputs),
-                "action_type": "ties" if merge else "sft", "action": json.dumps(action), "policy": "llm", "status": tr.OK,
+                "action_type": "ties" if merge else "sft", "action": json.dumps(action), "policy": "llm", "status": str(tr.Status.OK),
                 "model_id": f"m-{i:06d}", "model_version": str(i), "arch": "llama/128/256/4/4/600"}
-        run_id = s.tracker.start_child(s.parent, "action", i, f"m{i}", tags, experiment_id=s.experiment_id)
+        run_id = s.tracker.start_child(s.parent, tr.Kind.ACTION, i, f"m{i}", tags, experiment_id=s.experiment_id)
         now = int(time.time() * 1000)
         scores = {f"val.{t}": rng.random() for t in s.study.task_names}
         metrics = [Metric(k, v, now, 0) for k, v in {**scores, "val.score": sum(scores.values()), "cost.seconds": 20.0, "agent.fallbacks": 0}.items()]
         metrics += [Metric("train.loss", 2.0 / (step + 1), now, step) for step in range(0 if merge else series)]
         client.log_batch(run_id, metrics=metrics, params=[Param("learning_rate", "0.001")] if not merge else [Param("weight", "0.5")])
+        client.set_terminated(run_id)
         ids.append(run_id)
     s.tracker.log_text(ids[-1], "Lessons: SFT on all helped most. Next: merge the two best models.", tr.MEMORY_ARTIFACT)
     return time.perf_counter() - started
@@ -49,7 +50,7 @@ def read(s: Scratch) -> dict:
     from lamdagent.exploration.runner import models_from_records
 
     records = s.tracker.children(s.parent, s.experiment_id)
-    finished = [r for r in records if r.kind == "action" and r.status in (tr.OK, tr.FAILED, tr.CACHED)]
+    finished = [r for r in records if r.kind == "action" and r.status in (tr.Status.OK, tr.Status.FAILED, tr.Status.CACHED)]
     models = models_from_records(finished)
     memory = s.tracker.memory(finished[-1].run_id)
     lines = "\n".join(describe_model(m) for m in models)

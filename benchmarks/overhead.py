@@ -4,6 +4,7 @@ calling TRL, mergekit and the evaluator directly. Target: <= 5% at demo scale.""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import shutil
 import time
@@ -94,10 +95,12 @@ def specialists(s: Scratch, base) -> tuple:
 def tool(s: Scratch, action, fp: str | None = None) -> tuple[str, dict[str, float]]:
     """One iteration's Runner.produce and the run's finish; a fresh fingerprint unless `fp` is given
     (then a repeat is served from the cache); (status, scores)."""
+    from lamdagent.exploration.runner import Step
+    from lamdagent.tracking import Kind
+
     i = next(_ids)
-    produced = s.runner.produce(kind="action", iteration=i + 1, name=f"m{i}", fp=fp or f"{action.fingerprint}-{i}", pipeline=action.pipeline(),
-                                inputs=action.models, build=lambda ctx: action.type.run(action.bindings, ctx), params=action.hparams,
-                                finish=True)
+    step = dataclasses.replace(Step.of_action(action, Kind.ACTION, i + 1, f"m{i}"), fingerprint=fp or f"{action.fingerprint}-{i}")
+    produced = s.runner.produce(step, finish=True)
     if produced.model is None:
         raise RuntimeError(f"the tool's {action.type.name} failed: {produced.error}")
     return produced.status, produced.model.scores

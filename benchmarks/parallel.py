@@ -27,7 +27,7 @@ def explore(root: Path, overrides: list[str], k: int) -> dict:
 
     from lamdagent.console import Display
     from lamdagent.exploration.loop import start_or_resume
-    from lamdagent.tracking.tracker import Tracker
+    from lamdagent.tracking import Tracker
 
     mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
     previous = os.getcwd()

@@ -23,8 +23,10 @@ def _weights(path: Path) -> int:
 def measure(lora: bool) -> dict:
     """Produce one SFT model through the tool; the store's growth and its weight files vs. the model's."""
     from lamdagent.actions import ACTION_TYPES
+    from lamdagent.exploration.runner import Step
     from lamdagent.files import cache_dir
     from lamdagent.space import Action
+    from lamdagent.tracking import Kind
 
     s = Scratch("demo", SMALL + (["sft.lora.enabled=true"] if lora else []))
     base = s.base()
@@ -32,11 +34,10 @@ def measure(lora: bool) -> dict:
     before, before_weights = (_bytes(artifacts), _weights(artifacts)) if artifacts.exists() else (0, 0)
     action = Action(ACTION_TYPES["sft"](s.cfg.sft), {"model": base, "dataset": s.study.dataset(s.study.task_names[0]),
                                                      "learning_rate": float(s.cfg.sft.learning_rate[0])}, s.cfg.seed)
-    produced = s.runner.produce(kind="action", iteration=1, name="m1", fp=action.fingerprint, pipeline=action.pipeline(), inputs=[base],
-                                build=lambda ctx: action.type.run(action.bindings, ctx), params=action.hparams)
+    produced = s.runner.produce(Step.of_action(action, Kind.ACTION, 1, "m1"))
     assert produced.model is not None, produced.error
     model_dir = s.tracker.model_dir(produced.model.model_id)
-    model_bytes = s.tracker.client.get_run(produced.run_id).data.metrics["model.bytes"]
+    model_bytes = s.tracker.run(produced.run_id).data.metrics["model.bytes"]
     stored_weights = _weights(artifacts) - before_weights
     figures = {"model_bytes": model_bytes, "model_weight_bytes": _weights(model_dir), "stored_weight_bytes": stored_weights,
                "stored_model_folder_bytes": _bytes(model_dir), "store_growth_bytes": _bytes(artifacts) - before,

@@ -13,7 +13,7 @@ from lamdagent.experiments.baselines import run_baselines
 from lamdagent.experiments.replay import Substitution, replay
 from lamdagent.exploration.loop import start_or_resume
 from lamdagent.reporting.report import build_report
-from lamdagent.tracking.tracker import Tracker
+from lamdagent.tracking import Tracker
 from tests.conftest import FAST
 
 pytestmark = pytest.mark.slow

@@ -50,9 +50,9 @@ def test_malformed_yaml_is_one_line_before_any_compute(tmp_path, capsys, trackin
 
 
 def test_one_mlproject_argument_holds_several_overrides_and_values_keep_their_spaces():
-    from lamdagent.cli.main import _overrides
+    from lamdagent.cli.main import split_overrides
 
-    assert _overrides(["agent.temperature=0 sft.learning_rate=1e-4", "task_weights={arith: 2, facts: 1}"]) == [
+    assert split_overrides(["agent.temperature=0 sft.learning_rate=1e-4", "task_weights={arith: 2, facts: 1}"]) == [
         "agent.temperature=0", "sft.learning_rate=1e-4", "task_weights={arith: 2, facts: 1}"]
 
 

@@ -12,7 +12,7 @@ from rich.console import Console
 from lamdagent.actions import ACTION_TYPES
 from lamdagent.console import Display
 from lamdagent.exploration.loop import start_or_resume
-from lamdagent.tracking.tracker import Tracker
+from lamdagent.tracking import Tracker
 from tests.conftest import FAST
 
 ITERATION_REPLIES = {

@@ -14,7 +14,7 @@ from rich.console import Console
 
 from lamdagent.console import Display
 from lamdagent.exploration.loop import start_or_resume
-from lamdagent.tracking.tracker import Tracker
+from lamdagent.tracking import Tracker
 from tests.conftest import FAST
 from tests.test_explore import steps_agent
 

@@ -24,7 +24,7 @@ def numbers(text: str, option: str, whole: bool = False) -> list[float]:
 def baselines(args, console: Console, overrides: list[str]) -> int:
     from lamdagent.console import Display
     from lamdagent.experiments.baselines import run_baselines
-    from lamdagent.tracking.tracker import Tracker
+    from lamdagent.tracking import Tracker
 
     only = [name.strip() for name in args.only.split(",") if name.strip()]
     grid = tuple(numbers(args.grid, "--grid"))
@@ -37,7 +37,7 @@ def baselines(args, console: Console, overrides: list[str]) -> int:
 def report(args, console: Console, overrides: list[str]) -> int:
     from lamdagent.console import Display
     from lamdagent.reporting.report import build_report
-    from lamdagent.tracking.tracker import Tracker
+    from lamdagent.tracking import Tracker
 
     out = Path(args.out or f"reports/{args.study}")
     with Display(console) as display:
@@ -51,7 +51,7 @@ def replay(args, console: Console, overrides: list[str]) -> int:
     from lamdagent.console import Display
     from lamdagent.experiments.replay import Substitution
     from lamdagent.experiments.replay import replay as run_replay
-    from lamdagent.tracking.tracker import Tracker
+    from lamdagent.tracking import Tracker
 
     substitution = Substitution(args.data_scale, args.base_model)
     tracker = Tracker(args.tracking_uri)

@@ -12,7 +12,7 @@ from rich.console import Console
 from lamdagent.errors import UserError
 
 
-def _overrides(values: list[str]) -> list[str]:
+def split_overrides(values: list[str]) -> list[str]:
     """Dotlist overrides; one argument may hold several separated by spaces (MLproject quoting),
     split only before a `key=` so that values with spaces (`w={a: 1}`) stay whole."""
     return [item for value in values for item in re.split(r"\s+(?=[\w.]+=)", value.strip()) if item]
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("baselines", "report", "replay"):
             from lamdagent.cli import commands
 
-            return getattr(commands, args.command)(args, console, _overrides(getattr(args, "overrides", [])))
+            return getattr(commands, args.command)(args, console, split_overrides(getattr(args, "overrides", [])))
         return _top(args, console)
     except UserError as err:
         console.print(f"[bold red]error:[/] {err}", highlight=False)
@@ -88,44 +88,41 @@ def _explore(args, console: Console) -> int:
         from lamdagent.config import load_config
         from lamdagent.exploration.study import Study
 
-        dry_run(Study(load_config(args.study, _overrides(args.overrides))), console)
+        dry_run(Study(load_config(args.study, split_overrides(args.overrides))), console)
         return 0
     from lamdagent.console import Display
     from lamdagent.exploration.loop import start_or_resume
     from lamdagent.reporting.top import top_table
-    from lamdagent.tracking.tracker import Tracker
+    from lamdagent.tracking import Tracker
 
     tracker = Tracker(args.tracking_uri)
     launcher = os.environ.get("MLFLOW_RUN_ID")  # set by `mlflow run`
     with Display(console) as display:
-        run_id, records, cfg = start_or_resume(args.study, _overrides(args.overrides), args.resume or None, tracker, display, launcher)
+        run_id, records, cfg = start_or_resume(args.study, split_overrides(args.overrides), args.resume or None, tracker, display, launcher)
     console.print(top_table(records, list(cfg.tasks)))
     console.print(f"exploration run id: [bold]{run_id}[/]   (resume: lamdagent explore --resume {run_id} iterations=N)")
     return 0
 
 
 def _gc(args, console: Console) -> int:
+    from lamdagent.tracking import Tracker
     from lamdagent.tracking.retention import collect
-    from lamdagent.tracking.tracker import Tracker
 
     if args.keep_top_k < 1:
         raise UserError(f"--keep-top-k must be >= 1, got {args.keep_top_k}")
     tracker = Tracker(args.tracking_uri)
-    experiment = tracker.client.get_experiment_by_name(f"lamdagent/{args.study}")
-    if experiment is None:
-        raise UserError(f"no study {args.study!r} in the tracking store {tracker.tracking_uri}")
-    freed = collect(tracker, experiment.experiment_id, args.keep_top_k)
+    freed = collect(tracker, tracker.find_experiment(args.study), args.keep_top_k)
     console.print(f"freed the weights of {len(freed)} model(s), {sum(freed.values()) / 1e6:.1f} MB; kept the top {args.keep_top_k} and their lineage")
     return 0
 
 
 def _top(args, console: Console) -> int:
     from lamdagent.reporting.top import top_table
-    from lamdagent.tracking.tracker import Tracker
+    from lamdagent.tracking import Tracker
 
     tracker = Tracker(args.tracking_uri)
     try:
-        parent = tracker.exploration(args.exploration)
+        parent = tracker.run(args.exploration)
     except Exception:
         raise UserError(f"no exploration run {args.exploration!r} in {tracker.tracking_uri}") from None
     records = tracker.children(args.exploration, parent.info.experiment_id)

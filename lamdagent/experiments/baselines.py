@@ -10,19 +10,17 @@ GridSampler: one nested run per trial, the best one tagged) nest under one basel
 from __future__ import annotations
 
 import itertools
-import json
 
 from lamdagent import config as config_mod
-from lamdagent import tracking as tr
 from lamdagent.actions import ActionContext
 from lamdagent.actions.merge import run_mergekit
 from lamdagent.console import Display
 from lamdagent.errors import UserError
-from lamdagent.exploration.runner import Produced, Runner
+from lamdagent.exploration.runner import Produced, Runner, Step
 from lamdagent.exploration.seeds import ensure_seeds, prepare_base, sft_action, specialist_action
 from lamdagent.exploration.study import Study
 from lamdagent.space import DatasetObject, ModelObject, fingerprint
-from lamdagent.tracking.tracker import Tracker
+from lamdagent.tracking import Kind, Status, Tracker
 
 BASELINES = ("base", "specialists", "full", "ties_grid", "random_policy", "merges_only")
 MERGE_TYPES = ("ties", "dare_ties", "task_arithmetic", "linear", "slerp")
@@ -46,7 +44,7 @@ def run_baselines(study_name: str, overrides: list[str], tracker: Tracker, displ
     study.connect_judge()
     experiment_id = tracker.experiment(cfg.name)
     plain = config_mod.redacted(config_mod.to_dict(cfg))
-    group = tracker.start_exploration(experiment_id, cfg.name, plain, config_mod.flat_params(plain), run_name="baselines", kind="baselines")
+    group = tracker.start_exploration(experiment_id, cfg.name, plain, config_mod.flat_params(plain), run_name="baselines", kind=Kind.BASELINES)
     display.log(f"baselines run [bold]{group}[/] of study [bold]{cfg.name}[/] in {tracker.tracking_uri}")
     try:
         model_baselines = [n for n in names if n in ("base", "specialists", "full", "ties_grid")]
@@ -56,7 +54,7 @@ def run_baselines(study_name: str, overrides: list[str], tracker: Tracker, displ
             if name in names:
                 _exploration_baseline(name, study_name, overrides, cfg, tracker, display)
     except BaseException:
-        tracker.close(group, "KILLED")
+        tracker.close(group, Status.KILLED.mlflow)
         raise
     tracker.close(group)
     return group
@@ -65,55 +63,48 @@ def run_baselines(study_name: str, overrides: list[str], tracker: Tracker, displ
 def _model_baselines(study: Study, tracker: Tracker, group: str, experiment_id: str, display: Display, names: list[str],
                      grid: tuple[float, ...]) -> None:
     cfg = study.cfg
-    runner = Runner(study, tracker, group, experiment_id, display)
-    seeds = ensure_seeds(study, runner)  # the initial models (reused from the explorations when computed)
+    runner = Runner(study, tracker, group, experiment_id, display, base=prepare_base(cfg))
+    seeds, weights = ensure_seeds(study, runner)  # the initial models (reused from the explorations when computed)
+    runner = runner.with_weights(weights)
     base, specialists = seeds[0], seeds[1:]
 
     if "base" in names:  # reused from the seed run by fingerprint; rebuilt only if its weights were freed
-        _, _, copy_base = prepare_base(cfg)
-        runner.produce(kind="baseline", iteration=0, name="base", fp=base.fingerprint, pipeline="base", inputs=[], build=copy_base,
-                       tags={"baseline": "base"}, finish=True)
+        runner.produce(Step.of_base(runner.base, Kind.BASELINE, tags={"baseline": "base"}), finish=True)
     for task, model in zip(study.tasks if "specialists" in names else [], specialists):
-        action = specialist_action(study, base, task)
-        runner.produce(kind="baseline", iteration=0, name=model.name, fp=action.fingerprint, pipeline=model.pipeline, inputs=[base],
-                       build=lambda ctx, a=action: a.type.run(a.bindings, ctx), params=action.hparams,
-                       tags={"baseline": f"specialist:{task.name}"}, finish=True)
+        step = Step.of_action(specialist_action(study, base, task), Kind.BASELINE, 0, model.name, tags={"baseline": f"specialist:{task.name}"})
+        runner.produce(step, finish=True)
     if "full" in names:
         data = next((d for d in study.datasets if d.name == "all"), None) or DatasetObject("all", study.tasks, cfg.data.train_size, cfg.seed)
-        action = sft_action(study, base, data)
-        runner.produce(kind="baseline", iteration=0, name="full", fp=action.fingerprint, pipeline=action.pipeline(), inputs=[base],
-                       build=lambda ctx: action.type.run(action.bindings, ctx), params=action.hparams,
-                       tags={"baseline": "full", "action_type": "sft", "action": json.dumps(action.names())}, finish=True)
+        runner.produce(Step.of_action(sft_action(study, base, data), Kind.BASELINE, 0, "full", tags={"baseline": "full"}), finish=True)
     if "ties_grid" in names:
         if len(specialists) < 2:
             display.log("[yellow]ties_grid skipped: it needs at least two specialists (specialists: true)")
         else:
-            ties_grid(study, tracker, group, experiment_id, display, base, specialists, grid, runner.weights)
+            ties_grid(runner, base, specialists, grid)
 
 
-def ties_grid(study: Study, tracker: Tracker, group: str, experiment_id: str, display: Display, base: ModelObject,
-              specialists: list[ModelObject], grid: tuple[float, ...], weights: dict[str, float]) -> Produced:
-    """TIES merges of all specialists, one optuna GridSampler trial (a nested run) per weight vector."""
+def ties_grid(runner: Runner, base: ModelObject, specialists: list[ModelObject], grid: tuple[float, ...]) -> Produced:
+    """TIES merges of all specialists, one optuna GridSampler trial (a nested run) per weight vector,
+    nested under a `ties_grid` run of the runner's parent."""
     import optuna
 
-    cfg = study.cfg
+    tracker, cfg = runner.tracker, runner.study.cfg
     density = float(cfg.ties.density[0])
-    grid_run = tracker.start_child(group, "baseline_group", 0, "ties_grid", {"baseline": "ties_grid"}, experiment_id=experiment_id)
-    runner = Runner(study, tracker, grid_run, experiment_id, display)
-    runner.weights, runner.base_dir = weights, base.path
+    grid_run = tracker.start_child(runner.parent, Kind.BASELINE_GROUP, 0, "ties_grid", {"baseline": "ties_grid"}, experiment_id=runner.experiment_id)
+    runner = runner.under(grid_run)
     space = {m.name: list(grid) for m in specialists}
     trials: dict[int, Produced] = {}
 
     def objective(trial: optuna.Trial) -> float:
         vector = {m.name: trial.suggest_categorical(m.name, space[m.name]) for m in specialists}
-        produced = runner.produce(
-            kind="baseline", iteration=trial.number, name=f"ties_grid_{trial.number}",
-            fp=fingerprint("ties_many", [m.fingerprint for m in specialists], vector, density, cfg.seed),
-            pipeline=f"ties({', '.join(m.name for m in specialists)}; weights={[vector[m.name] for m in specialists]})",
-            inputs=[base, *specialists], build=lambda ctx: _merge_all(ctx, base, specialists, vector, density),
+        produced = runner.produce(Step(
+            Kind.BASELINE, trial.number, f"ties_grid_{trial.number}",
+            fingerprint("ties_many", [m.fingerprint for m in specialists], vector, density, cfg.seed),
+            f"ties({', '.join(m.name for m in specialists)}; weights={[vector[m.name] for m in specialists]})",
+            [base, *specialists], lambda ctx: _merge_all(ctx, base, specialists, vector, density),
             params={f"weight.{k}": v for k, v in vector.items()} | {"density": density},
-            tags={"baseline": "ties_grid", "trial": str(trial.number)}, finish=True,
-        )
+            tags={"baseline": "ties_grid", "trial": str(trial.number)},
+        ), finish=True)
         trials[trial.number] = produced
         return produced.model.score if produced.model and produced.model.score is not None else float("-inf")
 
@@ -124,8 +115,8 @@ def ties_grid(study: Study, tracker: Tracker, group: str, experiment_id: str, di
     tracker.log(best.run_id, tags={"best_trial": "true"})
     tracker.log(grid_run, metrics={"val.score": search.best_value}, params={f"best.weight.{k}": v for k, v in search.best_params.items()},
                 tags={"best_run": best.run_id})
-    tracker.finish_child(grid_run, tr.OK)
-    display.log(f"ties_grid: best of {len(trials)} trials is {best.model.pipeline if best.model else '?'} with val.score {search.best_value:.3f}")
+    tracker.finish_child(grid_run, Status.OK)
+    runner.display.log(f"ties_grid: best of {len(trials)} trials is {best.model.pipeline if best.model else '?'} with val.score {search.best_value:.3f}")
     return best
 
 

@@ -9,7 +9,6 @@ run (same fingerprint) reuses it, as in an exploration.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from lamdagent import config as config_mod
@@ -17,11 +16,12 @@ from lamdagent import tracking as tr
 from lamdagent.console import Display
 from lamdagent.errors import UserError
 from lamdagent.evaluation.evaluator import task_weights
-from lamdagent.exploration.runner import Produced, Runner
+from lamdagent.exploration.runner import Produced, Runner, Step
 from lamdagent.exploration.seeds import prepare_base
 from lamdagent.exploration.study import Study
 from lamdagent.space import ModelObject
-from lamdagent.tracking.tracker import Record, Tracker
+from lamdagent.space.lineage import walk
+from lamdagent.tracking import Kind, Record, Status, Tracker
 
 
 @dataclass(frozen=True)
@@ -49,30 +49,22 @@ class Substitution:
         return items
 
 
-def lineage(tracker: Tracker, run_id: str) -> list[Record]:
-    """The model's run and all its ancestors, each once, parents before children."""
-    order: list[Record] = []
-    seen: set[str] = set()
+def pipeline_runs(tracker: Tracker, run_id: str) -> list[Record]:
+    """The model's run and the runs of all its ancestors, each once, parents before children."""
 
-    def visit(current: str) -> None:
-        if current in seen:
-            return
-        seen.add(current)
+    def finished(current: str) -> Record:
         record = tracker.record(current)
-        if record.status not in (tr.OK, tr.CACHED):
+        if not record.done:
             raise UserError(f"run {current} ({record.name or 'unnamed'}) has status {record.status!r}: only finished models can be replayed")
-        for parent in record.inputs:
-            visit(parent)
-        order.append(record)
+        return record
 
-    visit(run_id)
-    return order
+    return walk([finished(run_id)], lambda r: [finished(i) for i in r.inputs], key=lambda r: r.run_id)
 
 
 def source_config(tracker: Tracker, run_id: str) -> tuple[dict, str, str]:
     """(resolved config, parent run id, experiment id) of the run's exploration (or baselines group)."""
     try:
-        run = tracker.client.get_run(run_id)
+        run = tracker.run(run_id)
     except Exception:
         raise UserError(f"no run {run_id!r} in the tracking store {tracker.tracking_uri}") from None
     parent = run.data.tags.get("mlflow.parentRunId")
@@ -83,9 +75,9 @@ def source_config(tracker: Tracker, run_id: str) -> tuple[dict, str, str]:
 
 def reference_weights(tracker: Tracker, parent_id: str, experiment_id: str, cfg) -> dict[str, float]:
     """The task weights of the source exploration: w_t = 1 / max r_t over its seed models."""
-    seeds = [r for r in tracker.children(parent_id, experiment_id) if r.kind == "seed" and r.status in (tr.OK, tr.CACHED)]
+    seeds = [r for r in tracker.children(parent_id, experiment_id) if r.kind == Kind.SEED and r.done]
     if not seeds:  # e.g. a baselines group: the study's seeds, from any exploration
-        seeds = [r for r in tracker.search(experiment_id, f"tags.`{tr.tag('kind')}` = 'seed'") if r.status in (tr.OK, tr.CACHED)]
+        seeds = [r for r in tracker.search(experiment_id, f"tags.`{tr.tag('kind')}` = '{Kind.SEED}'") if r.done]
     return task_weights([r.scores for r in seeds], list(cfg.tasks), cfg.task_weights)
 
 
@@ -94,7 +86,7 @@ def replay(tracker: Tracker, run_id: str, substitution: Substitution, display: D
     """Re-execute the pipeline of model run `run_id` with `substitution`; returns the replayed model.
     The steps nest under `group` (a replay run), created here when not given."""
     raw, parent_id, experiment_id = source_config(tracker, run_id)
-    records = lineage(tracker, run_id)
+    records = pipeline_runs(tracker, run_id)
     cfg = config_mod.load_config("", substitution.overrides(raw), base=raw)
     study = Study(cfg)
     study.connect_judge()
@@ -104,34 +96,28 @@ def replay(tracker: Tracker, run_id: str, substitution: Substitution, display: D
     owns_group = group is None
     if owns_group:
         group = tracker.start_exploration(experiment_id, cfg.name, config_mod.redacted(config_mod.to_dict(cfg)), {},
-                                          run_name=f"replay {source.name} ({substitution.label()})", kind="replays", tags=labels)
-    runner = Runner(study, tracker, group, experiment_id, display)
-    runner.weights = reference_weights(tracker, parent_id, experiment_id, config_mod.load_config("", [], base=raw))
-    base_dir, base_fp, copy_base = prepare_base(cfg)
-    runner.base_dir = base_dir
+                                          run_name=f"replay {source.name} ({substitution.label()})", kind=Kind.REPLAYS, tags=labels)
+    weights = reference_weights(tracker, parent_id, experiment_id, config_mod.load_config("", [], base=raw))
+    runner = Runner(study, tracker, group, experiment_id, display, base=prepare_base(cfg), weights=weights)
     replayed: dict[str, ModelObject] = {}
     produced = None
     for record in records:
         tags = {**labels, "replay_of": record.run_id}
         if not record.action_type:  # the base model
-            produced = runner.produce(kind="replay", iteration=record.iteration, name=record.name, fp=base_fp, pipeline="base", inputs=[],
-                                      build=copy_base, tags={**tags, "source": cfg.base_model}, reuse=reuse, finish=True)
+            step = Step.of_base(runner.base, Kind.REPLAY, tags, iteration=record.iteration, name=record.name)
         else:
-            parents = [replayed[i] for i in record.inputs]
-            action = study.space(parents).find(record.action_type, record.action)
+            action = study.space([replayed[i] for i in record.inputs]).find(record.action_type, record.action)
             if action is None:
                 raise UserError(f"cannot replay {record.name}: {record.action_type} {record.action} is not an action of study {cfg.name!r}")
-            produced = runner.produce(kind="replay", iteration=record.iteration, name=record.name, fp=action.fingerprint,
-                                      pipeline=action.pipeline(), inputs=action.models, build=lambda ctx, a=action: a.type.run(a.bindings, ctx),
-                                      tags={**tags, "action_type": action.type.name, "action": json.dumps(action.names())},
-                                      params=action.hparams, reuse=reuse, finish=True)
+            step = Step.of_action(action, Kind.REPLAY, record.iteration, record.name, tags)
+        produced = runner.produce(step, reuse=reuse, finish=True)
         if produced.model is None:
             break
         if not record.action_type:
-            produced.model.path = base_dir
+            produced.model.path = runner.base.path
         replayed[record.run_id] = produced.model
     if owns_group:
         score = produced.model.score if produced.model else None
         tracker.log(group, metrics={"val.score": score} if score is not None else {}, tags={"replayed_run": produced.run_id})
-        tracker.close(group, "FINISHED" if produced.model else "FAILED")
+        tracker.close(group, (Status.OK if produced.model else Status.FAILED).mlflow)
     return produced

@@ -18,10 +18,12 @@ from dataclasses import dataclass
 from typing import Iterator
 from urllib.parse import urlparse
 
-from lamdagent import tracking as tr
 from lamdagent.errors import UserError
-from lamdagent.exploration.runner import Produced, Runner
-from lamdagent.space import ModelObject
+from lamdagent.exploration.runner import Produced, Runner, Step
+from lamdagent.registry import Registry
+from lamdagent.space import Action, ModelObject
+from lamdagent.space.lineage import walk
+from lamdagent.tracking import Kind, Status, Tracker
 
 
 @dataclass
@@ -34,32 +36,33 @@ class ActionJob:
     action_type: str
     names: dict[str, str]  # slot -> object name, as the agent chose them
     fingerprint: str
-    pipeline: str
     inputs: list[ModelObject]  # the input models (their lineage attached)
-    params: dict
     config: dict  # the resolved study config
     tracking_uri: str
     parent: str
     experiment_id: str
     weights: dict[str, float] | None  # the study's task weights (w_t)
 
+    @classmethod
+    def of(cls, action: Action, run_id: str, iteration: int, name: str, runner: Runner, config: dict) -> ActionJob:
+        return cls(run_id, iteration, name, action.type.name, action.names(), action.fingerprint, list(action.models), config,
+                   runner.tracker.tracking_uri, runner.parent, runner.experiment_id, runner.weights)
+
 
 def execute(job: ActionJob, runner: Runner) -> Produced:
     """Rebuild the job's action over its inputs and produce its model into the job's run."""
     action = runner.study.space(job.inputs).find(job.action_type, job.names)
     if action is None or action.fingerprint != job.fingerprint:
-        return Produced(job.run_id, None, tr.FAILED, f"the action {job.action_type}({job.names}) cannot be rebuilt in this worker")
-    return runner.produce(
-        kind="action", iteration=job.iteration, name=job.name, fp=job.fingerprint, pipeline=job.pipeline, inputs=action.models,
-        build=lambda ctx: action.type.run(action.bindings, ctx), params=job.params, run_id=job.run_id,
-    )
+        return Produced(job.run_id, None, Status.FAILED, f"the action {job.action_type}({job.names}) cannot be rebuilt in this worker")
+    return runner.produce(Step.of_action(action, Kind.ACTION, job.iteration, job.name), run_id=job.run_id)
 
 
 class Executor(ABC):
     """Runs submitted jobs; `finished()` yields each result as its job ends (any order)."""
 
     @abstractmethod
-    def submit(self, job: ActionJob) -> None: ...
+    def submit(self, job: ActionJob, runner: Runner) -> None:
+        """Run `job`; `runner` is the loop's own, for executors that run jobs in this process."""
 
     @abstractmethod
     def finished(self) -> Iterator[Produced]: ...
@@ -68,28 +71,36 @@ class Executor(ABC):
         """Release what the executor holds (workers, connections)."""
 
 
+EXECUTORS: Registry[type[Executor]] = Registry("executor")
+
+
+@EXECUTORS.register("local")
 class LocalExecutor(Executor):
     """The paper's setting: each job runs in this (warm) process, one after another."""
 
-    def __init__(self, runner: Runner):
-        self.runner = runner
-        self.queue: list[ActionJob] = []
+    def __init__(self, execution):
+        self.queue: list[tuple[ActionJob, Runner]] = []
 
-    def submit(self, job: ActionJob) -> None:
-        self.queue.append(job)
+    def submit(self, job: ActionJob, runner: Runner) -> None:
+        self.queue.append((job, runner))
 
     def finished(self) -> Iterator[Produced]:
         while self.queue:
-            yield execute(self.queue.pop(0), self.runner)
+            yield execute(*self.queue.pop(0))
 
 
+@EXECUTORS.register("ray")
 class RayExecutor(Executor):
     """Each job is a Ray task declaring its resources (execution.num_cpus/num_gpus/memory_gb);
     workers log to the shared tracking server and stay warm between tasks. A task that raises or
     whose worker is lost is a failed action (never retried: its run is marked failed)."""
 
-    def __init__(self, execution, env: dict[str, str] | None = None):
+    FORWARDED = ("LAMDAGENT_CACHE", "LAMDAGENT_FAULT", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "MLFLOW_DISABLE_TELEMETRY")
+
+    def __init__(self, execution):
         import ray
+
+        env = {k: os.environ[k] for k in self.FORWARDED if k in os.environ}
 
         self.ray = ray
         if not ray.is_initialized():
@@ -104,7 +115,7 @@ class RayExecutor(Executor):
         self.task = ray.remote(_run_in_worker).options(**options)
         self.pending: dict = {}  # object ref -> run id
 
-    def submit(self, job: ActionJob) -> None:
+    def submit(self, job: ActionJob, runner: Runner) -> None:
         self.pending[self.task.remote(dataclasses.replace(job, inputs=portable(job.inputs)))] = job.run_id
 
     def finished(self) -> Iterator[Produced]:
@@ -115,7 +126,7 @@ class RayExecutor(Executor):
                 yield self.ray.get(ref)
             except Exception as err:  # the worker died or the task raised past the runner
                 message = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
-                yield Produced(run_id, None, tr.FAILED, f"worker lost ({type(err).__name__}): {message}"[:500])
+                yield Produced(run_id, None, Status.FAILED, f"worker lost ({type(err).__name__}): {message}"[:500])
 
     def close(self) -> None:
         for ref in self.pending:
@@ -128,24 +139,23 @@ _WORKER_RUNNERS: dict[str, Runner] = {}  # one per study config and exploration,
 
 def _run_in_worker(job: ActionJob) -> Produced:
     """The Ray task: a warm runner for the job's study, then `execute`."""
-    key = json.dumps([job.config, job.tracking_uri, job.parent], sort_keys=True, default=str)
+    key = json.dumps([job.config, job.tracking_uri, job.parent, job.weights], sort_keys=True, default=str)
     runner = _WORKER_RUNNERS.get(key)
     if runner is None:
         from rich.console import Console
 
         from lamdagent import config as config_mod
         from lamdagent.console import Display, quiet_libraries
+        from lamdagent.exploration.seeds import prepare_base
         from lamdagent.exploration.study import Study
-        from lamdagent.models.folders import resolve_base_model
 
         quiet_libraries()
         cfg = config_mod.load_config("", [], base=job.config)
         study = Study(cfg)
         study.connect_judge()
-        runner = Runner(study, tr.Tracker(job.tracking_uri), job.parent, job.experiment_id, Display(Console(file=io.StringIO())))
-        runner.base_dir = resolve_base_model(cfg.base_model, cfg.seed)
+        runner = Runner(study, Tracker(job.tracking_uri), job.parent, job.experiment_id, Display(Console(file=io.StringIO())),
+                        base=prepare_base(cfg), weights=job.weights)
         _WORKER_RUNNERS[key] = runner
-    runner.weights = job.weights
     runner.tracker.log(job.run_id, tags={"worker": f"{socket.gethostname()}:{os.getpid()}"})
     produced = execute(job, runner)
     if produced.model is not None:
@@ -157,18 +167,10 @@ def portable(models: list[ModelObject]) -> list[ModelObject]:
     """Copies of models (and their lineage) without local folders: a worker, maybe on another
     machine, resolves each from the tracking server."""
     copies: dict[int, ModelObject] = {}
-
-    def copy(model: ModelObject | None) -> ModelObject | None:
-        if model is None:
-            return None
-        if id(model) not in copies:
-            clone = dataclasses.replace(model, path=None, parents=[])
-            copies[id(model)] = clone
-            clone.parents = [copy(p) for p in model.parents]
-            clone.adapter_base = copy(model.adapter_base)
-        return copies[id(model)]
-
-    return [copy(m) for m in models]
+    for model in walk(models, lambda m: [*m.parents, *([m.adapter_base] if m.adapter_base else [])]):  # parents first
+        copies[id(model)] = dataclasses.replace(model, path=None, parents=[copies[id(p)] for p in model.parents],
+                                                adapter_base=copies[id(model.adapter_base)] if model.adapter_base else None)
+    return [copies[id(m)] for m in models]
 
 
 def check_placement(execution, tracking_uri: str) -> None:
@@ -178,8 +180,6 @@ def check_placement(execution, tracking_uri: str) -> None:
                         "this machine: point MLFLOW_TRACKING_URI at a shared server (docs/tracking-server.md)")
 
 
-def make_executor(execution, runner: Runner) -> Executor:
-    if execution.executor == "ray":
-        forwarded = ("LAMDAGENT_CACHE", "LAMDAGENT_FAULT", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "MLFLOW_DISABLE_TELEMETRY")
-        return RayExecutor(execution, {k: os.environ[k] for k in forwarded if k in os.environ})
-    return LocalExecutor(runner)
+def make_executor(execution) -> Executor:
+    """The executor `execution.executor` names (a Ray cluster is joined here, before any compute)."""
+    return EXECUTORS[execution.executor](execution)

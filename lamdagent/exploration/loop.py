@@ -3,28 +3,26 @@ update the memory. Every step is read from and written to the tracking server.""
 
 from __future__ import annotations
 
-import json
-
 from lamdagent import config as config_mod
 from lamdagent import tracking as tr
 from lamdagent.agent.policies import Decision, Policy, make_policy
 from lamdagent.agent.prompts import AgentContext
 from lamdagent.console import Display
 from lamdagent.errors import UserError
-from lamdagent.exploration.executors import ActionJob, Executor, check_placement, make_executor
-from lamdagent.exploration.runner import Produced, Runner, models_from_records
-from lamdagent.exploration.seeds import ensure_seeds
+from lamdagent.exploration.executors import EXECUTORS, ActionJob, Executor, check_placement, make_executor
+from lamdagent.exploration.runner import Produced, Runner, Step, models_from_records
+from lamdagent.exploration.seeds import ensure_seeds, prepare_base
 from lamdagent.exploration.study import Study
 from lamdagent.faults import checkpoint
 from lamdagent.space import ModelObject
+from lamdagent.tracking import Kind, Record, Status, Tracker
 from lamdagent.tracking.lease import Lease, LeaseLost
-from lamdagent.tracking.tracker import Record, Tracker
 
 
 def _trailing_failures(records: list[Record]) -> int:
     count = 0
     for record in reversed(records):
-        if record.status != tr.FAILED:
+        if record.status != Status.FAILED:
             break
         count += 1
     return count
@@ -35,7 +33,7 @@ def _result_text(produced: Produced) -> str:
         return f"FAILED ({produced.error})"
     model = produced.model
     per_task = ", ".join(f"{t} {v:.2f}" for t, v in model.scores.items())
-    repeated = " (a repeat of an earlier action: its model was reused, nothing new was learned)" if produced.status == tr.CACHED else ""
+    repeated = " (a repeat of an earlier action: its model was reused, nothing new was learned)" if produced.status == Status.CACHED else ""
     return f"{model.name} scored {model.score:.3f} ({per_task}){repeated}"
 
 
@@ -53,10 +51,9 @@ class Exploration:
     def __init__(self, study: Study, tracker: Tracker, run_id: str, experiment_id: str, policy: Policy, display: Display, lease: Lease | None = None):
         self.cfg, self.study, self.lease = study.cfg, study, lease
         self.tracker, self.run_id, self.experiment_id, self.policy, self.display = tracker, run_id, experiment_id, policy, display
-        self.runner = Runner(self.study, tracker, run_id, experiment_id, display)
 
     def run(self) -> list[Record]:
-        executor = make_executor(self.cfg.execution, self.runner)  # a Ray cluster is joined before any compute
+        executor = make_executor(self.cfg.execution)  # a Ray cluster is joined before any compute
         try:
             return self._run(executor)
         finally:
@@ -67,9 +64,12 @@ class Exploration:
         killed = tracker.mark_interrupted(self.run_id, self.experiment_id)
         if killed:
             self.display.log(f"[yellow]marked {len(killed)} interrupted run(s) as KILLED; their iterations are redone")
-        seeds = self._seeds()
         records = tracker.children(self.run_id, self.experiment_id)
-        finished = [r for r in records if r.kind == "action" and r.status in (tr.OK, tr.FAILED, tr.CACHED)]
+        self.runner = Runner(self.study, tracker, self.run_id, self.experiment_id, self.display, base=prepare_base(cfg))
+        existing = models_from_records([r for r in records if r.kind == Kind.SEED], fetch=self.runner.model_of_run)
+        seeds, weights = ensure_seeds(self.study, self.runner, {m.name: m for m in existing})  # resuming: kept, the missing ones built
+        self.runner = self.runner.with_weights(weights)
+        finished = [r for r in records if r.kind == Kind.ACTION and r.status in (Status.OK, Status.FAILED, Status.CACHED)]
         self.seeds, self.produced = seeds, models_from_records(finished, seeds, self.runner.model_of_run)
         last = max(finished, key=lambda r: (r.memory_seq, r.iteration), default=None)
         self.memory = tracker.memory(last.run_id) if last else ""
@@ -78,7 +78,7 @@ class Exploration:
         self.done = set() if cfg.repeat_actions else {r.fingerprint for r in finished} | {s.fingerprint for s in seeds}
         self.failures = _trailing_failures(finished)
         todo = sorted(set(range(1, cfg.iterations + 1)) - {r.iteration for r in finished})  # a killed round may leave gaps
-        if finished and max(r.iteration for r in finished) not in {m.step for m in tracker.client.get_metric_history(self.run_id, "best.val.score")}:
+        if finished and max(r.iteration for r in finished) not in tracker.metric_steps(self.run_id, "best.val.score"):
             tracker.log(self.run_id, metrics={"best.val.score": self._best_score()}, step=max(r.iteration for r in finished))  # killed before it was logged
         self.display.overall(f"exploration {cfg.name}", total=cfg.iterations, completed=cfg.iterations - len(todo))
         k = cfg.execution.parallel
@@ -94,7 +94,7 @@ class Exploration:
                 break
             todo = todo[len(chosen):]
             for job, _, _ in chosen.values():
-                executor.submit(job)
+                executor.submit(job, self.runner)
             for result in executor.finished():
                 self._finish(result, *chosen[result.run_id][1:])
         return tracker.children(self.run_id, self.experiment_id)
@@ -136,15 +136,12 @@ class Exploration:
     def _start(self, iteration: int, decision: Decision) -> ActionJob:
         """The action's nested run (with the agent's transcript) and the job that fills it."""
         action, name = decision.action, f"m{iteration}"
-        tags = {"action_type": action.type.name, "action": json.dumps(action.names()), "policy": self.policy.name,
-                **({"round_size": str(self.cfg.execution.parallel)} if self.cfg.execution.parallel > 1 else {})}
-        run_id = self.runner.start("action", iteration, name, action.fingerprint, action.pipeline(), action.models, tags)
+        tags = {"policy": self.policy.name, **({"round_size": str(self.cfg.execution.parallel)} if self.cfg.execution.parallel > 1 else {})}
+        run_id = self.runner.start(Step.of_action(action, Kind.ACTION, iteration, name, tags))
         self.tracker.log_json(run_id, decision.transcript, "agent/decision.json")
         self.tracker.log(run_id, metrics={"agent.fallbacks": len(decision.fallbacks), "agent.retries": decision.retries},
                          tags={"fallback": " | ".join(decision.fallbacks)} if decision.fallbacks else None)
-        return ActionJob(run_id, iteration, name, action.type.name, action.names(), action.fingerprint, action.pipeline(),
-                         action.models, action.hparams, config_mod.to_dict(self.cfg), self.tracker.tracking_uri, self.run_id,
-                         self.experiment_id, self.runner.weights)
+        return ActionJob.of(action, run_id, iteration, name, self.runner, config_mod.to_dict(self.cfg))
 
     def _finish(self, result: Produced, decision: Decision, iteration: int) -> None:
         """A finished action: the memory rewritten from its result, the run closed, the exploration's metrics."""
@@ -165,7 +162,7 @@ class Exploration:
         self.display.done_step()
         self.tried.add(decision.action.type.name)
         self.done.add(decision.action.fingerprint)
-        self.failures = self.failures + 1 if result.status == tr.FAILED else 0
+        self.failures = self.failures + 1 if result.status == Status.FAILED else 0
         agent = {"agent.fallbacks": len(decision.fallbacks), "agent.retries": decision.retries,
                  "agent.endpoint_retries": decision.endpoint_retries + self._endpoint_retries() - before,
                  "agent.memory_fallbacks": int(bool(transcript and transcript[0].get("problem")))}
@@ -173,11 +170,6 @@ class Exploration:
                                           **({"val.score": result.model.score} if result.model else {})}, step=iteration)
         self.display.log(f"[bold]#{iteration}[/] {decision.action.pipeline()}  ->  {_result_text(result)}")
         self.display.advance_overall()
-
-    def _seeds(self) -> list[ModelObject]:
-        existing = [r for r in self.tracker.children(self.run_id, self.experiment_id) if r.kind == "seed"]
-        finished = models_from_records(existing, fetch=self.runner.model_of_run)  # resuming: kept, the missing ones built
-        return ensure_seeds(self.study, self.runner, {m.name: m for m in finished})
 
 
 def start_or_resume(study: str | None, overrides: list[str], resume: str | None, tracker: Tracker, display: Display,
@@ -188,19 +180,20 @@ def start_or_resume(study: str | None, overrides: list[str], resume: str | None,
         resume = tracker.latest_unfinished(study or "demo")
     if resume:
         try:
-            parent = tracker.exploration(resume)
+            parent = tracker.run(resume)
         except Exception:
             raise UserError(f"no exploration run {resume!r} in the tracking store {tracker.tracking_uri}") from None
-        if parent.data.tags.get(tr.tag("kind")) != "exploration":
+        if parent.data.tags.get(tr.tag("kind")) != Kind.EXPLORATION:
             raise UserError(f"run {resume!r} is not an exploration (lamdagent.kind={parent.data.tags.get(tr.tag('kind'))!r})")
         cfg = config_mod.load_config("", overrides, base=tracker.exploration_config(resume))
         experiment_id = parent.info.experiment_id
-        lease = Lease(tracker.client, resume, cfg.lease.timeout_seconds, cfg.lease.heartbeat_seconds).acquire()  # before any work
+        lease = tracker.lease(resume, cfg.lease.timeout_seconds, cfg.lease.heartbeat_seconds)  # before any work
     else:
         cfg = config_mod.load_config(study or "demo", overrides)
         experiment_id = lease = None
     try:
         study = Study(cfg)  # task and dataset definitions load before any compute
+        EXECUTORS.check(cfg.execution.executor, "execution.executor")
         check_placement(cfg.execution, tracker.tracking_uri)
         study.connect_judge()
         policy = make_policy(cfg.agent, cfg.seed)
@@ -213,17 +206,16 @@ def start_or_resume(study: str | None, overrides: list[str], resume: str | None,
             params = config_mod.flat_params(config_mod.redacted(plain))
             run_name = f"baseline: {tags['baseline']}" if tags and "baseline" in tags else None  # else MLflow names it
             run_id = tracker.start_exploration(experiment_id, cfg.name, config_mod.redacted(plain), params, run_name=run_name, tags=tags)
-            lease = Lease(tracker.client, run_id, cfg.lease.timeout_seconds, cfg.lease.heartbeat_seconds).acquire()
+            lease = tracker.lease(run_id, cfg.lease.timeout_seconds, cfg.lease.heartbeat_seconds)
         if launcher_run:
-            tracker.client.set_tag(launcher_run, tr.tag("exploration_run_id"), run_id)
-            tracker.client.set_tag(launcher_run, tr.tag("kind"), "launcher")
+            tracker.log(launcher_run, tags={"exploration_run_id": run_id, "kind": Kind.LAUNCHER})
         display.log(f"exploration [bold]{run_id}[/] of study [bold]{cfg.name}[/] in {tracker.tracking_uri}")
         try:
             records = Exploration(study, tracker, run_id, experiment_id, policy, display, lease).run()
         except LeaseLost:
             raise UserError(f"another process took over exploration {run_id} (this one's lease went stale); stopped") from None
         except BaseException:
-            tracker.close(run_id, "KILLED")
+            tracker.close(run_id, Status.KILLED.mlflow)
             raise
         if cfg.retention.keep_top_k:
             from lamdagent.tracking.retention import collect

@@ -3,16 +3,16 @@ evaluate on the validation split, and register the model."""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from lamdagent import tracking as tr
 from lamdagent.actions import ActionContext, ActionOutput
 from lamdagent.console import Display
 from lamdagent.errors import ActionFailed
@@ -23,78 +23,124 @@ from lamdagent.exploration.study import Study
 from lamdagent.faults import checkpoint
 from lamdagent.files import cache_dir
 from lamdagent.models.folders import architecture, load_model
-from lamdagent.space import ModelObject
-from lamdagent.tracking.tracker import Record, Tracker
+from lamdagent.space import Action, ModelObject
+from lamdagent.tracking import Kind, Record, Status, Tracker, WeightsFreed
 
 
 @dataclass
 class Produced:
     run_id: str
     model: ModelObject | None  # None when the step failed
-    status: str
+    status: Status
     error: str = ""
 
 
-class Runner:
-    """Runs one model-producing step as a nested run: reuse by fingerprint, or build, evaluate on
-    the validation split, and register the model. The run is left open for the caller to finish."""
+@dataclass(frozen=True)
+class BaseModel:
+    """The study's base model: its folder and fingerprint (the root of every lineage)."""
 
-    def __init__(self, study: Study, tracker: Tracker, parent: str, experiment_id: str, display: Display):
+    path: Path
+    fingerprint: str
+    source: str  # the study's `base_model` reference
+
+    def build(self, ctx: ActionContext) -> ActionOutput:
+        """The base model copied into a run's working folder."""
+        shutil.copytree(self.path, ctx.out_dir / "model")
+        return ActionOutput(ctx.out_dir / "model")
+
+
+@dataclass
+class Step:
+    """One model-producing step: what its nested run records, and how its model is built."""
+
+    kind: Kind
+    iteration: int
+    name: str
+    fingerprint: str
+    pipeline: str
+    inputs: list[ModelObject]
+    build: Callable[[ActionContext], ActionOutput]
+    params: dict = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of_action(cls, action: Action, kind: Kind, iteration: int, name: str, tags: dict[str, str] | None = None) -> Step:
+        """The step that runs an action of the space (the one place a step is made from an Action)."""
+        return cls(kind, iteration, name, action.fingerprint, action.pipeline(), list(action.models),
+                   lambda ctx: action.type.run(action.bindings, ctx), dict(action.hparams),
+                   {"action_type": action.type.name, "action": json.dumps(action.names()), **(tags or {})})
+
+    @classmethod
+    def of_base(cls, base: BaseModel, kind: Kind, tags: dict[str, str] | None = None, iteration: int = 0, name: str = "base") -> Step:
+        """The step that copies the base model into a run."""
+        return cls(kind, iteration, name, base.fingerprint, "base", [], base.build, {}, {"source": base.source, **(tags or {})})
+
+
+class Runner:
+    """Runs one model-producing step as a nested run of `parent`: reuse by fingerprint, or build,
+    evaluate on the validation split, and register the model. `weights` (w_t) score the models;
+    None until the initial models are scored (with_weights gives the runner that scores)."""
+
+    def __init__(self, study: Study, tracker: Tracker, parent: str, experiment_id: str, display: Display, *, base: BaseModel,
+                 weights: dict[str, float] | None = None):
         self.study, self.tracker, self.parent, self.experiment_id, self.display = study, tracker, parent, experiment_id, display
-        self.base_dir: Path | None = None
-        self.weights: dict[str, float] | None = None
+        self.base, self.weights = base, weights
+
+    def with_weights(self, weights: dict[str, float]) -> Runner:
+        """This runner, scoring models with the task weights `weights`."""
+        other = copy.copy(self)
+        other.weights = weights
+        return other
+
+    def under(self, parent: str) -> Runner:
+        """This runner, nesting its runs under another parent run."""
+        other = copy.copy(self)
+        other.parent = parent
+        return other
+
+    def context(self, work: Path, on_step: Callable[[int, int], None] | None = None) -> ActionContext:
+        """What an action runs with: its working folder, the study's seed, base and settings."""
+        cfg = self.study.cfg
+        return ActionContext(work, cfg.seed, self.base.path, on_step=on_step, resolve=self.resolve, chat_template=cfg.chat_template,
+                             launch=cfg.training)
 
     def resolve(self, model: ModelObject) -> Path:
         if model.path is None:
             try:
                 model.path = self.tracker.model_dir(model.model_id)
-            except tr.WeightsFreed:
+            except WeightsFreed:
                 model.path = self.rebuild(model)
         return model.path
 
     def rebuild(self, model: ModelObject) -> Path:
         """A model whose weights the retention policy freed, made again by re-running its action
         over its (recursively resolved) inputs into the local cache; seeded, so the same weights."""
-        target = cache_dir() / "rebuilt" / model.model_id
-        if (target / "model" / "config.json").exists():
-            return target / "model"
+        target = cache_dir() / "rebuilt" / model.model_id / "model"
+        if (target / "config.json").exists():
+            return target
         record = self.tracker.record(model.run_id)
         action = self.study.space(model.parents).find(record.action_type, record.action) if record.action_type else None
         if action is None or action.fingerprint != model.fingerprint:
             raise ActionFailed(f"the weights of {model.name} were freed and its action cannot be replayed in this study")
         self.display.log(f"rebuilding {model.name} = {model.pipeline} (its weights were freed)")
         work = cache_dir() / "work" / f"rebuild-{model.model_id}-{os.getpid()}"
-        output = action.type.run(action.bindings, ActionContext(work, self.study.cfg.seed, self.base_dir, resolve=self.resolve,
-                                                                       chat_template=self.study.cfg.chat_template, launch=self.study.cfg.training))
-        shutil.rmtree(target, ignore_errors=True)
-        target.mkdir(parents=True)
-        output.model_dir.rename(target / "model")  # whole or not at all
-        shutil.rmtree(work, ignore_errors=True)
-        return target / "model"
+        try:
+            output = action.type.run(action.bindings, self.context(work))
+            shutil.rmtree(target, ignore_errors=True)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            output.model_dir.rename(target)  # whole or not at all
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return target
 
-    def produce(
-        self,
-        *,
-        kind: str,
-        iteration: int,
-        name: str,
-        fp: str,
-        pipeline: str,
-        inputs: list[ModelObject],
-        build: Callable[[ActionContext], ActionOutput],
-        tags: dict[str, str] | None = None,
-        params: dict | None = None,
-        reuse: bool = True,
-        run_id: str | None = None,
-        finish: bool = False,
-    ) -> Produced:
-        """`reuse=False` computes the step even when an earlier run made the same model; `run_id`
-        is a nested run the caller already started (see `start`), else one is started here.
-        `finish`: the run is also closed, its status and end written with its results (one
-        transaction on a database store); else it is left open for the caller to finish."""
+    def produce(self, step: Step, *, reuse: bool = True, run_id: str | None = None, finish: bool = False) -> Produced:
+        """The step's model in a nested run. `reuse=False` computes it even when an earlier run
+        made the same model; `run_id` is a nested run the caller already started (see `start`),
+        else one is started here. `finish`: the run is also ended with its results; else it is
+        left open for the caller to finish."""
         started = time.perf_counter()
-        run_id = run_id or self.start(kind, iteration, name, fp, pipeline, inputs, tags)
-        cached = self.tracker.find_by_fingerprint(self.experiment_id, fp) if reuse else None
+        run_id = run_id or self.start(step)
+        cached = self.tracker.find_by_fingerprint(self.experiment_id, step.fingerprint) if reuse else None
         if cached and cached.run_id != run_id and cached.model_id:
             adapter_tag = {"adapter_of": cached.adapter_of} if cached.adapter_of else {}
             score = weighted_score(cached.scores, self.weights) if self.weights is not None else None
@@ -103,20 +149,20 @@ class Runner:
                 metrics={**{f"val.{t}": v for t, v in cached.scores.items()}, "cost.seconds": time.perf_counter() - started,
                          **({"val.score": score} if score is not None else {})},
                 tags={"model_id": cached.model_id, "arch": cached.arch, "source_run": cached.run_id, **adapter_tag},
-                params=params, finish=tr.CACHED if finish else None,
+                params=step.params, finish=Status.CACHED if finish else None,
             )
-            model = ModelObject(name, run_id, cached.model_id, fp, pipeline, cached.arch, dict(cached.scores), score, iteration=iteration,
-                                parents=list(inputs), adapter_base=self.model_of_run(cached.adapter_of) if cached.adapter_of else None)
-            return Produced(run_id, model, tr.CACHED)
+            model = ModelObject(step.name, run_id, cached.model_id, step.fingerprint, step.pipeline, cached.arch, dict(cached.scores), score,
+                                iteration=step.iteration, parents=list(step.inputs),
+                                adapter_base=self.model_of_run(cached.adapter_of) if cached.adapter_of else None)
+            return Produced(run_id, model, Status.CACHED)
         work = cache_dir() / "work" / run_id
         pending: dict[str, float] = {}  # the build's metrics, written with the evaluation's in one batch
         storing = False  # the model is being (or was) stored and registered
         try:
-            self.display.step(f"{name}: {pipeline}")
-            ctx = ActionContext(work, self.study.cfg.seed, self.base_dir, on_step=lambda s, t: self.display.update_step(s, t),
-                                resolve=self.resolve, chat_template=self.study.cfg.chat_template, launch=self.study.cfg.training)
+            self.display.step(f"{step.name}: {step.pipeline}")
+            ctx = self.context(work, on_step=lambda s, t: self.display.update_step(s, t))
             with CostMeter() as cost:
-                output = build(ctx)
+                output = step.build(ctx)
             checkpoint("after_build")
             adapter_base = output.adapter_base
             base_dir = ctx.model_path(adapter_base) if adapter_base else None
@@ -129,36 +175,44 @@ class Runner:
             checkpoint("before_log_model")
             storing = True
             registered = self.tracker.log_model(
-                run_id, self.experiment_id, output.model_dir, self.study.registered_model, name,
-                tags={tag: value for tag, value in (("lamdagent.pipeline", pipeline), ("lamdagent.run_id", run_id))},
+                run_id, self.experiment_id, output.model_dir, self.study.registered_model, step.name,
+                tags={"lamdagent.pipeline": step.pipeline, "lamdagent.run_id": run_id},
                 move=output.model_dir.is_relative_to(work),
             )
             checkpoint("after_log_model")
-            self.tracker.log(run_id, metrics={**pending, **val_metrics, **score}, params=params,
+            self.tracker.log(run_id, metrics={**pending, **val_metrics, **score}, params=step.params,
                              tags={**tags, **registered}, series=output.step_metrics,
-                             finish=tr.OK if finish else None)
-            model_id = registered["model_id"]
-            model = ModelObject(name, run_id, model_id, fp, pipeline, arch, scores, iteration=iteration, parents=list(inputs),
-                                cost_seconds=cost.metrics["cost.seconds"], adapter_base=adapter_base, score=score.get("val.score"))
-            return Produced(run_id, model, tr.OK)
+                             finish=Status.OK if finish else None)
+            model = ModelObject(step.name, run_id, registered["model_id"], step.fingerprint, step.pipeline, arch, scores, iteration=step.iteration,
+                                parents=list(step.inputs), cost_seconds=cost.metrics["cost.seconds"], adapter_base=adapter_base,
+                                score=score.get("val.score"))
+            return Produced(run_id, model, Status.OK)
         except Exception as err:  # a failed action is data: recorded, and the exploration goes on
             message = str(err).splitlines()[0] if str(err) else ""
             error = message if isinstance(err, ActionFailed) else f"{type(err).__name__}: {message}" if message else type(err).__name__
             self.tracker.log_text(run_id, traceback.format_exc(), "error.txt")
             if storing:  # a failed run keeps no (half-)registered model
-                self.tracker.discard_models(run_id, self.experiment_id, tr.FAILED)
-            self.tracker.log(run_id, metrics=pending, params=params, tags={"error": error[:4000]},
-                             finish=tr.FAILED if finish else None)
-            return Produced(run_id, None, tr.FAILED, error)
+                self.tracker.discard_models(run_id, self.experiment_id, Status.FAILED)
+            self.tracker.log(run_id, metrics=pending, params=step.params, tags={"error": error[:4000]},
+                             finish=Status.FAILED if finish else None)
+            return Produced(run_id, None, Status.FAILED, error)
         finally:
             self.display.done_step()
             shutil.rmtree(work, ignore_errors=True)
             heap.settle()  # after the first step: the libraries' objects are out of the collector's way
 
-    def start(self, kind: str, iteration: int, name: str, fp: str, pipeline: str, inputs: list[ModelObject], tags: dict[str, str] | None = None) -> str:
-        """The nested run of a step, tagged with its identity and lineage."""
-        all_tags = {"fingerprint": fp, "pipeline": pipeline, "inputs": json.dumps([m.run_id for m in inputs]), **(tags or {})}
-        return self.tracker.start_child(self.parent, kind, iteration, name, all_tags, experiment_id=self.experiment_id)
+    def start(self, step: Step, tags: dict[str, str] | None = None) -> str:
+        """The nested run of a step, tagged with its identity and lineage (and `tags`)."""
+        all_tags = {"fingerprint": step.fingerprint, "pipeline": step.pipeline, "inputs": json.dumps([m.run_id for m in step.inputs]),
+                    **step.tags, **(tags or {})}
+        return self.tracker.start_child(self.parent, step.kind, step.iteration, step.name, all_tags, experiment_id=self.experiment_id)
+
+    def log_score(self, model: ModelObject) -> ModelObject:
+        """The model's weighted score, computed and logged on its run."""
+        if self.weights is not None:
+            model.score = weighted_score(model.scores, self.weights)
+            self.tracker.log(model.run_id, metrics={"val.score": model.score})
+        return model
 
     def model_of_run(self, run_id: str) -> ModelObject:
         """The model object of any successful run of the store (e.g. the base of a reused adapter)."""
@@ -188,12 +242,6 @@ class Runner:
         checkpoint("eval")
         self.display.advance_step(n)
 
-    def _with_score(self, run_id: str, model: ModelObject) -> ModelObject:
-        if self.weights is not None:
-            model.score = weighted_score(model.scores, self.weights)
-            self.tracker.log(run_id, metrics={"val.score": model.score})
-        return model
-
 
 def _on_device(loaded: tuple) -> tuple:
     """A model kept in memory after training, as load_model would give it (bf16 on CUDA)."""
@@ -222,7 +270,7 @@ def models_from_records(records: list[Record], known: list[ModelObject] = (), fe
     by_run = {m.run_id: m for m in known}
     models = []
     for r in records:
-        if r.status not in (tr.OK, tr.CACHED):
+        if r.status not in (Status.OK, Status.CACHED):
             continue
         model = ModelObject(r.name, r.run_id, r.model_id, r.fingerprint, r.pipeline, r.arch, dict(r.scores), r.score,
                             r.iteration, parents=[by_run[i] for i in r.inputs if i in by_run], cost_seconds=r.cost_seconds,

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import shutil
+from pathlib import Path
 
-from lamdagent import tracking as tr
-from lamdagent.actions import ACTION_TYPES, ActionContext, ActionOutput
+from lamdagent.actions import ACTION_TYPES
 from lamdagent.errors import UserError
 from lamdagent.evaluation.evaluator import task_weights
-from lamdagent.exploration.runner import Produced, Runner
+from lamdagent.exploration.runner import BaseModel, Runner, Step
 from lamdagent.exploration.study import Study
 from lamdagent.models.folders import architecture, resolve_base_model
 from lamdagent.space import Action, ModelObject, fingerprint
+from lamdagent.tracking import Kind
 
 
 def sft_action(study: Study, model: ModelObject, dataset) -> Action:
@@ -26,8 +25,8 @@ def specialist_action(study: Study, base: ModelObject, task) -> Action:
     return sft_action(study, base, study.specialist_dataset(task))
 
 
-def prepare_base(cfg):
-    """(folder, fingerprint, build) of the study's base model; the build copies it into a run."""
+def prepare_base(cfg) -> BaseModel:
+    """The study's base model, resolved (built, for a builtin one) and fingerprinted."""
     base_dir = resolve_base_model(cfg.base_model, cfg.seed)
     if cfg.chat_template:
         from transformers import AutoTokenizer
@@ -37,47 +36,32 @@ def prepare_base(cfg):
         check_chat_template(AutoTokenizer.from_pretrained(base_dir), base_dir)
     # Scores depend on the chat-template setting, so it is part of every lineage's root.
     base_fp = fingerprint("base", cfg.base_model, architecture(base_dir), cfg.seed, *(["chat"] if cfg.chat_template else []))
-
-    def copy_base(ctx: ActionContext) -> ActionOutput:
-        shutil.copytree(base_dir, ctx.out_dir / "model")
-        return ActionOutput(ctx.out_dir / "model")
-
-    return base_dir, base_fp, copy_base
+    return BaseModel(Path(base_dir), base_fp, cfg.base_model)
 
 
-def ensure_seeds(study: Study, runner: Runner, existing: dict[str, ModelObject] | None = None) -> list[ModelObject]:
+def ensure_seeds(study: Study, runner: Runner, existing: dict[str, ModelObject] | None = None) -> tuple[list[ModelObject], dict[str, float]]:
     """The initial objects as `seed` runs: the base model and, if configured, one specialist per
-    task fine-tuned from the base (paper 3.1). Reused by fingerprint across explorations;
-    `existing` (by name) are this exploration's finished seeds, kept when a resume completes them."""
+    task fine-tuned from the base (paper 3.1), and the task weights w_t = 1 / max r_t they give.
+    Reused by fingerprint across explorations; `existing` (by name) are this exploration's
+    finished seeds, kept when a resume completes them."""
     cfg = study.cfg
     existing = existing or {}
 
-    def produce(name: str, **kwargs) -> Produced:
-        if name in existing:
-            model = existing[name]
-            return Produced(model.run_id, model, tr.OK)
-        produced = runner.produce(name=name, finish=True, **kwargs)
+    def produce(step: Step) -> ModelObject:
+        if step.name in existing:
+            return existing[step.name]
+        produced = runner.produce(step, finish=True)
         if produced.model is None:
             raise UserError(f"could not build the initial models: {produced.error}")
-        return produced
+        return produced.model
 
-    base_dir, base_fp, copy_base = prepare_base(cfg)
-    runner.base_dir = base_dir
-    seeds: list[ModelObject] = []
-    produced = produce("base", kind="seed", iteration=0, fp=base_fp, pipeline="base", inputs=[], build=copy_base,
-                       tags={"source": cfg.base_model})
-    base = produced.model
-    base.path = base_dir
-    seeds.append(base)
+    base = produce(Step.of_base(runner.base, Kind.SEED))
+    base.path = runner.base.path
+    seeds = [base]
     if cfg.specialists and "sft" in ACTION_TYPES:
-        for task in study.tasks:
-            action = specialist_action(study, base, task)
-            produced = produce(f"spec_{task.name}", kind="seed", iteration=0, fp=action.fingerprint,
-                               pipeline=action.pipeline(), inputs=[base], build=lambda ctx, a=action: a.type.run(a.bindings, ctx),
-                               tags={"action_type": "sft", "action": json.dumps(action.names())}, params=action.hparams)
-            seeds.append(produced.model)
-    runner.weights = task_weights([s.scores for s in seeds], study.task_names, cfg.task_weights)
+        seeds += [produce(Step.of_action(specialist_action(study, base, task), Kind.SEED, 0, f"spec_{task.name}")) for task in study.tasks]
+    weights = task_weights([s.scores for s in seeds], study.task_names, cfg.task_weights)
+    scoring = runner.with_weights(weights)
     for seed in seeds:
-        runner._with_score(seed.run_id, seed)
-    return seeds
-
+        scoring.log_score(seed)
+    return seeds, weights

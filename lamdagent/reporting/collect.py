@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from lamdagent import tracking as tr
-from lamdagent.errors import UserError
-from lamdagent.tracking.tracker import Record, Tracker
+from lamdagent.tracking import Kind, Record, Tracker
 
 AGENT = "LaMDAgent"
 
@@ -21,7 +20,7 @@ class Exploration:
 
     @property
     def models(self) -> list[Record]:
-        return [r for r in self.records if r.kind == "action" and r.status in (tr.OK, tr.CACHED) and r.score is not None]
+        return [r for r in self.records if r.kind == Kind.ACTION and r.done and r.score is not None]
 
 
 @dataclass
@@ -38,30 +37,27 @@ class StudyRuns:
 
 
 def _finished(records: list[Record]) -> list[Record]:
-    return [r for r in records if r.status in (tr.OK, tr.CACHED)]
+    return [r for r in records if r.done]
 
 
 def collect(tracker: Tracker, study: str) -> StudyRuns:
     """Explorations (the agent's and the exploration baselines), model baselines, seeds and replays."""
-    experiment = tracker.client.get_experiment_by_name(f"lamdagent/{study}")
-    if experiment is None:
-        raise UserError(f"no study {study!r} in the tracking store {tracker.tracking_uri}; run `lamdagent explore --study {study}` first")
-    eid = experiment.experiment_id
+    eid = tracker.find_experiment(study)
     kind = tr.tag("kind")
     explorations = []
-    for run in sorted(tracker.search_runs(eid, f"tags.`{kind}` = 'exploration'"), key=lambda r: r.info.start_time):
+    for run in sorted(tracker.search_runs(eid, f"tags.`{kind}` = '{Kind.EXPLORATION}'"), key=lambda r: r.info.start_time):
         label = run.data.tags.get(tr.tag("baseline"), AGENT)
-        records = [r for r in tracker.children(run.info.run_id, eid) if r.kind == "action"]
+        records = [r for r in tracker.children(run.info.run_id, eid) if r.kind == Kind.ACTION]
         params = run.data.params
         explorations.append(Exploration(run.info.run_id, label, records, params.get("agent.policy", "llm"), params.get("actions", "")))
-    baseline_runs = tracker.search_runs(eid, f"tags.`{kind}` = 'baseline'")
+    baseline_runs = tracker.search_runs(eid, f"tags.`{kind}` = '{Kind.BASELINE}'")
     names = {run.info.run_id: run.data.tags.get(tr.tag("baseline"), "") for run in baseline_runs}
     best_trials = {run.info.run_id for run in baseline_runs if run.data.tags.get(tr.tag("best_trial")) == "true"}
-    baselines = [r for r in _finished([tr.Record.from_run(run) for run in baseline_runs])
+    baselines = [r for r in _finished([Record.from_run(run) for run in baseline_runs])
                  if names[r.run_id] != "ties_grid" or r.run_id in best_trials]
-    seeds = _finished(tracker.search(eid, f"tags.`{kind}` = 'seed'"))
+    seeds = _finished(tracker.search(eid, f"tags.`{kind}` = '{Kind.SEED}'"))
     replays = []
-    for run in tracker.search_runs(eid, f"tags.`{kind}` = 'replays'"):
+    for run in tracker.search_runs(eid, f"tags.`{kind}` = '{Kind.REPLAYS}'"):
         tags = run.data.tags
         if run.info.status == "FINISHED" and "val.score" in run.data.metrics:
             replays.append({"source": tags.get(tr.tag("replay_of"), ""), "scale": float(tags.get(tr.tag("data_scale"), "1")),

@@ -6,12 +6,11 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from lamdagent.actions import ActionContext
 from lamdagent.console import Display
 from lamdagent.evaluation.evaluator import evaluate, weighted_score
 from lamdagent.exploration.runner import Runner
 from lamdagent.exploration.study import Study
-from lamdagent.tracking.tracker import Record, Tracker
+from lamdagent.tracking import Record, Tracker
 
 
 def held_out_scores(run, tasks: list[str], ood: list[str]) -> dict[str, float] | None:
@@ -29,7 +28,7 @@ def ensure_held_out(study: Study, tracker: Tracker, runner: Runner, records: lis
     scores: dict[str, dict[str, float]] = {}
     by_model: dict[str, dict[str, float]] = {}
     for record in records:
-        known = held_out_scores(tracker.client.get_run(record.run_id), tasks, ood)
+        known = held_out_scores(tracker.run(record.run_id), tasks, ood)
         if known is None:
             if record.model_id not in by_model:
                 display.step(f"test and out-of-distribution evaluation of {record.name}: {record.pipeline}")
@@ -45,7 +44,7 @@ def _evaluate(study: Study, runner: Runner, record: Record, weights: dict[str, f
     cfg = study.cfg
     model = runner.model_of_run(record.run_id)
     with tempfile.TemporaryDirectory() as work:
-        ctx = ActionContext(Path(work), cfg.seed, runner.base_dir, resolve=runner.resolve, chat_template=cfg.chat_template)
+        ctx = runner.context(Path(work))
         loaded, tokenizer = ctx.load(model)
         options = {"seed": cfg.seed, "batch_size": cfg.evaluation.batch_size, "chat_template": cfg.chat_template}
         test = evaluate(loaded, tokenizer, study.tasks, "test", cfg.data.test_size, **options)

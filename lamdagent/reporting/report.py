@@ -10,7 +10,7 @@ from pathlib import Path
 from lamdagent import config as config_mod
 from lamdagent.console import Display
 from lamdagent.errors import UserError
-from lamdagent.experiments.replay import lineage, reference_weights
+from lamdagent.experiments.replay import pipeline_runs, reference_weights
 from lamdagent.exploration.runner import Runner
 from lamdagent.exploration.seeds import prepare_base
 from lamdagent.exploration.study import Study
@@ -18,7 +18,7 @@ from lamdagent.reporting.collect import AGENT, StudyRuns, collect
 from lamdagent.reporting.held_out import ensure_held_out
 from lamdagent.reporting.tables import Table, mean
 from lamdagent.reporting.top import top_records
-from lamdagent.tracking.tracker import Record, Tracker
+from lamdagent.tracking import Kind, Record, Status, Tracker
 
 BASELINE_ORDER = {"base": 0, "specialist": 1, "full": 2, "ties_grid": 3}
 
@@ -46,13 +46,13 @@ def build_report(study_name: str, tracker: Tracker, display: Display, out_dir: P
     study = Study(cfg)
     study.connect_judge()
     plain = config_mod.redacted(config_mod.to_dict(cfg))
-    report_run = tracker.start_exploration(runs.experiment_id, cfg.name, plain, {"top_k": str(top_k)}, run_name="report", kind="report")
+    report_run = tracker.start_exploration(runs.experiment_id, cfg.name, plain, {"top_k": str(top_k)}, run_name="report", kind=Kind.REPORT)
     try:
         path = _build(study, runs, tracker, display, out_dir, top_k, report_run, source_run)
     except BaseException:
-        tracker.close(report_run, "KILLED")
+        tracker.close(report_run, Status.KILLED.mlflow)
         raise
-    tracker.client.log_artifacts(report_run, str(out_dir))
+    tracker.log_files(report_run, out_dir)
     tracker.close(report_run)
     display.log(f"report run [bold]{report_run}[/]; written to {path}")
     return path
@@ -62,9 +62,7 @@ def _build(study: Study, runs: StudyRuns, tracker: Tracker, display: Display, ou
            source_run: str) -> Path:
     cfg = study.cfg
     weights = reference_weights(tracker, source_run, runs.experiment_id, cfg)
-    runner = Runner(study, tracker, report_run, runs.experiment_id, display)
-    runner.base_dir, _, _ = prepare_base(cfg)
-    runner.weights = weights
+    runner = Runner(study, tracker, report_run, runs.experiment_id, display, base=prepare_base(cfg), weights=weights)
     top = top_records(runs.agent_models(), top_k)
     baselines = sorted(runs.baselines, key=lambda r: (BASELINE_ORDER.get(runs.baseline_names[r.run_id].split(":")[0], 9), r.name))
     if not any(runs.baseline_names[r.run_id] == "base" for r in baselines):  # no baselines run: the seeds stand in
@@ -125,7 +123,7 @@ def _table2(runs: StudyRuns, bests: dict[str, list[Record]], held: dict) -> Tabl
         rows.append({
             "exploration": exploration.run_id[:8], "role": "LaMDAgent" if exploration.label == AGENT else exploration.label,
             "policy": exploration.policy, "action types": exploration.actions.strip("[]").replace("'", ""),
-            "iterations": str(len({r.iteration for r in exploration.records})), "failed": str(sum(r.status == "failed" for r in exploration.records)),
+            "iterations": str(len({r.iteration for r in exploration.records})), "failed": str(sum(r.status == Status.FAILED for r in exploration.records)),
             "mean val.score": mean([r.score for r in finished]), "best val.score": float(best[0].score) if best else float("nan"),
             "test.score of best": float(held[best[0].run_id]["test.score"]) if best else float("nan"),
             "best pipeline": best[0].pipeline if best else "-",
@@ -148,9 +146,9 @@ def _figures(tracker: Tracker, runs: StudyRuns, top: list[Record], folder: Path)
     out = {"score_by_iteration": [figures.score_by_iteration(series, folder / "score_by_iteration.png", title="Validation score by iteration")]}
     out["pipelines"] = []
     for rank, record in enumerate(top, 1):
-        nodes = [figures.PipelineNode(r.run_id, r.name, _step_label(r), r.score, list(r.inputs)) for r in lineage(tracker, record.run_id)]
+        nodes = [figures.PipelineNode(r.run_id, r.name, _step_label(r), r.score, list(r.inputs)) for r in pipeline_runs(tracker, record.run_id)]
         path = figures.pipeline_dag(nodes, folder / f"pipeline_top{rank}.png", title=f"Top-{rank}: {record.name} (val {record.score:.3f})")
-        tracker.client.log_artifact(record.run_id, str(path), "figures")  # the model's run carries its pipeline drawing
+        tracker.log_files(record.run_id, path, "figures")  # the model's run carries its pipeline drawing
         out["pipelines"].append(path)
     data_points = [figures.ScalingPoint(_short(tracker, r["source"]), r["scale"], r["score"]) for r in runs.replays if r["scaling"] == "data"]
     if data_points:

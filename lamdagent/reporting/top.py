@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from lamdagent import tracking as tr
-from lamdagent.tracking.tracker import Record
+from lamdagent.tracking import Kind, Record
 
 
 def top_records(records: list[Record], k: int = 10) -> list[Record]:
     """The k best produced models by validation score (seeds included, repeats of a model once)."""
-    scored = [r for r in records if r.status in (tr.OK, tr.CACHED) and r.score is not None]
+    scored = [r for r in records if r.done and r.score is not None]
     unique: dict[str, Record] = {}
     for record in scored:
         unique.setdefault(record.model_id or record.run_id, record)
@@ -32,6 +31,6 @@ def top_table(records: list[Record], tasks: list[str], k: int = 10, title: str =
             value = record.scores.get(task)
             text = "-" if value is None else f"{value:.2f}"
             cells.append(f"[bold green]{text}[/]" if value is not None and value == best[task] and value > 0 else text)
-        where = "seed" if record.kind == "seed" else f"it {record.iteration}"
+        where = "seed" if record.kind == Kind.SEED else f"it {record.iteration}"
         table.add_row(str(rank), f"{record.name} ({where})", f"{record.score:.3f}", *cells, record.pipeline)
     return table

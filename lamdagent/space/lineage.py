@@ -1,21 +1,47 @@
-"""Lineage questions over models' parents: depth, ancestors, the common ancestor of a merge."""
+"""Lineage: the graph of models and the steps that made them, walked in one place (`walk`), and the
+questions asked of it: depth, ancestors, the common ancestor of a merge."""
 
 from __future__ import annotations
 
-from lamdagent.space.objects import ModelObject
+from typing import TYPE_CHECKING, Callable, Hashable, Iterable, TypeVar
+
+if TYPE_CHECKING:
+    from lamdagent.space.objects import ModelObject
+
+Node = TypeVar("Node")
+
+
+def walk(starts: Iterable[Node], parents_of: Callable[[Node], Iterable[Node]], key: Callable[[Node], Hashable] = id) -> list[Node]:
+    """Every node reachable from `starts` through `parents_of`, each once (by `key`), parents before
+    children: the order in which a pipeline's steps can be run. Model objects, run records and model
+    ids alike (retention, replays, workers' copies, merges)."""
+    order: list[Node] = []
+    seen: set = set()
+
+    def visit(node: Node) -> None:
+        if key(node) in seen:
+            return
+        seen.add(key(node))
+        for parent in parents_of(node):
+            visit(parent)
+        order.append(node)
+
+    for start in starts:
+        visit(start)
+    return order
 
 
 def depth(model: ModelObject) -> int:
     """Length of the longest path from a root (a model with no parents) to `model`."""
-    return 1 + max((depth(p) for p in model.parents), default=-1)
+    depths: dict[str, int] = {}
+    for m in walk([model], lambda m: m.parents, key=lambda m: m.fingerprint):
+        depths[m.fingerprint] = 1 + max((depths[p.fingerprint] for p in m.parents), default=-1)
+    return depths[model.fingerprint]
 
 
 def ancestors(model: ModelObject) -> dict[str, ModelObject]:
     """`model` and every model it descends from, by fingerprint."""
-    found = {model.fingerprint: model}
-    for parent in model.parents:
-        found.update(ancestors(parent))
-    return found
+    return {m.fingerprint: m for m in walk([model], lambda m: m.parents, key=lambda m: m.fingerprint)}
 
 
 def common_ancestor(models: list[ModelObject]) -> ModelObject | None:

@@ -1,20 +1,18 @@
 """MLflow as the system of record: the schema (tags, kinds, statuses), the tracker, the lease, retention."""
 
-from lamdagent.tracking.tracker import (
-    CACHED,
+from lamdagent.tracking.schema import (
     CONFIG_ARTIFACT,
-    FAILED,
+    DONE,
     FREED,
-    KILLED,
     MEMORY_ARTIFACT,
-    OK,
     PREFIX,
-    RUNNING,
+    Kind,
     Record,
-    Tracker,
-    WeightsFreed,
+    Status,
+    experiment_name,
     tag,
 )
+from lamdagent.tracking.tracker import Tracker, WeightsFreed
 
-__all__ = ["CACHED", "CONFIG_ARTIFACT", "FAILED", "FREED", "KILLED", "MEMORY_ARTIFACT", "OK", "PREFIX", "RUNNING", "Record", "Tracker",
-           "WeightsFreed", "tag"]
+__all__ = ["CONFIG_ARTIFACT", "DONE", "FREED", "MEMORY_ARTIFACT", "PREFIX", "Kind", "Record", "Status", "Tracker", "WeightsFreed",
+           "experiment_name", "tag"]

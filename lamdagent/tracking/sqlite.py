@@ -1,50 +1,79 @@
 """Cheap commits for a sqlite tracking store.
 
 MLflow commits several times per call, and with sqlite's default rollback journal every commit
-waits for the disk (about 1 ms each on this machine's ext4; 14 commits per produced model). In
-write-ahead-log mode with `synchronous=NORMAL` a commit is a write to the log and no sync
-(0.02 ms). A committed write survives a crash or kill of the process; only a power loss or OS
-crash can roll back the last commits, never corrupt the file. Readers (the MLflow UI, another
-worker) read while a writer writes. LAMDAGENT_SQLITE_WAL=0 puts the store back in sqlite's
-rollback journal (a store on a network file system, where WAL does not work).
+waits for the disk (about 1 ms each on this machine's ext4). In write-ahead-log mode with
+`synchronous=NORMAL` a commit is a write to the log and no sync (0.02 ms). A committed write
+survives a crash or kill of the process; only a power loss or OS crash can roll back the last
+commits, never corrupt the file. Readers (the MLflow UI, another worker) read while a writer
+writes. LAMDAGENT_SQLITE_WAL=0 puts the store back in sqlite's rollback journal (a store on a
+network file system, where WAL does not work).
+
+Done with sqlite's own PRAGMAs on the store's file and SQLAlchemy's public connection events (no
+MLflow internals): the journal mode is kept in the file; `synchronous` is per connection, so each
+new connection to the store's file gets NORMAL while the file is in WAL mode.
 """
 
 from __future__ import annotations
 
 import os
+import sqlite3
+from pathlib import Path
 
 ENV = "LAMDAGENT_SQLITE_WAL"
+_files: set[str] = set()  # the store files whose connections get synchronous=NORMAL
 
 
 def enabled() -> bool:
     return os.environ.get(ENV, "1") not in ("0", "false", "no")
 
 
-def tune(client) -> bool:
-    """Put the sqlite stores behind an MlflowClient (tracking and registry) in WAL mode with normal
-    sync, or back in sqlite's rollback journal when turned off (the mode is kept in the file);
-    whether they are in WAL mode now. Another process holding a store in the other mode keeps it so."""
-    from sqlalchemy import event, exc
+def store_file(tracking_uri: str) -> Path | None:
+    """The database file of a `sqlite:///` tracking URI, or None for any other store."""
+    if not tracking_uri.startswith("sqlite:"):
+        return None
+    from sqlalchemy.engine import make_url
 
-    engines = {id(e): e for e in (_engine(client._tracking_client), _engine(client._get_registry_client()))
-               if e is not None and e.dialect.name == "sqlite"}
-    wal = bool(engines)
-    for engine in engines.values():
-        try:
-            with engine.connect() as connection:
-                mode = connection.exec_driver_sql(f"PRAGMA journal_mode={'WAL' if enabled() else 'DELETE'}").scalar()
-        except exc.OperationalError:
-            mode = "unchanged"
-        if mode == "wal" and not event.contains(engine, "connect", _normal_sync):
-            event.listen(engine, "connect", _normal_sync)  # only with WAL: in rollback mode NORMAL risks corruption
-            engine.dispose()  # pooled connections were opened before the listener
-        wal = wal and mode == "wal"
-    return wal
+    database = make_url(tracking_uri).database
+    return Path(database).resolve() if database and database != ":memory:" else None
 
 
-def _engine(store_client):
-    return getattr(getattr(store_client, "store", None), "engine", None)
+def tune(tracking_uri: str) -> bool:
+    """Put a sqlite store in WAL mode (or back in the rollback journal when turned off); whether it
+    is in WAL mode now. Another process holding the store in the other mode keeps it so."""
+    path = store_file(tracking_uri)
+    if path is None:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with sqlite3.connect(path, timeout=30) as connection:
+            mode = connection.execute(f"PRAGMA journal_mode={'WAL' if enabled() else 'DELETE'}").fetchone()[0]
+    except sqlite3.OperationalError:
+        mode = "unchanged"
+    if mode == "wal":
+        _listen()
+        _files.add(str(path))
+    else:
+        _files.discard(str(path))
+    return mode == "wal"
+
+
+def _listen() -> None:
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    if not event.contains(Engine, "connect", _normal_sync):
+        event.listen(Engine, "connect", _normal_sync)
 
 
 def _normal_sync(dbapi_connection, _record) -> None:
-    dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+    """NORMAL sync on a new connection to a tuned store file, only while it is in WAL mode (in the
+    rollback journal NORMAL risks corruption)."""
+    if not isinstance(dbapi_connection, sqlite3.Connection):
+        return
+    cursor = dbapi_connection.cursor()
+    try:
+        files = {str(Path(row[2]).resolve()) for row in cursor.execute("PRAGMA database_list") if row[2]}
+        if files & _files and cursor.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+            cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()

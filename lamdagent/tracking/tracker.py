@@ -1,15 +1,15 @@
-"""MLflow as the system of record: the schema of studies, explorations, action runs and models.
+"""The tracker: every read and write of the tracking server, through MLflow's public client API.
 
 Experiment = study. Parent run = exploration. Every seed model, action, baseline or replay is a
-nested run tagged under `lamdagent.` (see docs/tracking.md). Models are MLflow 3 LoggedModels,
-registered in the Model Registry without a second copy.
+nested run tagged under `lamdagent.` (tracking/schema.py, docs/tracking.md). Models are MLflow 3
+LoggedModels, registered in the Model Registry without a second copy.
 """
 
 from __future__ import annotations
 
 import json
+import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 from urllib.request import url2pathname
@@ -17,80 +17,29 @@ from urllib.request import url2pathname
 import mlflow
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, Run, RunTag
-from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
 from lamdagent.errors import UserError
 from lamdagent.faults import checkpoint
-from lamdagent.files import cache_dir
-from lamdagent.tracking import sqlite as sqlite_store
-from lamdagent.tracking import store_reads, store_writes
+from lamdagent.files import cache_dir, staged_dir
+from lamdagent.tracking import sqlite
+from lamdagent.tracking.schema import (
+    CONFIG_ARTIFACT,
+    FREED,
+    MEMORY_ARTIFACT,
+    STUDY_MODELS,
+    Kind,
+    Record,
+    Status,
+    experiment_name,
+    tag,
+)
 
-PREFIX = "lamdagent."
-RUNNING, OK, FAILED, CACHED, KILLED = "running", "ok", "failed", "cached", "killed"
-CONFIG_ARTIFACT = "config.json"
-MEMORY_ARTIFACT = "agent/memory.txt"
-FREED = "freed"  # lamdagent.weights: the retention policy deleted this model's weight files
+BATCH = 1000  # MLflow's limit of metrics per log_batch
+TAGS_PER_BATCH = 100  # and of tags
 
 
 class WeightsFreed(Exception):
     """The retention policy deleted this model's weights; the model must be rebuilt."""
-
-
-def tag(name: str) -> str:
-    return PREFIX + name
-
-
-@dataclass
-class Record:
-    """One finished (or interrupted) nested run, as the agent, the report and resume see it."""
-
-    run_id: str
-    kind: str
-    iteration: int
-    name: str
-    status: str
-    action_type: str = ""
-    action: dict = field(default_factory=dict)  # slot -> name
-    pipeline: str = ""
-    fingerprint: str = ""
-    model_id: str = ""
-    arch: str = ""
-    inputs: list[str] = field(default_factory=list)
-    scores: dict[str, float] = field(default_factory=dict)  # val.<task>
-    score: float | None = None
-    error: str = ""
-    source_run: str = ""
-    cost_seconds: float | None = None
-    adapter_of: str = ""  # run id of the model a LoRA adapter applies to
-    memory_seq: int = 0  # the order in which the agent's memory was rewritten (rounds of k > 1 finish in any order)
-
-    @classmethod
-    def from_run(cls, run: Run) -> Record:
-        return cls.from_data(run.info.run_id, run.data.tags, run.data.metrics)
-
-    @classmethod
-    def from_data(cls, run_id: str, tags: dict[str, str], metrics: dict[str, float]) -> Record:
-        return cls(
-            run_id=run_id,
-            kind=tags.get(tag("kind"), ""),
-            iteration=int(tags.get(tag("iteration"), 0)),
-            name=tags.get(tag("name"), ""),
-            status=tags.get(tag("status"), ""),
-            action_type=tags.get(tag("action_type"), ""),
-            action=json.loads(tags.get(tag("action"), "{}")),
-            pipeline=tags.get(tag("pipeline"), ""),
-            fingerprint=tags.get(tag("fingerprint"), ""),
-            model_id=tags.get(tag("model_id"), ""),
-            arch=tags.get(tag("arch"), ""),
-            inputs=json.loads(tags.get(tag("inputs"), "[]")),
-            scores={k[len("val.") :]: v for k, v in metrics.items() if k.startswith("val.") and k != "val.score"},
-            score=metrics.get("val.score"),
-            error=tags.get(tag("error"), ""),
-            source_run=tags.get(tag("source_run"), ""),
-            cost_seconds=metrics.get("cost.seconds"),
-            adapter_of=tags.get(tag("adapter_of"), ""),
-            memory_seq=int(tags.get(tag("memory_seq"), 0)),
-        )
 
 
 class Tracker:
@@ -100,15 +49,14 @@ class Tracker:
         if tracking_uri:
             mlflow.set_tracking_uri(tracking_uri)
         self.tracking_uri = mlflow.get_tracking_uri()
+        sqlite.tune(self.tracking_uri)  # write-ahead log: a commit costs no disk sync
         self.client = MlflowClient(self.tracking_uri)
-        sqlite_store.tune(self.client)  # write-ahead log: a commit costs no disk sync
         self._registered: set[str] = set()  # registered model names known to exist (one read per name)
-        self._artifact_uris: dict[str, str] = {}  # run id -> artifact URI, for the runs started here (no read)
 
     # --- studies and explorations -------------------------------------------------------------
     def experiment(self, study: str) -> str:
         """The experiment of a study, created on first use (opens on the training-runs view)."""
-        name = f"lamdagent/{study}"
+        name = experiment_name(study)
         found = self.client.get_experiment_by_name(name)
         if found:
             return found.experiment_id
@@ -117,10 +65,17 @@ class Tracker:
         except mlflow.exceptions.MlflowException:  # another process created it meanwhile
             return self.client.get_experiment_by_name(name).experiment_id
 
+    def find_experiment(self, study: str) -> str:
+        """The experiment id of an existing study, or a one-line UserError."""
+        found = self.client.get_experiment_by_name(experiment_name(study))
+        if found is None:
+            raise UserError(f"no study {study!r} in the tracking store {self.tracking_uri}; run `lamdagent explore --study {study}` first")
+        return found.experiment_id
+
     def start_exploration(self, experiment_id: str, study: str, config: dict, params: dict[str, str], run_name: str | None = None,
-                          kind: str = "exploration", tags: dict[str, str] | None = None) -> str:
+                          kind: Kind = Kind.EXPLORATION, tags: dict[str, str] | None = None) -> str:
         """A parent run holding its resolved config: an exploration, or a group of baselines, replays or a report."""
-        all_tags = {tag("kind"): kind, tag("study"): study, **{tag(k): v for k, v in (tags or {}).items()}}
+        all_tags = {tag("kind"): str(kind), tag("study"): study, **{tag(k): v for k, v in (tags or {}).items()}}
         run = self.client.create_run(experiment_id, run_name=run_name, tags=all_tags)
         run_id = run.info.run_id
         self.client.log_batch(run_id, params=[Param(k[:250], v[:6000]) for k, v in params.items()])
@@ -129,20 +84,31 @@ class Tracker:
 
     def latest_unfinished(self, study: str) -> str:
         """The run id of the study's most recently started exploration that did not finish."""
-        found = self.client.get_experiment_by_name(f"lamdagent/{study}")
+        found = self.client.get_experiment_by_name(experiment_name(study))
         runs = self.client.search_runs(
-            [found.experiment_id], f"tags.`{tag('kind')}` = 'exploration' and attributes.status != 'FINISHED'",
+            [found.experiment_id], f"tags.`{tag('kind')}` = '{Kind.EXPLORATION}' and attributes.status != 'FINISHED'",
             order_by=["attributes.start_time DESC"], max_results=1,
         ) if found else []
         if not runs:
             raise UserError(f"no unfinished exploration of study {study!r} in the tracking store {self.tracking_uri}")
         return runs[0].info.run_id
 
-    def exploration(self, run_id: str) -> Run:
+    def run(self, run_id: str) -> Run:
+        """A run as MLflow stores it (info, tags, params, latest metrics)."""
         return self.client.get_run(run_id)
 
     def exploration_config(self, run_id: str) -> dict:
         return json.loads(mlflow.artifacts.load_text(f"runs:/{run_id}/{CONFIG_ARTIFACT}"))
+
+    def metric_steps(self, run_id: str, key: str) -> set[int]:
+        """The steps at which the run logged `key`."""
+        return {m.step for m in self.client.get_metric_history(run_id, key)}
+
+    def lease(self, run_id: str, timeout: float, heartbeat: float):
+        """The one-process-at-a-time lease on an exploration (tracking/lease.py), acquired."""
+        from lamdagent.tracking.lease import Lease
+
+        return Lease(self.client, run_id, timeout, heartbeat).acquire()
 
     def reopen(self, run_id: str) -> None:
         self.client.update_run(run_id, status="RUNNING")
@@ -151,49 +117,38 @@ class Tracker:
         self.client.set_terminated(run_id, status)
 
     # --- nested runs ----------------------------------------------------------------------------
-    def start_child(self, parent: Run | str, kind: str, iteration: int, name: str, tags: dict[str, str], run_name: str | None = None,
-                    experiment_id: str | None = None) -> str:
-        """A nested run; given the parent's `experiment_id`, a parent id needs no read of the store."""
-        if isinstance(parent, str) and experiment_id is not None:
-            parent_id = parent
-        else:
-            parent_run = parent if isinstance(parent, Run) else self.client.get_run(parent)
-            parent_id, experiment_id = parent_run.info.run_id, parent_run.info.experiment_id
+    def start_child(self, parent: str, kind: Kind, iteration: int, name: str, tags: dict[str, str], experiment_id: str,
+                    run_name: str | None = None) -> str:
+        """A nested run of `parent` (in `experiment_id`), `running` until it is finished."""
         all_tags = {
-            "mlflow.parentRunId": parent_id,
-            tag("kind"): kind,
+            "mlflow.parentRunId": parent,
+            tag("kind"): str(kind),
             tag("iteration"): str(iteration),
             tag("name"): name,
-            tag("status"): RUNNING,
+            tag("status"): str(Status.RUNNING),
             **{tag(k): v for k, v in tags.items()},
         }
-        run = self.client.create_run(experiment_id, run_name=run_name or name, tags=all_tags)
-        self._artifact_uris[run.info.run_id] = run.info.artifact_uri
-        return run.info.run_id
+        return self.client.create_run(experiment_id, run_name=run_name or name, tags=all_tags).info.run_id
 
     def log(self, run_id: str, metrics: dict[str, float] | None = None, params: dict | None = None, tags: dict[str, str] | None = None, step: int = 0,
-            series: dict[str, list[tuple[int, float]]] | None = None, *, finish: str | None = None) -> None:
+            series: dict[str, list[tuple[int, float]]] | None = None, *, finish: Status | None = None) -> None:
         """One write of metrics, params, `lamdagent.` tags and metric series (name -> (step, value)).
-        `finish`: the run also ends with this status (its `lamdagent.status` tag, and MLflow's status
-        as `end` gives it). On a database store all of it is one transaction (store_writes); else
-        log_batch calls of at most 1,000 metrics (MLflow's limit per batch), then set_terminated."""
+        `finish`: the run also ends with this status: the `lamdagent.status` tag goes in the last
+        batch and MLflow's end only after it (Status.mlflow), so a run whose process died in between
+        reads back as interrupted (Record.from_run) and is redone, never half-counted."""
         now = int(time.time() * 1000)
         values = [Metric(k, float(v), now, step) for k, v in (metrics or {}).items()]
         values += [Metric(name, float(v), now, at) for name, points in (series or {}).items() for at, v in points]
         params = [Param(k, str(v)) for k, v in (params or {}).items()]
         tags = [RunTag(tag(k), str(v)) for k, v in {**(tags or {}), **({"status": finish} if finish else {})}.items()]
-        if store_writes.finish(self.client, run_id, values, params, tags, run_status=finish and _run_status(finish)):
-            return
-        for start in range(0, max(len(values), 1), 1000):
-            self.client.log_batch(run_id, metrics=values[start : start + 1000], **({"params": params, "tags": tags} if start == 0 else {}))
+        metric_batches = [values[i : i + BATCH] for i in range(0, len(values), BATCH)] or [[]]
+        tag_batches = [tags[i : i + TAGS_PER_BATCH] for i in range(0, len(tags), TAGS_PER_BATCH)] or [[]]
+        for i, batch in enumerate(metric_batches):
+            self.client.log_batch(run_id, metrics=batch, params=params if i == 0 else [], tags=tag_batches[0] if len(metric_batches) == i + 1 else [])
+        for batch in tag_batches[1:]:
+            self.client.log_batch(run_id, tags=batch)
         if finish is not None:
-            self.end(run_id, finish)
-
-    def log_series(self, run_id: str, series: dict[str, list[tuple[int, float]]]) -> None:
-        now = int(time.time() * 1000)
-        metrics = [Metric(name, float(v), now, step) for name, points in series.items() for step, v in points]
-        for start in range(0, len(metrics), 1000):
-            self.client.log_batch(run_id, metrics=metrics[start : start + 1000])
+            self.client.set_terminated(run_id, Status(finish).mlflow)
 
     def log_text(self, run_id: str, text: str, path: str) -> None:
         self.log_texts(run_id, {path: text})
@@ -202,42 +157,34 @@ class Tracker:
         self.log_texts(run_id, {path: _json(value)})
 
     def log_jsons(self, run_id: str, files: dict[str, object]) -> None:
-        """Several JSON artifacts (path -> value) in one write."""
+        """Several JSON artifacts (path -> value) in one upload."""
         self.log_texts(run_id, {path: _json(value) for path, value in files.items()})
 
     def log_texts(self, run_id: str, files: dict[str, str]) -> None:
-        """Text artifacts (path -> text) in one write: straight into the run's artifact folder when
-        the store keeps artifacts on this machine (no staging copy, no read of the run), else one upload."""
-        uri = self._artifact_uris.get(run_id) or self.client.get_run(run_id).info.artifact_uri
-        self._artifact_uris[run_id] = uri
-        local = _local_path(uri)
-        if local is not None:
-            _write_texts(local, files)
-            return
-        import tempfile
-
+        """Text artifacts (path -> text) in one upload."""
         with tempfile.TemporaryDirectory() as staging:
-            _write_texts(Path(staging), files)
-            get_artifact_repository(uri, tracking_uri=self.tracking_uri).log_artifacts(staging)
+            for path, text in files.items():
+                target = Path(staging) / path
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(text)
+            self.client.log_artifacts(run_id, staging)
 
-    def finish_child(self, run_id: str, status: str, error: str = "", tags: dict[str, str] | None = None) -> None:
+    def log_files(self, run_id: str, local_path: Path, artifact_path: str | None = None) -> None:
+        """A local file or folder as artifacts of the run (under `artifact_path`)."""
+        local_path = Path(local_path)
+        if local_path.is_dir():
+            self.client.log_artifacts(run_id, str(local_path), artifact_path)
+        else:
+            self.client.log_artifact(run_id, str(local_path), artifact_path)
+
+    def finish_child(self, run_id: str, status: Status, error: str = "", tags: dict[str, str] | None = None) -> None:
         """The run's status (with any last `lamdagent.` tags) and its end."""
         self.log(run_id, tags={**(tags or {}), **({"error": error[:4000]} if error else {})}, finish=status)
 
-    def end(self, run_id: str, status: str) -> None:
-        """The run's end in MLflow (its `lamdagent.status` tag already written)."""
-        self.client.set_terminated(run_id, _run_status(status))
-
     def children(self, parent_id: str, experiment_id: str) -> list[Record]:
-        """Every nested run of an exploration, oldest iteration first (straight from the database
-        when the store is one: 1,000 runs in well under a second, see benchmarks/history.py)."""
-        with store_reads.no_gc():
-            rows = store_reads.child_runs(self.client, parent_id, experiment_id, PREFIX)
-            if rows is not None:
-                records = [Record.from_data(*row) for row in rows]
-            else:
-                records = self.search(experiment_id, f"tags.mlflow.parentRunId = '{parent_id}'")
-        return sorted(records, key=lambda r: (r.iteration, r.kind != "seed", r.run_id))
+        """Every nested run of an exploration, oldest iteration first (benchmarks/history.py times it)."""
+        records = self.search(experiment_id, f"tags.mlflow.parentRunId = '{parent_id}'")
+        return sorted(records, key=lambda r: (r.iteration, r.kind != Kind.SEED, r.run_id))
 
     def search_runs(self, experiment_id: str, filter_string: str = "") -> list[Run]:
         """Every run of the experiment matching the filter (all pages)."""
@@ -256,30 +203,24 @@ class Tracker:
         return Record.from_run(self.client.get_run(run_id))
 
     def find_by_fingerprint(self, experiment_id: str, fingerprint: str) -> Record | None:
-        """A finished, successful run of the study that made exactly this model and still holds
-        its weights (see retention), if any."""
-        ids = store_reads.runs_tagged(self.client, experiment_id, {tag("fingerprint"): fingerprint, tag("status"): OK})
-        if ids is None:
-            runs = self.client.search_runs(
-                [experiment_id],
-                f"tags.`{tag('fingerprint')}` = '{fingerprint}' and tags.`{tag('status')}` = '{OK}'",
-                max_results=50,
-            )
-        else:
-            runs = (self.client.get_run(run_id) for run_id in ids)
-        kept = (r for r in runs if r.data.tags.get(tag("weights")) != FREED)
-        found = next(kept, None)
+        """The newest finished, successful run of the study that made exactly this model and still
+        holds its weights (see retention), if any."""
+        runs = self.client.search_runs(
+            [experiment_id], f"tags.`{tag('fingerprint')}` = '{fingerprint}' and tags.`{tag('status')}` = '{Status.OK}'",
+            order_by=["attributes.start_time DESC"], max_results=50,
+        )
+        found = next((r for r in runs if r.info.status == "FINISHED" and r.data.tags.get(tag("weights")) != FREED), None)
         return Record.from_run(found) if found else None
 
     def mark_interrupted(self, parent_id: str, experiment_id: str) -> list[str]:
-        """Runs left `running` by a killed process become KILLED; returns their ids."""
-        killed = [r.run_id for r in self.children(parent_id, experiment_id) if r.status == RUNNING]
+        """Runs a killed process left unfinished become KILLED; returns their ids."""
+        killed = [r.run_id for r in self.children(parent_id, experiment_id) if r.status == Status.RUNNING]
         for run_id in killed:
             self.discard_models(run_id, experiment_id)
-            self.log(run_id, finish=KILLED)
+            self.log(run_id, finish=Status.KILLED)
         return killed
 
-    def discard_models(self, run_id: str, experiment_id: str, status: str = KILLED) -> None:
+    def discard_models(self, run_id: str, experiment_id: str, status: Status = Status.KILLED) -> None:
         """The model of an interrupted (or failed) run is never used: unfinished ones become FAILED,
         registry versions are deleted, and the LoggedModel is tagged with the run's `status`."""
         for version in self.client.search_model_versions(f"run_id = '{run_id}'"):
@@ -287,7 +228,7 @@ class Tracker:
         for logged in self.client.search_logged_models([experiment_id], filter_string=f"source_run_id = '{run_id}'"):
             if str(logged.status) != "READY":
                 self.client.finalize_logged_model(logged.model_id, "FAILED")
-            self.client.set_logged_model_tags(logged.model_id, {tag("status"): status})
+            self.client.set_logged_model_tags(logged.model_id, {tag("status"): str(status)})
 
     def memory(self, run_id: str) -> str:
         return mlflow.artifacts.load_text(f"runs:/{run_id}/{MEMORY_ARTIFACT}")
@@ -301,7 +242,7 @@ class Tracker:
         logged = self.client.create_logged_model(experiment_id, name=name, source_run_id=run_id, tags=tags)
         stored = _local_path(logged.artifact_location)
         if not (move and stored is not None and _moved(Path(model_dir), stored)):
-            get_artifact_repository(logged.artifact_location, tracking_uri=self.tracking_uri).log_artifacts(str(model_dir))
+            self.client.log_model_artifacts(logged.model_id, str(model_dir))
         checkpoint("log_model")
         self.client.finalize_logged_model(logged.model_id, "READY")  # before registering: no version of an unfinished model
         try:
@@ -309,7 +250,7 @@ class Tracker:
                 self.client.get_registered_model(registered_name)
         except mlflow.exceptions.MlflowException:
             try:
-                self.client.create_registered_model(registered_name, tags={tag("kind"): "study-models"})
+                self.client.create_registered_model(registered_name, tags={tag("kind"): STUDY_MODELS})
             except mlflow.exceptions.MlflowException:  # another process created it meanwhile
                 self.client.get_registered_model(registered_name)
         version = self.client.create_model_version(
@@ -330,45 +271,52 @@ class Tracker:
             return local
         # downloads/<model id>/model: the old layout (<id>/artifacts/..., never complete) is ignored
         target = cache_dir() / "downloads" / model_id / "model"
-        if target.is_dir():  # only ever made by the rename below: complete
-            return target
-        import shutil
-        import tempfile
-
-        # Workers may fetch the same model at once: each downloads into its own folder beside the
-        # target and renames it into place (atomic); whoever comes second drops its copy.
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".download-", dir=target.parent))
-        try:
-            # the files land in a subfolder named after the location's last part ("artifacts")
-            downloaded = Path(mlflow.artifacts.download_artifacts(artifact_uri=location, dst_path=str(staging)))
-            try:
-                downloaded.rename(target)
-            except OSError:  # the target appeared meanwhile
-                if not target.is_dir():
-                    raise
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        if not target.is_dir():  # only ever made whole: workers fetching the same model at once each stage their own copy
+            with staged_dir(target) as staging:
+                mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{model_id}", dst_path=str(staging))
         return target
 
+    # --- retention ------------------------------------------------------------------------------
+    def logged_models(self, experiment_id: str) -> list:
+        """Every LoggedModel of the experiment (all pages)."""
+        models, token = [], None
+        while True:
+            page = self.client.search_logged_models([experiment_id], max_results=1000, page_token=token)
+            models.extend(page)
+            token = page.token
+            if not token:
+                return models
 
-def _run_status(status: str) -> str:
-    """MLflow's status of a run that ended with this `lamdagent.status`."""
-    return {FAILED: "FAILED", KILLED: "KILLED"}.get(status, "FINISHED")
+    def free_weights(self, model_id: str, suffixes: tuple[str, ...]) -> int:
+        """Delete the LoggedModel's files ending in `suffixes` (its weights); tag it freed; the bytes freed."""
+        logged = self.client.get_logged_model(model_id)
+        local = _local_path(logged.artifact_location)
+        freed = 0
+        if local is not None:
+            for path in local.iterdir():
+                if path.is_file() and path.name.endswith(suffixes):
+                    freed += path.stat().st_size
+                    path.unlink()
+        else:  # a remote store: through MLflow's artifact-repository plugin interface (documented for plugins)
+            from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+            repo = get_artifact_repository(logged.artifact_location)
+            for info in repo.list_artifacts():
+                if not info.is_dir and info.path.endswith(suffixes):
+                    repo.delete_artifacts(info.path)
+                    freed += info.file_size or 0
+        self.client.set_logged_model_tags(model_id, {tag("weights"): FREED})
+        import shutil
+
+        shutil.rmtree(cache_dir() / "downloads" / model_id, ignore_errors=True)
+        return freed
+
+    def tag_model_version(self, registered_name: str, version: str, key: str, value: str) -> None:
+        self.client.set_model_version_tag(registered_name, version, tag(key), value)
 
 
 def _json(value) -> str:
     return json.dumps(value, indent=2, default=str)
-
-
-def _write_texts(folder: Path, files: dict[str, str]) -> None:
-    """Each file written beside its place and renamed into it: whole or not at all."""
-    for path, text in files.items():
-        target = folder / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.partial")
-        partial.write_text(text)
-        partial.replace(target)
 
 
 def _local_path(uri: str) -> Path | None:

@@ -15,7 +15,7 @@ from rich.console import Console
 
 from lamdagent.console import Display
 from lamdagent.exploration.loop import start_or_resume
-from lamdagent.tracking.tracker import Tracker
+from lamdagent.tracking import Tracker
 from tests.conftest import FAST
 
 SMALL = [*FAST, "iterations=2", "agent.policy=random", "specialists=false"]

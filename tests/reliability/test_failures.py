@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save_file
 from lamdagent.actions import ACTION_TYPES
 from lamdagent.console import Display
 from lamdagent.exploration.loop import start_or_resume
-from lamdagent.tracking.tracker import Tracker
+from lamdagent.tracking import Tracker
 from tests.conftest import FAST
 from tests.fake_openai import DROP, FakeOpenAI, Slow
 from tests.test_explore import steps_agent

@@ -12,8 +12,8 @@ from mlflow import MlflowClient
 
 from lamdagent import config as config_mod
 from lamdagent.errors import UserError
+from lamdagent.tracking import Tracker
 from lamdagent.tracking.lease import TAG, Lease, LeaseLost
-from lamdagent.tracking.tracker import Tracker
 from tests.conftest import FAST
 from tests.reliability.harness import Store
 
@@ -41,7 +41,7 @@ def test_a_second_process_refuses_to_resume_a_held_exploration(tracking_uri, tmp
     line = " ".join(refused.log.split())
     assert f"error: exploration {run_id} is being run by {socket.gethostname()}:{os.getpid()}" in line
     assert "its lease goes stale at" in line and "(lease.timeout_seconds=300)" in line and "Traceback" not in line
-    assert not tracker.children(run_id, tracker.exploration(run_id).info.experiment_id)  # it did nothing
+    assert not tracker.children(run_id, tracker.run(run_id).info.experiment_id)  # it did nothing
     assert TAG not in tracker.client.get_run(run_id).data.tags  # released
 
 

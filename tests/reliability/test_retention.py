@@ -15,8 +15,7 @@ from lamdagent.cli.main import main
 from lamdagent.console import Display
 from lamdagent.exploration.loop import start_or_resume
 from lamdagent.files import cache_dir
-from lamdagent.tracking import retention
-from lamdagent.tracking.tracker import Tracker
+from lamdagent.tracking import Tracker, retention
 from tests.conftest import FAST
 from tests.test_explore import steps_agent
 
@@ -45,7 +44,7 @@ def test_gc_frees_all_but_the_top_k_and_their_lineage_and_a_freed_model_is_rebui
     agent = ["agent.backend=openai", "agent.model=fake", f"agent.base_url={fake_openai.base_url}"]
     run_id, records, _ = _explore([*FAST, "data.val_size=6", "specialists=false", "iterations=3", *agent])
     tracker = Tracker()
-    experiment = tracker.exploration(run_id).info.experiment_id
+    experiment = tracker.run(run_id).info.experiment_id
     models = {r.name: r for r in records if r.status == "ok"}
     before = {r.model_id: _weights(tracker.model_dir(r.model_id)) for r in models.values()}
     assert all(before.values())
