@@ -39,6 +39,12 @@ class Registry(Mapping[str, T], Generic[T]):
         except KeyError:
             raise UserError(f"unknown {self.kind} {name!r}; expected one of {self.names()}") from None
 
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def get(self, name: str, default=None):
+        return self._items.get(name, default)
+
     def check(self, name: str, where: str = "") -> None:
         """A one-line UserError (naming `where` the name was given) if `name` is not registered."""
         if name not in self._items:

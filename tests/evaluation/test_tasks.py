@@ -39,7 +39,7 @@ def test_task_definition_errors_are_one_line(tmp_path):
         load_task("nope")
     with pytest.raises(UserError, match="unknown extractor 'magic'"):
         Task(TaskSpec(name="x", source="synthetic:arithmetic", extractor="magic"))
-    with pytest.raises(UserError, match="source .ftp://x. is not one of synthetic:<generator>, hf:<dataset id>, json:<path>"):
+    with pytest.raises(UserError, match="source .ftp://x. is not one of bfcl:<category>, hf:<dataset id>, json:<path>"):
         Task(TaskSpec(name="x", source="ftp://x"))
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: b\nsource: synthetic:arithmetic\nprompt_template: x\n")

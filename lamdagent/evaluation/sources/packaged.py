@@ -17,6 +17,7 @@ from pathlib import Path
 
 from lamdagent.errors import UserError
 from lamdagent.evaluation.metrics import register_metric
+from lamdagent.evaluation.sources.base import SOURCES, Source
 
 
 def _require(module: str, pip_name: str, what: str) -> None:
@@ -89,3 +90,9 @@ def mgsm_symbolic_rows(language: str, split: str, n: int) -> list[dict]:
     check_mgsm_symbolic(language)
     rows = _mgsm_rows(language)
     return {"val": list(rows[:50]), "test": list(rows[50:]), "train": []}[split][:n]
+
+
+SOURCES.add("reasoning_gym", Source("reasoning_gym:<dataset>", lambda ref, spec, split, n, seed: reasoning_gym_rows(ref, split, n, seed),
+                                    check_reasoning_gym))
+SOURCES.add("mgsm_symbolic", Source("mgsm_symbolic:<language>", lambda ref, spec, split, n, seed: mgsm_symbolic_rows(ref, split, n),
+                                    check_mgsm_symbolic))

@@ -9,16 +9,16 @@ from __future__ import annotations
 import random
 from typing import Callable
 
+from lamdagent.evaluation.sources.base import SOURCES, Source
+from lamdagent.registry import Registry
+
 Generator = Callable[[random.Random], dict]
-GENERATORS: dict[str, Generator] = {}
+GENERATORS: Registry[Generator] = Registry("synthetic generator")
 
 
 def register_generator(name: str):
-    def decorate(fn: Generator) -> Generator:
-        GENERATORS[name] = fn
-        return fn
-
-    return decorate
+    """Register `fn(rng) -> row` under `name`: the task source `synthetic:<name>`."""
+    return GENERATORS.register(name)
 
 
 def generate(name: str, split: str, n: int, seed: int) -> list[dict]:
@@ -101,3 +101,7 @@ def facts(rng: random.Random) -> dict:
     country, capital = rng.choice(_WORLD)
     question = rng.choice(_FACT_TEMPLATES).format(country=country)
     return {"question": question, "answer": capital, "aliases": [capital, f"{capital} city"]}
+
+
+SOURCES.add("synthetic", Source("synthetic:<generator>", lambda ref, spec, split, n, seed: generate(ref, split, n, seed),
+                                lambda ref: GENERATORS.check(ref, "a synthetic generator")))
