@@ -88,14 +88,14 @@ class Scratch:
         from lamdagent.exploration.study import Study
         from lamdagent.models.folders import resolve_base_model
         from lamdagent.space import fingerprint
-        from lamdagent.tracking import Tracker
+        from lamdagent.tracking import Tracker, experiment_name
 
         self.root = Path(root or tempfile.mkdtemp(prefix="lamdagent-bench-"))
         self.cfg = load_config(study, list(overrides))
         self.study = Study(self.cfg)
         self.tracker = Tracker(f"sqlite:///{self.root / 'mlflow.db'}")
         self.artifacts = self.root / "artifacts"  # not ./mlruns, MLflow's default beside a sqlite store
-        self.tracker.client.create_experiment(f"lamdagent/{self.cfg.name}", artifact_location=self.artifacts.as_uri())
+        self.tracker.client.create_experiment(experiment_name(self.cfg.name), artifact_location=self.artifacts.as_uri())
         self.experiment_id = self.tracker.experiment(self.cfg.name)
         self.parent = self.tracker.start_exploration(self.experiment_id, self.cfg.name, {}, {})
         path = resolve_base_model(self.cfg.base_model, self.cfg.seed)

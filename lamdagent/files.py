@@ -1,4 +1,4 @@
-"""The project's files: where studies, tasks, prompts and caches live; reading YAML; atomic writes."""
+"""The project's files: where studies, tasks, prompts and caches live; reading YAML; folders written whole."""
 
 from __future__ import annotations
 
@@ -34,18 +34,6 @@ def load_yaml(path: Path):
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         raise UserError(f"{str(path)!r}{where} is not valid YAML: {getattr(err, 'problem', None) or err}") from None
-
-
-def write_atomic(target: Path, data: str | bytes) -> None:
-    """Write the file beside its place and rename it into place: readers see it whole or not at all."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
-    if isinstance(data, bytes):
-        partial.write_bytes(data)
-    else:
-        partial.write_text(data)
-    partial.replace(target)
 
 
 @contextmanager

@@ -114,7 +114,7 @@ def test_replay_and_report_errors_are_one_line(store, tmp_path):
 
 
 def test_scaling_scripts_reject_bad_ranks_and_factors_in_one_line(store, capsys):
-    from lamdagent.experiments import scaling
+    from lamdagent.cli import scaling
 
     assert scaling.main("data", ["--ranks", "x", "--tracking-uri", store["uri"]]) == 2
     assert "--ranks must be a comma-separated list of whole numbers, got 'x'" in capsys.readouterr().out
