@@ -8,6 +8,7 @@ templates over a row, and a registered extractor and metric (evaluation/metrics.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,7 @@ class TaskSpec:
     description: str = ""
     hf_config: str | None = None
     hf_splits: dict[str, str] = field(default_factory=lambda: {"train": "train", "val": "validation", "test": "test"})
+    version: str | None = None  # lm-eval's metadata.version: when set, it alone identifies the definition (bump it after editing a metric's code)
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,14 @@ class Task:
             self._templates = {k: environment.from_string(getattr(spec, k)) for k in ("prompt", "target", "gold")}
         except jinja2.TemplateSyntaxError as err:
             raise UserError(f"task {spec.name!r}: template syntax error: {err.message}") from None
+
+    def definition_key(self) -> str:
+        """What identifies this task's scores: its explicit `version`, else a digest of its whole
+        definition (source and splits, templates, extractor, metric, generation settings)."""
+        if self.spec.version is not None:
+            return f"{self.name}@v{self.spec.version}"
+        spec = json.dumps(dataclasses.asdict(self.spec), sort_keys=True, default=str)
+        return f"{self.name}@{hashlib.sha256(spec.encode()).hexdigest()[:16]}"
 
     def examples(self, split: str, n: int, seed: int = 0) -> list[Example]:
         """The first `n` examples of `split` (train, val or test)."""

@@ -140,21 +140,10 @@ class Runner:
         left open for the caller to finish."""
         started = time.perf_counter()
         run_id = run_id or self.start(step)
-        cached = self.tracker.find_by_fingerprint(self.experiment_id, step.fingerprint) if reuse else None
-        if cached and cached.run_id != run_id and cached.model_id:
-            adapter_tag = {"adapter_of": cached.adapter_of} if cached.adapter_of else {}
-            score = weighted_score(cached.scores, self.weights) if self.weights is not None else None
-            self.tracker.log(
-                run_id,
-                metrics={**{f"val.{t}": v for t, v in cached.scores.items()}, "cost.seconds": time.perf_counter() - started,
-                         **({"val.score": score} if score is not None else {})},
-                tags={"model_id": cached.model_id, "arch": cached.arch, "source_run": cached.run_id, **adapter_tag},
-                params=step.params, finish=Status.CACHED if finish else None,
-            )
-            model = ModelObject(step.name, run_id, cached.model_id, step.fingerprint, step.pipeline, cached.arch, dict(cached.scores), score,
-                                iteration=step.iteration, parents=list(step.inputs),
-                                adapter_base=self.model_of_run(cached.adapter_of) if cached.adapter_of else None)
-            return Produced(run_id, model, Status.CACHED)
+        evaluation = self.study.evaluation_keys()
+        cached = self.tracker.find_by_fingerprint(self.experiment_id, step.fingerprint, evaluation) if reuse else None
+        if cached and cached.run_id != run_id:
+            return self._reuse(step, run_id, cached, evaluation, started, finish)
         work = cache_dir() / "work" / run_id
         pending: dict[str, float] = {}  # the build's metrics, written with the evaluation's in one batch
         storing = False  # the model is being (or was) stored and registered
@@ -181,7 +170,7 @@ class Runner:
             )
             checkpoint("after_log_model")
             self.tracker.log(run_id, metrics={**pending, **val_metrics, **score}, params=step.params,
-                             tags={**tags, **registered}, series=output.step_metrics,
+                             tags={**tags, **registered, "evaluation": json.dumps(evaluation, sort_keys=True)}, series=output.step_metrics,
                              finish=Status.OK if finish else None)
             model = ModelObject(step.name, run_id, registered["model_id"], step.fingerprint, step.pipeline, arch, scores, iteration=step.iteration,
                                 parents=list(step.inputs), cost_seconds=cost.metrics["cost.seconds"], adapter_base=adapter_base,
@@ -201,6 +190,33 @@ class Runner:
             shutil.rmtree(work, ignore_errors=True)
             heap.settle()  # after the first step: the libraries' objects are out of the collector's way
 
+    def _reuse(self, step: Step, run_id: str, cached: Record, evaluation: dict[str, str], started: float, finish: bool) -> Produced:
+        """The model of an earlier identical run, in this step's run. Its validation scores are
+        reused for the tasks whose definition is unchanged; the others are evaluated again on it."""
+        adapter_base = self.model_of_run(cached.adapter_of) if cached.adapter_of else None
+        scores = {t: cached.scores[t] for t, key in evaluation.items() if cached.evaluation.get(t) == key and t in cached.scores}
+        extra: dict[str, float] = {}
+        stale = [task for task in self.study.tasks if task.name not in scores]
+        if stale:
+            self.display.log(f"{step.name}: re-evaluating the reused model {cached.model_id} on {', '.join(t.name for t in stale)} "
+                             "(their definitions changed since it was scored)")
+            model_dir = self.tracker.model_dir(cached.model_id)
+            fresh, extra = self._evaluate(run_id, model_dir, self.resolve(adapter_base) if adapter_base else None, tasks=stale)
+            self.display.done_step()
+            scores.update(fresh)
+        score = weighted_score(scores, self.weights) if self.weights is not None else None
+        self.tracker.log(
+            run_id,
+            metrics={**extra, **{f"val.{t}": v for t, v in scores.items()}, "cost.seconds": time.perf_counter() - started,
+                     **({"val.score": score} if score is not None else {})},
+            tags={"model_id": cached.model_id, "arch": cached.arch, "source_run": cached.source_run or cached.run_id,
+                  "evaluation": json.dumps(evaluation, sort_keys=True), **({"adapter_of": cached.adapter_of} if cached.adapter_of else {})},
+            params=step.params, finish=Status.CACHED if finish else None,
+        )
+        model = ModelObject(step.name, run_id, cached.model_id, step.fingerprint, step.pipeline, cached.arch, scores, score,
+                            iteration=step.iteration, parents=list(step.inputs), adapter_base=adapter_base)
+        return Produced(run_id, model, Status.CACHED)
+
     def start(self, step: Step, tags: dict[str, str] | None = None) -> str:
         """The nested run of a step, tagged with its identity and lineage (and `tags`)."""
         all_tags = {"fingerprint": step.fingerprint, "pipeline": step.pipeline, "inputs": json.dumps([m.run_id for m in step.inputs]),
@@ -218,10 +234,12 @@ class Runner:
         """The model object of any successful run of the store (e.g. the base of a reused adapter)."""
         return models_from_records([self.tracker.record(run_id)], fetch=self.model_of_run)[0]
 
-    def _evaluate(self, run_id: str, model_dir: Path, adapter_base: Path | None, loaded: tuple | None = None) -> tuple[dict, dict]:
-        """Scores on the validation split and their metrics; the predictions are logged. `loaded` is
-        the model still in memory after training (no reload)."""
+    def _evaluate(self, run_id: str, model_dir: Path, adapter_base: Path | None, loaded: tuple | None = None,
+                  tasks: list | None = None) -> tuple[dict, dict]:
+        """Scores on the validation split (of the study's tasks, or `tasks`) and their metrics; the
+        predictions are logged. `loaded` is the model still in memory after training (no reload)."""
         cfg = self.study.cfg
+        tasks = self.study.tasks if tasks is None else tasks
         generate = model = tokenizer = None
         if cfg.evaluation.backend == "vllm":
             from lamdagent.evaluation.generation import vllm_generator
@@ -229,9 +247,8 @@ class Runner:
             generate = vllm_generator(_merged(model_dir, adapter_base) if adapter_base else model_dir)
         else:
             model, tokenizer = _on_device(loaded) if loaded else load_model(model_dir, adapter_base, for_evaluation=True)
-        total = len(self.study.tasks) * cfg.data.val_size
-        self.display.step("evaluating on validation", total)
-        result = evaluate(model, tokenizer, self.study.tasks, "val", cfg.data.val_size, seed=cfg.seed,
+        self.display.step("evaluating on validation", len(tasks) * cfg.data.val_size)
+        result = evaluate(model, tokenizer, tasks, "val", cfg.data.val_size, seed=cfg.seed,
                           batch_size=cfg.evaluation.batch_size, on_progress=self._eval_progress, generate=generate,
                           chat_template=cfg.chat_template)
         unscored = {f"unscored.val.{t}": float(n) for t, n in result.unscored.items() if n}

@@ -29,6 +29,14 @@ class Study:
         tasks = self.tasks if name == "all" else [t for t in self.tasks if t.name == Path(name).stem]
         return DatasetObject(name, tasks, self.cfg.data.train_size, self.cfg.seed)
 
+    def evaluation_keys(self) -> dict[str, str]:
+        """Task name -> what identifies a model's validation score on it: the task's definition and
+        the study's settings that change the score (validation size, seed, chat template, backend).
+        A reused model whose recorded keys differ is evaluated again (Runner.produce)."""
+        cfg = self.cfg
+        settings = f"val={cfg.data.val_size};seed={cfg.seed};chat={cfg.chat_template};backend={cfg.evaluation.backend}"
+        return {task.name: f"{task.definition_key()};{settings}" for task in self.tasks}
+
     def connect_judge(self) -> None:
         """Set the process-wide LLM judge when a task needs one (checked: key and endpoint)."""
         if any(t.spec.metric == "mt_bench_judge" for t in [*self.tasks, *self.ood_tasks]):

@@ -80,6 +80,7 @@ class Record:
     adapter_of: str = ""  # run id of the model a LoRA adapter applies to
     memory_seq: int = 0  # the order in which the agent's memory was rewritten (rounds of k > 1 finish in any order)
     weights: str = ""  # `freed` once the retention policy deleted the model's weight files
+    evaluation: dict[str, str] = field(default_factory=dict)  # task -> the definition its val.<task> was scored under
 
     @property
     def done(self) -> bool:
@@ -118,4 +119,5 @@ class Record:
             adapter_of=tags.get(tag("adapter_of"), ""),
             memory_seq=int(tags.get(tag("memory_seq"), 0)),
             weights=tags.get(tag("weights"), ""),
+            evaluation=json.loads(tags.get(tag("evaluation"), "{}")),
         )

@@ -24,6 +24,7 @@ from lamdagent.files import cache_dir, staged_dir
 from lamdagent.tracking import sqlite
 from lamdagent.tracking.schema import (
     CONFIG_ARTIFACT,
+    DONE,
     FREED,
     MEMORY_ARTIFACT,
     STUDY_MODELS,
@@ -202,15 +203,16 @@ class Tracker:
     def record(self, run_id: str) -> Record:
         return Record.from_run(self.client.get_run(run_id))
 
-    def find_by_fingerprint(self, experiment_id: str, fingerprint: str) -> Record | None:
-        """The newest finished, successful run of the study that made exactly this model and still
-        holds its weights (see retention), if any."""
-        runs = self.client.search_runs(
-            [experiment_id], f"tags.`{tag('fingerprint')}` = '{fingerprint}' and tags.`{tag('status')}` = '{Status.OK}'",
-            order_by=["attributes.start_time DESC"], max_results=50,
-        )
-        found = next((r for r in runs if r.info.status == "FINISHED" and r.data.tags.get(tag("weights")) != FREED), None)
-        return Record.from_run(found) if found else None
+    def find_by_fingerprint(self, experiment_id: str, fingerprint: str, evaluation: dict[str, str] | None = None) -> Record | None:
+        """A finished run of the study that holds exactly this model with its weights (see
+        retention), if any: one whose validation scores were made under `evaluation` (task ->
+        definition key) when there is one, else the newest run that made the model."""
+        runs = self.client.search_runs([experiment_id], f"tags.`{tag('fingerprint')}` = '{fingerprint}'",
+                                       order_by=["attributes.start_time DESC"], max_results=200)
+        usable = [Record.from_run(r) for r in runs if r.info.status == "FINISHED" and r.data.tags.get(tag("weights")) != FREED
+                  and r.data.tags.get(tag("status")) in DONE and r.data.tags.get(tag("model_id"))]
+        same = next((r for r in usable if evaluation is not None and r.evaluation == evaluation), None)
+        return same or next((r for r in usable if r.status == Status.OK), None)
 
     def mark_interrupted(self, parent_id: str, experiment_id: str) -> list[str]:
         """Runs a killed process left unfinished become KILLED; returns their ids."""
