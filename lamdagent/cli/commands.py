@@ -71,3 +71,42 @@ def replay(args, console: Console, overrides: list[str]) -> int:
     console.print(table)
     console.print(f"[red]the replay failed: {produced.error}")
     return 1
+
+
+def score(args, console: Console, overrides: list[str]) -> int:
+    """Each row's extracted answer and reward, then the aggregate, as JSON lines."""
+    import json
+    import sys
+
+    from lamdagent.evaluation.scoring import aggregate, score_rows
+    from lamdagent.evaluation.tasks import load_task
+
+    task = load_task(args.task)
+    if args.input:
+        path = Path(args.input).expanduser()
+        if not path.is_file():
+            raise UserError(f"--input {args.input!r} is not a file")
+        rows = []
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise UserError(f"{args.input}:{number} is not JSON: {err.msg}") from None
+    else:
+        from lamdagent.tracking import Tracker
+
+        rows = Tracker(args.tracking_uri).load_json(args.run, f"predictions/{args.split}/{task.name}.json")
+        if rows is None:
+            raise UserError(f"run {args.run!r} has no logged predictions/{args.split}/{task.name}.json")
+    scored = list(score_rows(task, rows, args.seed))
+    summary = aggregate(task, scored)
+    lines = [json.dumps(row) for row in scored] + [json.dumps({"aggregate": summary})]
+    if args.output:
+        Path(args.output).write_text("\n".join(lines) + "\n")
+    else:
+        sys.stdout.write("\n".join(lines) + "\n")
+    Console(stderr=True).print(f"{task.name} ({summary['definition']}): mean reward {summary['mean_reward']:.4f} over {summary['rows']} rows"
+                               + (f", {summary['unscored']} unscored" if summary["unscored"] else ""), highlight=False)
+    return 0

@@ -49,6 +49,15 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--base-model", default=None, help="swap the base model (builtin:..., a folder or a hub id)")
     replay.add_argument("--recompute", action="store_true", help="compute every step even when an identical run exists")
     replay.add_argument("--tracking-uri", default=None)
+    score = commands.add_parser("score", help="score generations with a task's current definition, without a model: a JSONL file or a run's logged predictions")
+    score.add_argument("--task", required=True, help="a task in conf/tasks/ or a task YAML path")
+    source = score.add_mutually_exclusive_group(required=True)
+    source.add_argument("--input", help='JSON lines: {"doc": <task row>, "generation": ...} or {"id": ..., "generation": ...}')
+    source.add_argument("--run", help="a model's run id: re-score its logged predictions of the task")
+    score.add_argument("--split", default="val", help="with --run: the predictions of this split (val, test, ood)")
+    score.add_argument("--output", default="", help="where the scored JSON lines go (default: standard output)")
+    score.add_argument("--seed", type=int, default=0, help="the study seed that draws generated tasks' rows (for --input rows given by id)")
+    score.add_argument("--tracking-uri", default=None)
     top = commands.add_parser("top", help="print the top pipelines of an exploration")
     top.add_argument("exploration", help="exploration run id")
     top.add_argument("-k", type=int, default=10)
@@ -69,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             return _explore(args, console)
         if args.command == "gc":
             return _gc(args, console)
-        if args.command in ("baselines", "report", "replay"):
+        if args.command in ("baselines", "report", "replay", "score"):
             from lamdagent.cli import commands
 
             return getattr(commands, args.command)(args, console, split_overrides(getattr(args, "overrides", [])))

@@ -86,10 +86,10 @@ class Task:
         """The first `n` examples of `split` (train, val or test)."""
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-        rows = self._rows(split, n, seed)
+        rows = self.rows(split, n, seed)
         if len(rows) < n:
             raise UserError(f"task {self.name!r}: split {split!r} has {len(rows)} examples, {n} requested")
-        return [self._example(row) for row in rows[:n]]
+        return [self.example(row) for row in rows[:n]]
 
     def score(self, generation: str, gold: str | tuple[str, ...]) -> tuple[str, float]:
         """(extracted answer, reward in [0, 1]) for one generation."""
@@ -97,7 +97,8 @@ class Task:
         gold_value = gold if isinstance(gold, str) else list(gold)
         return answer, METRICS[self.spec.metric](answer, gold_value)
 
-    def _example(self, row: dict) -> Example:
+    def example(self, row: dict) -> Example:
+        """The example a data row of this task renders to."""
         try:
             prompt, target, gold = (self._templates[k].render(**row) for k in ("prompt", "target", "gold"))
         except jinja2.UndefinedError as err:
@@ -106,7 +107,8 @@ class Task:
             gold = tuple(str(alias) for alias in json.loads(gold))
         return Example(prompt, target, gold)
 
-    def _rows(self, split: str, n: int, seed: int) -> list[dict]:
+    def rows(self, split: str, n: int, seed: int = 0) -> list[dict]:
+        """Up to `n` data rows of `split`, from the task's source."""
         return SOURCES[self._kind].rows(self._ref, self.spec, split, n, seed)
 
 

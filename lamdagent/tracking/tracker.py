@@ -232,6 +232,13 @@ class Tracker:
                 self.client.finalize_logged_model(logged.model_id, "FAILED")
             self.client.set_logged_model_tags(logged.model_id, {tag("status"): str(status)})
 
+    def load_json(self, run_id: str, path: str):
+        """A JSON artifact of the run, or None when the run has no such file."""
+        folder, _, name = path.rpartition("/")
+        if name not in {Path(f.path).name for f in self.client.list_artifacts(run_id, folder or None)}:
+            return None
+        return mlflow.artifacts.load_dict(f"runs:/{run_id}/{path}")
+
     def memory(self, run_id: str) -> str:
         return mlflow.artifacts.load_text(f"runs:/{run_id}/{MEMORY_ARTIFACT}")
 
