@@ -1,1 +1,4 @@
-"""The agent: chat models, prompts, policies and memory."""
+"""The agent: chat backends, prompts, and the policies that pick the next action (the paper's LLM
+agent, random, and the greedy and optuna search baselines)."""
+
+from lamdagent.agent import policies, search  # noqa: F401  (registration of every policy)

@@ -4,7 +4,7 @@
 import pytest
 
 from lamdagent.agent.llm import CHAT_BACKENDS, OpenAIChatModel
-from lamdagent.agent.policies import LLMPolicy, RandomPolicy, parse_choice
+from lamdagent.agent.policies import POLICIES, LLMPolicy, RandomPolicy, parse_choice
 from lamdagent.agent.prompts import AgentContext
 from lamdagent.config import load_config
 from lamdagent.errors import UserError
@@ -22,9 +22,11 @@ def _llm(server, **kwargs) -> LLMPolicy:
     return LLMPolicy(chat, **kwargs)
 
 
-@pytest.fixture(params=["random", "llm"])
+@pytest.fixture(params=["random", "llm", "greedy", "optuna"])
 def policy(request, fake_openai):
-    return RandomPolicy(seed=0) if request.param == "random" else _llm(fake_openai)
+    if request.param == "llm":
+        return _llm(fake_openai)
+    return POLICIES[request.param](None, 0)
 
 
 def test_contract_selects_a_valid_action_of_the_space(policy):

@@ -1,0 +1,88 @@
+"""The greedy and optuna policies: they extend what worked, and learn from their own outcomes."""
+
+import dataclasses
+
+import pytest
+
+from lamdagent.agent.prompts import AgentContext
+from lamdagent.agent.search import GreedyPolicy, OptunaPolicy, features, ranked_models
+from tests.test_space import _model, _space
+
+
+def _ctx(iteration: int) -> AgentContext:
+    return AgentContext(["arith", "facts"], iteration, 10)
+
+
+def _scored(name: str, score: float, iteration: int = 0):
+    return dataclasses.replace(_model(name), score=score, iteration=iteration)
+
+
+def _made_by(action, name: str, score: float, iteration: int):
+    """The model an action produced, as the next iteration's pool holds it."""
+    return dataclasses.replace(_model(name), fingerprint=action.fingerprint, score=score, iteration=iteration, parents=action.models)
+
+
+def test_greedy_extends_the_best_model():
+    models = [_scored("base", 0.5), _scored("a", 2.0), _scored("b", 1.0)]
+    action = GreedyPolicy(seed=0).select(_space(models), _ctx(1)).action
+    assert action.models[0].name == "a"
+    if action.type.name == "ties":
+        assert action.models[1].name == "b"  # the best partner
+
+
+def test_greedy_repeats_the_kind_of_action_that_gained_and_avoids_one_that_lost():
+    policy = GreedyPolicy(seed=0)
+    models = [_scored("base", 0.5), _scored("a", 2.0)]
+    first = policy.select(_space(models), _ctx(1)).action
+    gained = features(first, ranked_models(_space(models)))
+    models.append(_made_by(first, "m1", 3.0, 1))  # it gained 1.0: the new best
+    second = policy.select(_space(models), _ctx(2)).action
+    assert second.models[0].name == "m1"
+    f = features(second, ranked_models(_space(models)))
+    assert (f["type"], f["data"], f["hparams"]) == (gained["type"], gained["data"], gained["hparams"])
+
+    models.append(_made_by(second, "m2", 0.1, 2))  # the same kind now lost badly on average
+    third = policy.select(_space(models), _ctx(3)).action
+    f3 = features(third, ranked_models(_space(models)))
+    assert third.models[0].name == "m1" and (f3["type"], f3["data"], f3["hparams"]) != (gained["type"], gained["data"], gained["hparams"])
+
+
+def test_optuna_learns_which_kind_of_action_pays():
+    policy = OptunaPolicy(seed=0)
+    models = [_scored("base", 0.5), _scored("a", 1.0), _scored("b", 1.0)]
+    chosen = []
+    for iteration in range(1, 13):
+        space = _space(models)
+        action = policy.select(space, _ctx(iteration)).action
+        assert space.find(action.type.name, action.names()) is not None
+        chosen.append(action.type.name)
+        score = 2.0 + iteration / 100 if action.type.name == "ties" else 0.2  # merges pay in this world, SFT does not
+        models.append(_made_by(action, f"m{iteration}", score, iteration))
+    assert chosen[-4:].count("ties") >= 3, chosen  # after its start-up trials it exploits what paid
+
+
+def test_optuna_features_cover_the_studys_vocabulary():
+    space = _space([_scored("base", 0.5), _scored("a", 1.0)])
+    vocabulary = OptunaPolicy.vocabulary(space)
+    for name in space.available_types():
+        for action in space.actions(name):
+            f = features(action, ranked_models(space))
+            assert all(f[k] in vocabulary[k] for k in vocabulary), f
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["greedy", "optuna"])
+def test_the_search_policies_drive_an_exploration(tracking_uri, name):
+    from rich.console import Console
+
+    from lamdagent.console import Display
+    from lamdagent.exploration.loop import start_or_resume
+    from lamdagent.tracking import Kind, Status, Tracker
+    from tests.conftest import FAST
+
+    with Display(Console(quiet=True)) as display:
+        _, records, _ = start_or_resume("demo", [*FAST, "iterations=2", f"agent.policy={name}", "tasks=[arith,facts]", "datasets=[arith,facts,all]"], None, Tracker(), display)
+    actions = [r for r in records if r.kind == Kind.ACTION]
+    assert [r.iteration for r in actions] == [1, 2] and all(r.status == Status.OK for r in actions)
+    client = __import__("mlflow").MlflowClient()
+    assert {client.get_run(r.run_id).data.tags["lamdagent.policy"] for r in actions} == {name}
