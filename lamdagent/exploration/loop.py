@@ -3,6 +3,8 @@ update the memory. Every step is read from and written to the tracking server.""
 
 from __future__ import annotations
 
+import json
+
 from lamdagent import config as config_mod
 from lamdagent import tracking as tr
 from lamdagent.agent.policies import Decision, Policy, make_policy
@@ -10,6 +12,8 @@ from lamdagent.agent.prompts import AgentContext
 from lamdagent.console import Display
 from lamdagent.errors import UserError
 from lamdagent.exploration.executors import EXECUTORS, ActionJob, Executor, check_placement, make_executor
+from lamdagent.exploration.overlap import describe as describe_overlaps
+from lamdagent.exploration.overlap import overlaps
 from lamdagent.exploration.runner import Produced, Runner, Step, models_from_records
 from lamdagent.exploration.seeds import ensure_seeds, prepare_base
 from lamdagent.exploration.study import Study
@@ -205,7 +209,11 @@ def start_or_resume(study: str | None, overrides: list[str], resume: str | None,
             plain = config_mod.to_dict(cfg)
             params = config_mod.flat_params(config_mod.redacted(plain))
             run_name = f"baseline: {tags['baseline']}" if tags and "baseline" in tags else None  # else MLflow names it
-            run_id = tracker.start_exploration(experiment_id, cfg.name, config_mod.redacted(plain), params, run_name=run_name, tags=tags)
+            found = overlaps(study)  # before any compute: training data holding evaluation prompts
+            run_id = tracker.start_exploration(experiment_id, cfg.name, config_mod.redacted(plain), params, run_name=run_name,
+                                               tags={**(tags or {}), **({"overlap": json.dumps(found)} if found else {})})
+            for line in describe_overlaps(found, study):
+                display.log(f"[yellow]overlap: {line}: scores on them measure memorisation (lamdagent.overlap)")
             lease = tracker.lease(run_id, cfg.lease.timeout_seconds, cfg.lease.heartbeat_seconds)
         if launcher_run:
             tracker.log(launcher_run, tags={"exploration_run_id": run_id, "kind": Kind.LAUNCHER})

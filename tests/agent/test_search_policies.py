@@ -81,7 +81,8 @@ def test_the_search_policies_drive_an_exploration(tracking_uri, name):
     from tests.conftest import FAST
 
     with Display(Console(quiet=True)) as display:
-        _, records, _ = start_or_resume("demo", [*FAST, "iterations=2", f"agent.policy={name}", "tasks=[arith,facts]", "datasets=[arith,facts,all]"], None, Tracker(), display)
+        overrides = [*FAST, "iterations=2", f"agent.policy={name}", "tasks=[arith,facts]", "datasets=[arith,facts,all]"]
+        _, records, _ = start_or_resume("demo", overrides, None, Tracker(), display)
     actions = [r for r in records if r.kind == Kind.ACTION]
     assert [r.iteration for r in actions] == [1, 2] and all(r.status == Status.OK for r in actions)
     client = __import__("mlflow").MlflowClient()

@@ -16,7 +16,8 @@ from pathlib import Path
 from mlflow import MlflowClient
 
 ROOT = Path(__file__).resolve().parents[2]
-PRELOAD = ["lamdagent.cli.main", "lamdagent.exploration.loop", "lamdagent.tracking.retention", "torch", "transformers", "trl", "mergekit.merge", "mlflow", "datasets"]
+PRELOAD = ["lamdagent.cli.main", "lamdagent.exploration.loop", "lamdagent.tracking.retention", "torch", "transformers", "trl", "mergekit.merge",
+           "mlflow", "datasets"]
 _context = None
 
 
