@@ -73,6 +73,20 @@ def replay(args, console: Console, overrides: list[str]) -> int:
     return 1
 
 
+def compare_policies(args, console: Console, overrides: list[str]) -> int:
+    from lamdagent.console import Display
+    from lamdagent.experiments.comparison import compare
+    from lamdagent.tracking import Tracker
+
+    policies = [p.strip() for p in args.policies.split(",") if p.strip()]
+    out = Path(args.out or f"reports/{args.study}/compare")
+    with Display(console) as display:
+        result = compare(args.study, overrides, policies, args.seeds, args.budget, Tracker(args.tracking_uri), display, out, not args.no_baselines)
+    console.print(result.files["markdown"].read_text(), markup=False, highlight=False)
+    console.print("written: " + ", ".join(str(p) for p in result.files.values()))
+    return 0
+
+
 def score(args, console: Console, overrides: list[str]) -> int:
     """Each row's extracted answer and reward, then the aggregate, as JSON lines."""
     import json

@@ -49,6 +49,15 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--base-model", default=None, help="swap the base model (builtin:..., a folder or a hub id)")
     replay.add_argument("--recompute", action="store_true", help="compute every step even when an identical run exists")
     replay.add_argument("--tracking-uri", default=None)
+    compare = commands.add_parser("compare-policies", help="the search benchmark: policies x seeds at one budget, best-so-far curves and held-out test scores")
+    compare.add_argument("--study", default="demo")
+    compare.add_argument("--policies", default="llm,greedy,optuna,random", help="comma-separated registered policies")
+    compare.add_argument("--seeds", type=int, default=3, help="explorations per policy (agent.seed = 0, 1, ...)")
+    compare.add_argument("--budget", type=int, default=10, help="iterations of each exploration")
+    compare.add_argument("--no-baselines", action="store_true", help="skip full fine-tuning, the specialists and the TIES grid")
+    compare.add_argument("--out", default="", help="output folder (default: reports/<study>/compare)")
+    compare.add_argument("--tracking-uri", default=None)
+    compare.add_argument("overrides", nargs="*", help="omegaconf dotlist, applied to every exploration (e.g. agent.backend=openai)")
     score = commands.add_parser("score", help="score generations with a task's current definition, without a model: a JSONL file or a run's logged predictions")
     score.add_argument("--task", required=True, help="a task in conf/tasks/ or a task YAML path")
     source = score.add_mutually_exclusive_group(required=True)
@@ -78,10 +87,10 @@ def main(argv: list[str] | None = None) -> int:
             return _explore(args, console)
         if args.command == "gc":
             return _gc(args, console)
-        if args.command in ("baselines", "report", "replay", "score"):
+        if args.command in ("baselines", "report", "replay", "score", "compare-policies"):
             from lamdagent.cli import commands
 
-            return getattr(commands, args.command)(args, console, split_overrides(getattr(args, "overrides", [])))
+            return getattr(commands, args.command.replace("-", "_"))(args, console, split_overrides(getattr(args, "overrides", [])))
         return _top(args, console)
     except UserError as err:
         console.print(f"[bold red]error:[/] {err}", highlight=False)

@@ -16,7 +16,8 @@ from lamdagent.actions import ACTION_TYPES
 
 @dataclass
 class AgentConfig:
-    policy: str = "llm"  # llm | random
+    policy: str = "llm"  # a registered policy: llm | random | greedy | optuna
+    seed: int | None = None  # the policy's own randomness; None: the study's seed (the world stays the same either way)
     backend: str = "local"  # local (offline SmolLM2) | openai (any OpenAI-compatible endpoint)
     model: str = "SmolLM2-135M-Instruct"
     base_url: str | None = None

@@ -200,7 +200,7 @@ def start_or_resume(study: str | None, overrides: list[str], resume: str | None,
         EXECUTORS.check(cfg.execution.executor, "execution.executor")
         check_placement(cfg.execution, tracker.tracking_uri)
         study.connect_judge()
-        policy = make_policy(cfg.agent, cfg.seed)
+        policy = make_policy(cfg.agent, cfg.seed if cfg.agent.seed is None else cfg.agent.seed)
         if resume:
             run_id = resume
             tracker.reopen(run_id)

@@ -272,3 +272,34 @@ def scaling_curves(points: list[ScalingPoint], out: Path, xlabel: str = "data sc
     if groups or baselines:
         ax.legend(fontsize=9, loc="best")
     return _save(fig, out)
+
+
+# --------------------------------------------------------------------------- search comparison
+
+
+@dataclass
+class Band:
+    """One policy's best-so-far curve over seeds: at each x, the mean and its 95% confidence interval."""
+
+    label: str
+    x: list[float]
+    mean: list[float]
+    low: list[float]
+    high: list[float]
+
+
+def best_so_far(bands: list[Band], out: Path, xlabel: str = "iteration", title: str = "") -> Path:
+    """The search benchmark's figure: best validation score found so far, mean over seeds with a
+    95% confidence band, one line per policy."""
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for idx, band in enumerate(bands):
+        c = _colour(idx)
+        ax.fill_between(band.x, band.low, band.high, color=c, alpha=0.15, lw=0, step="post")
+        ax.step(band.x, band.mean, where="post", color=c, lw=2.2, label=band.label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("best validation score so far")
+    ax.set_title(title or "Best-so-far validation score (mean and 95% CI over seeds)")
+    ax.grid(True, alpha=0.3)
+    if bands:
+        ax.legend(loc="lower right", fontsize=9)
+    return _save(fig, out)

@@ -26,6 +26,7 @@ class Kind(StrEnum):
     REPLAYS = "replays"  # a parent run: one replay of a pipeline with a substitution
     REPLAY = "replay"  # nested: one replayed step
     REPORT = "report"  # a parent run holding the report's files
+    COMPARISON = "comparison"  # a parent run of the search benchmark (compare-policies): its figures and table
     LAUNCHER = "launcher"  # the run `mlflow run .` creates, pointing at the exploration it started
 
 
