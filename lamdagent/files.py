@@ -11,9 +11,50 @@ from typing import Iterator
 
 from lamdagent.errors import UserError
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-CONF_DIR = PROJECT_ROOT / "conf"
-PROMPTS_DIR = PROJECT_ROOT / "prompts"
+PACKAGE_DIR = Path(__file__).resolve().parent
+CONF_DIR = (PACKAGE_DIR / "conf").resolve()  # the studies and tasks that ship with the package (a link to conf/ in a clone)
+PROMPTS_DIR = (PACKAGE_DIR / "prompts").resolve()
+CONF_PATH_ENV = "LAMDAGENT_CONF_PATH"
+_extra_conf_dirs: list[Path] = []  # --conf-dir, first
+
+
+def add_conf_dir(path: str | Path) -> None:
+    """A folder of the user's own studies/, tasks/ (and prompts/) searched before all others."""
+    folder = Path(path).expanduser()
+    if not folder.is_dir():
+        raise UserError(f"--conf-dir {str(path)!r} is not a folder")
+    _extra_conf_dirs.insert(0, folder.resolve())
+
+
+def conf_dirs() -> list[Path]:
+    """Where studies and tasks are looked up, first match winning: --conf-dir, $LAMDAGENT_CONF_PATH
+    (folders separated by the path separator), ./conf in the working directory, the package's own."""
+    listed = [Path(p).expanduser() for p in os.environ.get(CONF_PATH_ENV, "").split(os.pathsep) if p]
+    found = []
+    for folder in [*_extra_conf_dirs, *listed, Path.cwd() / "conf", CONF_DIR]:
+        folder = folder.resolve()
+        if folder.is_dir() and folder not in found:
+            found.append(folder)
+    return found
+
+
+def conf_files(kind: str) -> dict[str, Path]:
+    """`studies` or `tasks`: every YAML file by name (subfolders of tasks/ included), the first
+    folder of the search path winning a name."""
+    files: dict[str, Path] = {}
+    for folder in reversed(conf_dirs()):
+        files.update({path.stem: path for path in sorted((folder / kind).rglob("*.yaml"))})
+    return dict(sorted(files.items()))
+
+
+def prompt_file(name: str) -> Path:
+    """The agent's prompt template `name`: a prompts/ folder beside or inside a conf folder of the
+    search path, ./prompts, or the package's own."""
+    candidates = [c for folder in conf_dirs() if folder != CONF_DIR for c in (folder / "prompts", folder.parent / "prompts")]
+    for folder in [*candidates, PROMPTS_DIR]:
+        if (folder / name).is_file():
+            return folder / name
+    raise UserError(f"no prompt template {name!r} in {[str(c) for c in candidates] + [str(PROMPTS_DIR)]}")
 
 
 def cache_dir() -> Path:

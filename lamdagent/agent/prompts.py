@@ -6,14 +6,14 @@ import random
 from dataclasses import dataclass, field
 from string import Template
 
-from lamdagent.files import PROMPTS_DIR
+from lamdagent.files import prompt_file
 from lamdagent.space import ActionSpace, ModelObject
 
 EMPTY_MEMORY = "(empty: this is the first iteration)"
 
 
 def template(name: str) -> Template:
-    return Template((PROMPTS_DIR / f"{name}.txt").read_text())
+    return Template(prompt_file(f"{name}.txt").read_text())
 
 
 @dataclass

@@ -10,6 +10,7 @@ import sys
 from rich.console import Console
 
 from lamdagent.errors import UserError
+from lamdagent.files import add_conf_dir
 
 
 def split_overrides(values: list[str]) -> list[str]:
@@ -19,37 +20,42 @@ def split_overrides(values: list[str]) -> list[str]:
 
 
 def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--conf-dir", action="append", default=[], metavar="DIR",
+                        help="a folder of your own studies/ and tasks/ (and prompts/), searched first; also $LAMDAGENT_CONF_PATH and ./conf")
     parser = argparse.ArgumentParser(prog="lamdagent", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    explore = commands.add_parser("explore", help="run (or resume) an exploration of a study")
+    explore = commands.add_parser("explore", parents=[common], help="run (or resume) an exploration of a study")
     explore.add_argument("--study", default="demo", help="a study in conf/studies/ or a YAML path (default: demo)")
     explore.add_argument("--resume", default="", help="exploration run id to continue, or 'latest': the study's latest unfinished one")
     explore.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
     explore.add_argument("--dry-run", action="store_true", help="validate the study offline and list what it would download")
     explore.add_argument("overrides", nargs="*", help="omegaconf dotlist, e.g. iterations=5 agent.temperature=0")
-    gc = commands.add_parser("gc", help="free the weights of a study's models but the top k and their lineage")
+    gc = commands.add_parser("gc", parents=[common], help="free the weights of a study's models but the top k and their lineage")
     gc.add_argument("--study", required=True, help="the study (experiment lamdagent/<study>)")
     gc.add_argument("--keep-top-k", type=int, required=True)
     gc.add_argument("--tracking-uri", default=None)
-    baselines = commands.add_parser("baselines", help="run the paper's baselines of a study (base, specialists, full FT, TIES grid, random, merges only)")
+    baselines = commands.add_parser("baselines", parents=[common],
+                                    help="run the paper's baselines of a study (base, specialists, full FT, TIES grid, random, merges only)")
     baselines.add_argument("--study", default="demo")
     baselines.add_argument("--only", default="", help="comma-separated subset of base, specialists, full, ties_grid, random_policy, merges_only (default: all)")
     baselines.add_argument("--grid", default="0.2,0.5,0.8", help="TIES grid: the weights each specialist may take")
     baselines.add_argument("--tracking-uri", default=None)
     baselines.add_argument("overrides", nargs="*", help="omegaconf dotlist, applied to the study (e.g. iterations=5)")
-    report = commands.add_parser("report", help="the final report: top-k on test and OOD tasks, tables, figures")
+    report = commands.add_parser("report", parents=[common], help="the final report: top-k on test and OOD tasks, tables, figures")
     report.add_argument("--study", default="demo")
     report.add_argument("--top-k", type=int, default=3)
     report.add_argument("--out", default="", help="output folder (default: reports/<study>)")
     report.add_argument("--tracking-uri", default=None)
     report.add_argument("overrides", nargs="*", help="omegaconf dotlist over the exploration's config (e.g. data.test_size=200)")
-    replay = commands.add_parser("replay", help="re-execute a model's pipeline with more data or another base model")
+    replay = commands.add_parser("replay", parents=[common], help="re-execute a model's pipeline with more data or another base model")
     replay.add_argument("run_id", help="the run of the model to replay")
     replay.add_argument("--data-scale", type=float, default=1.0, help="multiply every training set's size")
     replay.add_argument("--base-model", default=None, help="swap the base model (builtin:..., a folder or a hub id)")
     replay.add_argument("--recompute", action="store_true", help="compute every step even when an identical run exists")
     replay.add_argument("--tracking-uri", default=None)
-    compare = commands.add_parser("compare-policies", help="the search benchmark: policies x seeds at one budget, best-so-far curves and held-out test scores")
+    compare = commands.add_parser("compare-policies", parents=[common],
+                                  help="the search benchmark: policies x seeds at one budget, best-so-far curves and held-out test scores")
     compare.add_argument("--study", default="demo")
     compare.add_argument("--policies", default="llm,greedy,optuna,random", help="comma-separated registered policies")
     compare.add_argument("--seeds", type=int, default=3, help="explorations per policy (agent.seed = 0, 1, ...)")
@@ -58,7 +64,8 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--out", default="", help="output folder (default: reports/<study>/compare)")
     compare.add_argument("--tracking-uri", default=None)
     compare.add_argument("overrides", nargs="*", help="omegaconf dotlist, applied to every exploration (e.g. agent.backend=openai)")
-    score = commands.add_parser("score", help="score generations with a task's current definition, without a model: a JSONL file or a run's logged predictions")
+    score = commands.add_parser("score", parents=[common],
+                                help="score generations with a task's current definition, without a model: a JSONL file or a run's logged predictions")
     score.add_argument("--task", required=True, help="a task in conf/tasks/ or a task YAML path")
     source = score.add_mutually_exclusive_group(required=True)
     source.add_argument("--input", help='JSON lines: {"doc": <task row>, "generation": ...} or {"id": ..., "generation": ...}')
@@ -67,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     score.add_argument("--output", default="", help="where the scored JSON lines go (default: standard output)")
     score.add_argument("--seed", type=int, default=0, help="the study seed that draws generated tasks' rows (for --input rows given by id)")
     score.add_argument("--tracking-uri", default=None)
-    top = commands.add_parser("top", help="print the top pipelines of an exploration")
+    top = commands.add_parser("top", parents=[common], help="print the top pipelines of an exploration")
     top.add_argument("exploration", help="exploration run id")
     top.add_argument("-k", type=int, default=10)
     top.add_argument("--tracking-uri", default=None)
@@ -83,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
 
     quiet_libraries()
     try:
+        for folder in args.conf_dir:
+            add_conf_dir(folder)
         if args.command == "explore":
             return _explore(args, console)
         if args.command == "gc":

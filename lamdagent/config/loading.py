@@ -16,12 +16,12 @@ from lamdagent.actions import ACTION_TYPES
 from lamdagent.config.schema import StudyConfig
 from lamdagent.config.validation import validate
 from lamdagent.errors import UserError
-from lamdagent.files import CONF_DIR, load_yaml
+from lamdagent.files import conf_files, load_yaml
 
 SECRET_KEY = re.compile(r"(api_?key|(^|_)token|secret|password)$", re.IGNORECASE)
 
 def study_names() -> list[str]:
-    return sorted(p.stem for p in (CONF_DIR / "studies").glob("*.yaml"))
+    return sorted(conf_files("studies"))
 
 
 def _known_keys(node, prefix: str = "") -> list[str]:
@@ -56,7 +56,7 @@ def load_config(study: str, overrides: list[str] | None = None, base: dict | Non
     if base is not None:
         layers.append(base)
     else:
-        path = Path(study) if study.endswith((".yaml", ".yml")) else CONF_DIR / "studies" / f"{study}.yaml"
+        path = Path(study) if study.endswith((".yaml", ".yml")) else conf_files("studies").get(study, Path(f"{study}.yaml"))
         if not path.exists():
             raise UserError(f"unknown study {study!r}; expected one of {study_names()} or a path to a study YAML file")
         layers.append(load_yaml(path))

@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 from lamdagent.errors import UserError
 from lamdagent.evaluation.metrics import EXTRACTORS, METRICS
 from lamdagent.evaluation.sources import SOURCES
-from lamdagent.files import CONF_DIR
+from lamdagent.files import conf_files
 
 SPLITS = ("train", "val", "test")
 
@@ -114,7 +114,7 @@ class Task:
 
 def _task_files() -> dict[str, Path]:
     """conf/tasks/*.yaml (offline tasks) and conf/tasks/hub/*.yaml (real benchmarks), by name."""
-    return {path.stem: path for path in sorted((CONF_DIR / "tasks").rglob("*.yaml"))}
+    return conf_files("tasks")
 
 
 def task_names() -> list[str]:
