@@ -17,15 +17,19 @@ def generate_greedy(
     batch_size: int = 64,
     on_batch: Callable[[int], None] | None = None,
 ) -> list[str]:
-    """The greedy continuation of each prompt, decoded without special tokens."""
+    """The greedy continuation of each prompt, decoded without special tokens. Prompts are batched
+    longest first (as lm-evaluation-harness does), so a batch pads little; outputs keep the input order."""
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     device = next(model.parameters()).device
     model.eval()
-    outputs: list[str] = []
+    lengths = [len(ids) for ids in tokenizer(prompts)["input_ids"]] if prompts else []
+    order = sorted(range(len(prompts)), key=lambda i: -lengths[i])
+    outputs: list[str] = [""] * len(prompts)
     for start in range(0, len(prompts), batch_size):
-        batch = prompts[start : start + batch_size]
+        indices = order[start : start + batch_size]
+        batch = [prompts[i] for i in indices]
         encoded = tokenizer(batch, return_tensors="pt", padding=True).to(device)
         generated = model.generate(
             **encoded,
@@ -35,7 +39,8 @@ def generate_greedy(
             eos_token_id=tokenizer.eos_token_id,
         )
         new_tokens = generated[:, encoded["input_ids"].shape[1] :]
-        outputs.extend(tokenizer.batch_decode(new_tokens, skip_special_tokens=True))
+        for i, text in zip(indices, tokenizer.batch_decode(new_tokens, skip_special_tokens=True)):
+            outputs[i] = text
         if on_batch:
             on_batch(len(batch))
     return outputs
