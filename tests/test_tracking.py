@@ -67,9 +67,10 @@ def test_fingerprint_lookup_finds_the_newest_finished_run_that_keeps_its_weights
     assert tracker.find_by_fingerprint(experiment, "fp-1") is None
     run("fp-1", Status.FAILED)
     assert tracker.find_by_fingerprint(experiment, "fp-1") is None  # a failed run made no model
-    older = run("fp-1", Status.OK)
+    run("fp-1", Status.OK)  # finished, but it holds no model: never reused
+    older = run("fp-1", Status.OK, model_id="m-1")
     newer = run("fp-1", Status.OK, model_id="m-2")
-    run("fp-2", Status.OK)
+    run("fp-2", Status.OK, model_id="m-3")
     found = tracker.find_by_fingerprint(experiment, "fp-1")
     assert found.run_id == newer and found.model_id == "m-2" and found.fingerprint == "fp-1"
     tracker.log(newer, tags={"weights": tr.FREED})

@@ -19,7 +19,8 @@ def normalised(text: str) -> str:
 
 
 def overlaps(study: Study) -> dict[str, dict[str, int]]:
-    """Training dataset -> {"<task>/<split>": evaluation prompts it holds}, only where some are held."""
+    """Training dataset -> {"<task>/<split>": evaluation prompts it holds}, only where some are held.
+    A dataset that cannot be read is left out here: the action that trains on it fails and says why."""
     cfg = study.cfg
     evaluation = {}
     for task in study.tasks:
@@ -27,7 +28,10 @@ def overlaps(study: Study) -> dict[str, dict[str, int]]:
             evaluation[f"{task.name}/{split}"] = [normalised(ex.prompt) for ex in task.examples(split, size, cfg.seed)]
     found: dict[str, dict[str, int]] = {}
     for dataset in study.datasets:
-        rows = dataset.rows()
+        try:
+            rows = dataset.rows()
+        except Exception:  # bad or unreachable data: an action's failure to report, not a reason to stop now
+            continue
         texts = [normalised(row["prompt"] + " " + row["completion"]) for row in rows]
         prompts = {normalised(row["prompt"]) for row in rows}
         for where, eval_prompts in evaluation.items():
