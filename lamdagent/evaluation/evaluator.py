@@ -33,18 +33,18 @@ def evaluate(
     chat_template: bool = False,
 ) -> EvalResult:
     """Score `model` on the first `n` examples of `split` of each task (greedy, batched).
-    `generate(prompts, max_new_tokens, on_batch)` replaces the HF backend (e.g. vllm_generator);
+    `generate(prompts, max_new_tokens, on_batch, stop_strings=...)` replaces the HF backend (e.g. vllm_generator);
     `batch_size` may be `auto` (see resolve_batch_size)."""
     scores, predictions, unscored = {}, {}, {}
     for task in tasks:
         examples = task.examples(split, n, seed)
         prompts = [chat_prompt(tokenizer, ex.prompt) if chat_template else ex.prompt for ex in examples]
         if generate is not None:
-            generations = generate(prompts, task.spec.max_new_tokens, on_progress)
+            generations = generate(prompts, task.spec.max_new_tokens, on_progress, stop_strings=task.spec.until)
         else:
             size = resolve_batch_size(batch_size, model, max_tokens=task.spec.max_new_tokens + max(map(len, prompts), default=0) // 2)
             generations = generate_greedy(model, tokenizer, prompts, max_new_tokens=task.spec.max_new_tokens, batch_size=size,
-                                          on_batch=on_progress)
+                                          on_batch=on_progress, stop_strings=task.spec.until)
         rows = []
         for ex, prompt, generation in zip(examples, prompts, generations):
             answer, reward = task.score(generation, ex.gold)

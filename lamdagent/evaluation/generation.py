@@ -16,9 +16,12 @@ def generate_greedy(
     max_new_tokens: int,
     batch_size: int = 64,
     on_batch: Callable[[int], None] | None = None,
+    stop_strings: list[str] = (),
 ) -> list[str]:
     """The greedy continuation of each prompt, decoded without special tokens. Prompts are batched
-    longest first (as lm-evaluation-harness does), so a batch pads little; outputs keep the input order."""
+    longest first (as lm-evaluation-harness does), so a batch pads little; outputs keep the input order.
+    `stop_strings`: a row stops generating once it writes one (a batch ends when every row has), and
+    its text is cut at the first one, as lm-eval cuts its generations."""
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -37,13 +40,22 @@ def generate_greedy(
             do_sample=False,
             pad_token_id=tokenizer.pad_token_id,
             eos_token_id=tokenizer.eos_token_id,
+            **({"stop_strings": list(stop_strings), "tokenizer": tokenizer} if stop_strings else {}),
         )
         new_tokens = generated[:, encoded["input_ids"].shape[1] :]
         for i, text in zip(indices, tokenizer.batch_decode(new_tokens, skip_special_tokens=True)):
-            outputs[i] = text
+            outputs[i] = cut_at_stop(text, stop_strings)
         if on_batch:
             on_batch(len(batch))
     return outputs
+
+
+def cut_at_stop(text: str, stop_strings: list[str]) -> str:
+    """The text up to its first stop string (lm-eval's HF backend: `s.split(term)[0]` for each term)."""
+    for term in stop_strings:
+        if term:
+            text = text.split(term)[0]
+    return text
 
 
 AUTO = "auto"
@@ -86,11 +98,11 @@ def vllm_generator(model_dir, *, dtype: str = "bfloat16", gpu_memory_utilization
         raise UserError("evaluation.backend=vllm needs vLLM: pip install vllm (a CUDA machine), or use evaluation.backend=hf") from None
     llm = LLM(model=str(model_dir), dtype=dtype, gpu_memory_utilization=gpu_memory_utilization, seed=0)
 
-    def generate(prompts: list[str], max_new_tokens: int, on_batch: Callable[[int], None] | None = None) -> list[str]:
-        params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens, skip_special_tokens=True)
+    def generate(prompts: list[str], max_new_tokens: int, on_batch: Callable[[int], None] | None = None, stop_strings: list[str] = ()) -> list[str]:
+        params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens, skip_special_tokens=True, stop=list(stop_strings) or None)
         outputs = llm.generate(prompts, params, use_tqdm=False)
         if on_batch:
             on_batch(len(prompts))
-        return [out.outputs[0].text for out in outputs]
+        return [cut_at_stop(out.outputs[0].text, stop_strings) for out in outputs]
 
     return generate

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,8 +36,11 @@ class TaskSpec:
     target: str = " {{ answer }}"
     gold: str = "{{ answer }}"
     extractor: str = "first_line"
+    extractor_args: dict = field(default_factory=dict)  # keyword options of the extractor, e.g. {letters: ABCDE}
     metric: str = "exact_match"
+    metric_args: dict = field(default_factory=dict)  # keyword options of the metric
     max_new_tokens: int = 16
+    until: list[str] = field(default_factory=list)  # stop strings (lm-eval's generation_kwargs.until): generation ends at the first
     description: str = ""
     hf_config: str | None = None
     hf_splits: dict[str, str] = field(default_factory=lambda: {"train": "train", "val": "validation", "test": "test"})
@@ -63,10 +67,14 @@ class Task:
             SOURCES[kind].check(ref)
         except UserError as err:
             raise UserError(f"task {spec.name!r}: {err}") from None
-        if spec.extractor not in EXTRACTORS:
-            raise UserError(f"task {spec.name!r}: unknown extractor {spec.extractor!r}; expected one of {sorted(EXTRACTORS)}")
-        if spec.metric not in METRICS:
-            raise UserError(f"task {spec.name!r}: unknown metric {spec.metric!r}; expected one of {sorted(METRICS)}")
+        for kind_name, registry, name, options in (("extractor", EXTRACTORS, spec.extractor, spec.extractor_args),
+                                                   ("metric", METRICS, spec.metric, spec.metric_args)):
+            if name not in registry:
+                raise UserError(f"task {spec.name!r}: unknown {kind_name} {name!r}; expected one of {registry.names()}")
+            accepted = list(inspect.signature(registry[name]).parameters)[2 if kind_name == "metric" else 1:]
+            unknown = sorted(set(options) - set(accepted))
+            if unknown:
+                raise UserError(f"task {spec.name!r}: {kind_name} {name!r} has no option {unknown[0]!r}; it takes {accepted}")
         self._kind, self._ref = kind, ref
         environment = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
         try:
@@ -93,9 +101,9 @@ class Task:
 
     def score(self, generation: str, gold: str | tuple[str, ...]) -> tuple[str, float]:
         """(extracted answer, reward in [0, 1]) for one generation."""
-        answer = EXTRACTORS[self.spec.extractor](generation)
+        answer = EXTRACTORS[self.spec.extractor](generation, **self.spec.extractor_args)
         gold_value = gold if isinstance(gold, str) else list(gold)
-        return answer, METRICS[self.spec.metric](answer, gold_value)
+        return answer, METRICS[self.spec.metric](answer, gold_value, **self.spec.metric_args)
 
     def example(self, row: dict) -> Example:
         """The example a data row of this task renders to."""

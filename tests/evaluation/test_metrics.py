@@ -11,7 +11,7 @@ def test_last_number(text, expected):
     assert EXTRACTORS["last_number"](text) == expected
 
 
-@pytest.mark.parametrize("text, expected", [(" [[b]] because", "B"), ("[[ C ]]", "C"), ("(A)", ""), ("[[A]] or [[B]]", "A")])
+@pytest.mark.parametrize("text, expected", [(" [[b]] because", "B"), ("[[ C ]]", "C"), ("(A)", ""), ("[[A]] or [[B]]", "B")])  # the last valid answer counts
 def test_bracket_choice(text, expected):
     assert EXTRACTORS["bracket_choice"](text) == expected
 
