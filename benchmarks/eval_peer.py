@@ -18,8 +18,8 @@ def _prompts(n: int) -> list[str]:
     """GSM8K-style zero-shot prompts of varied length (GSM-Symbolic's instances, shipped offline)."""
     from lamdagent.evaluation.tasks import load_task
 
-    task = load_task("mgsm_symbolic_eng")
-    return [example.prompt for example in task.examples("test", n)]
+    task = load_task("mgsm_symbolic_eng")  # 50 validation and 50 test instances
+    return [example.prompt for split in ("val", "test") for example in task.examples(split, 50)][:n]
 
 
 def run(opts: Options) -> Result:

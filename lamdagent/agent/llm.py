@@ -32,10 +32,35 @@ def choice_schema(options: list[dict[str, str]]) -> dict:
     return {"type": "object", "properties": properties, "required": keys, "additionalProperties": False}
 
 
+class FormatRefused(Exception):
+    """The endpoint refused the request's structured-output form (`response_format`)."""
+
+
+# Structured-output forms, most constraining first. OpenAI and vLLM take `json_schema`;
+# llama-cpp-python's server answers HTTP 500 to it ("Input should be 'text' or 'json_object'") and
+# takes `json_object` with a `schema`; some servers take a plain `json_object`; some none at all.
+STRUCTURED_FORMS = ("json_schema", "json_object+schema", "json_object", "none")
+_FORMAT_WORDS = ("response_format", "json_schema", "json_object", "schema", "input should be")
+
+
+def response_format(form: str, schema: dict) -> dict:
+    """The request fields of one structured-output form."""
+    if form == "json_schema":
+        return {"response_format": {"type": "json_schema", "json_schema": {"name": "choice", "schema": schema, "strict": True}}}
+    if form == "json_object+schema":
+        return {"response_format": {"type": "json_object", "schema": schema}}
+    if form == "json_object":
+        return {"response_format": {"type": "json_object"}}
+    return {}
+
+
 class OpenAIChatModel:
     """Chat completions through the `openai` client. Timeouts, connection errors, 429 and 5xx are
     retried `max_retries` times with bounded exponential backoff (`Retry-After` honoured up to the
-    cap); `retries` counts them."""
+    cap); `retries` counts them. The structured-output form is negotiated: a refusal of a form (HTTP
+    400/422 to a request carrying it, or any error whose message names the field) steps down to the
+    next form at once, not counted as a retry; the accepted form (`structured_form`) is kept for the
+    rest of the exploration, and every step down is in `negotiation`."""
 
     RETRIABLE_STATUS = (408, 409, 429)
 
@@ -44,8 +69,9 @@ class OpenAIChatModel:
         import openai
 
         self.name = model
-        self.structured_output = structured_output
-        self.max_retries, self.backoff, self.max_backoff = max_retries, backoff, max_backoff
+        self.structured_form = STRUCTURED_FORMS[0] if structured_output else "none"
+        self.negotiation: list[str] = []  # why each refused form was given up
+        self.max_retries, self.backoff, self.max_backoff, self.timeout = max_retries, backoff, max_backoff, timeout
         self.retries = 0
         self._client = openai.OpenAI(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0)
 
@@ -53,10 +79,14 @@ class OpenAIChatModel:
         return self._complete(messages=messages, max_tokens=max_tokens, temperature=temperature)
 
     def choose(self, messages: list[dict], options: list[dict[str, str]], *, temperature: float = 0.0) -> str:
-        extra = {}
-        if self.structured_output:
-            extra["response_format"] = {"type": "json_schema", "json_schema": {"name": "choice", "schema": choice_schema(options), "strict": True}}
-        return self._complete(messages=messages, max_tokens=200, temperature=temperature, **extra)
+        schema = choice_schema(options)
+        while True:
+            try:
+                return self._complete(messages=messages, max_tokens=200, temperature=temperature, **response_format(self.structured_form, schema))
+            except FormatRefused as refusal:
+                refused = self.structured_form
+                self.structured_form = STRUCTURED_FORMS[STRUCTURED_FORMS.index(refused) + 1]
+                self.negotiation.append(f"{refused} refused ({refusal}); now {self.structured_form}")
 
     def check_reachable(self) -> None:
         """A one-line UserError if the endpoint cannot be reached at all (any HTTP answer will do)."""
@@ -86,9 +116,16 @@ class OpenAIChatModel:
                 return (response.choices[0].message.content or "").strip()
             except openai.APIError as err:
                 status = getattr(err, "status_code", None)
+                message = str(err).splitlines()[0][:200]
+                said = f"{err} {getattr(err, 'body', '')}".lower()  # the whole answer: servers name the field past the first line
+                if "response_format" in request and status is not None and (status in (400, 422) or any(w in said for w in _FORMAT_WORDS)):
+                    raise FormatRefused(f"HTTP {status}: {message}") from err
                 retriable = isinstance(err, openai.APIConnectionError) or status in self.RETRIABLE_STATUS or (status or 0) >= 500
                 if not retriable or attempt == self.max_retries:
-                    raise ChatError(f"{type(err).__name__}: {str(err).splitlines()[0][:200]}") from err
+                    if isinstance(err, openai.APITimeoutError):
+                        raise ChatError(f"no answer within agent.request_timeout={self.timeout:g} s ({self.max_retries + 1} tries); "
+                                        "a slow local server needs a larger agent.request_timeout") from err
+                    raise ChatError(f"{type(err).__name__}: {message}") from err
                 self.retries += 1
                 time.sleep(self._delay(attempt, err))
 

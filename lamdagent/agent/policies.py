@@ -24,6 +24,8 @@ class Decision:
     fallbacks: list[str] = field(default_factory=list)  # why the policy fell back to a random choice
     retries: int = 0  # re-asks after an invalid reply
     endpoint_retries: int = 0  # retried requests to the agent's endpoint while deciding
+    endpoint_failures: int = 0  # steps that fell back because the endpoint failed (not because a reply was invalid)
+    steps: int = 0  # inference steps asked (action type, objects)
 
 
 class Policy(ABC):
@@ -79,12 +81,36 @@ class RandomPolicy(Policy):
 _JSON_OBJECT = re.compile(r"\{.*?\}", re.DOTALL)
 
 
+def _loose(value) -> str:
+    """A value as a small model may write it: case, spacing and quotes aside, and a call
+    (`ties(base, spec_facts, 0.5)`) read as its name."""
+    text = str(value).strip().strip("'\"`").strip()
+    call = re.match(r"^([A-Za-z_][\w.]*)\s*\(", text)
+    return (call.group(1) if call else text).lower()
+
+
+def _same(value, expected: str) -> bool:
+    try:
+        return str(value) == expected or float(value) == float(expected)
+    except (TypeError, ValueError):
+        return False
+
+
 def parse_choice(reply: str, options: list[dict[str, str]], ignore: frozenset[str] = frozenset()) -> tuple[dict[str, str] | None, str]:
-    """(the option the reply names, "") or (None, what is wrong with it). Strict: one JSON object
-    with exactly the option's keys (keys in `ignore`, the fixed slots, may be added); numbers are
-    compared by value."""
+    """(the option the reply names, "") or (None, what is wrong with it). The reply's JSON object
+    (prose or code fences around it are ignored) must have exactly the option's keys (keys in
+    `ignore`, the fixed slots, may be added); numbers are compared by value. A value written more
+    loosely (case, quotes, a whole action where its type was asked) is accepted when it names
+    exactly one valid option; a one-key question answered without JSON, by naming exactly one valid
+    value, is accepted too. Ambiguous replies are rejected."""
+    keys = list(options[0])
     match = _JSON_OBJECT.search(reply)
     if not match:
+        if len(keys) == 1:  # e.g. "I choose ties." for {"action_type": ...}
+            words = set(re.findall(r"[A-Za-z_]\w*", reply.lower()))
+            named = [o for o in options if o[keys[0]].lower() in words]
+            if len(named) == 1:
+                return named[0], ""
         return None, "the reply holds no JSON object"
     try:
         parsed = json.loads(match.group(0))
@@ -92,18 +118,16 @@ def parse_choice(reply: str, options: list[dict[str, str]], ignore: frozenset[st
         return None, f"the JSON does not parse ({err.msg})"
     if isinstance(parsed, dict):
         parsed = {k: v for k, v in parsed.items() if k not in ignore}
-    if not isinstance(parsed, dict) or set(parsed) != set(options[0]):
-        return None, f"the JSON must have exactly the keys {list(options[0])}"
-
-    def same(value, expected: str) -> bool:
-        try:
-            return str(value) == expected or float(value) == float(expected)
-        except (TypeError, ValueError):
-            return False
-
+    if not isinstance(parsed, dict) or set(parsed) != set(keys):
+        return None, f"the JSON must have exactly the keys {keys}"
     for option in options:
-        if all(same(parsed[key], option[key]) for key in option):
+        if all(_same(parsed[key], option[key]) for key in option):
             return option, ""
+    loose = [o for o in options if all(_same(parsed[k], o[k]) or _loose(parsed[k]) == _loose(o[k]) for k in o)]
+    if len(loose) == 1:
+        return loose[0], ""
+    if len(loose) > 1:
+        return None, f"{json.dumps(parsed)} names {len(loose)} valid choices; name exactly one"
     return None, f"{json.dumps(parsed)} is not one of the valid choices"
 
 
@@ -124,12 +148,14 @@ class LLMPolicy(Policy):
     def _ask(self, prompt: str, options: list[dict[str, str]], step: str, decision: Decision, rng: random.Random,
              ignore: frozenset[str] = frozenset()) -> dict[str, str]:
         messages = [{"role": "user", "content": prompt}]
+        decision.steps += 1
         for attempt in range(self.max_retries + 1):
             try:
                 reply = self.chat.choose(messages, options, temperature=self.temperature)
             except ChatError as err:  # the client already retried with backoff: fall back now
                 decision.transcript.append({"step": step, "attempt": attempt, "messages": list(messages), "reply": None, "problem": str(err)})
                 decision.fallbacks.append(f"{step}: endpoint error ({err}); chose at random")
+                decision.endpoint_failures += 1
                 return rng.choice(options)
             checkpoint("agent_call")
             choice, problem = parse_choice(reply, options, ignore)

@@ -24,7 +24,8 @@ class AgentConfig:
     api_key_env: str = "OPENAI_API_KEY"  # the key is read from this variable, never stored
     temperature: float = 0.7
     max_retries: int = 2  # re-asks after an invalid reply, before the logged random fallback
-    request_timeout: float = 60.0
+    request_timeout: float = 300.0  # seconds per request: a small model on a busy CPU takes minutes for a long prompt
+    on_endpoint_failure: str = "stop"  # stop: every step of a decision failing at the endpoint stops the exploration | random: fall back to random choices
     request_retries: int = 3  # retries of a timed-out, refused, 429 or 5xx request, with bounded backoff
     memory_max_tokens: int = 96
     structured_output: bool = True  # send a JSON schema (response_format) to the endpoint

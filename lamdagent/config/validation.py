@@ -50,6 +50,8 @@ def validate(cfg) -> None:
 
     POLICIES.check(cfg.agent.policy, "agent.policy")
     CHAT_BACKENDS.check(cfg.agent.backend, "agent.backend")
+    _check(cfg.agent.on_endpoint_failure in ("stop", "random"),
+           f"agent.on_endpoint_failure must be 'stop' or 'random', got {cfg.agent.on_endpoint_failure!r}")
     _check(cfg.agent.temperature >= 0, f"agent.temperature must be >= 0, got {cfg.agent.temperature}")
     _check(cfg.agent.max_retries >= 0, f"agent.max_retries must be >= 0, got {cfg.agent.max_retries}")
     _check(cfg.agent.request_retries >= 0, f"agent.request_retries must be >= 0, got {cfg.agent.request_retries}")

@@ -4,6 +4,7 @@ update the memory. Every step is read from and written to the tracking server.""
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 from lamdagent import config as config_mod
 from lamdagent import tracking as tr
@@ -55,6 +56,10 @@ class Exploration:
     def __init__(self, study: Study, tracker: Tracker, run_id: str, experiment_id: str, policy: Policy, display: Display, lease: Lease | None = None):
         self.cfg, self.study, self.lease = study.cfg, study, lease
         self.tracker, self.run_id, self.experiment_id, self.policy, self.display = tracker, run_id, experiment_id, policy, display
+        self.fallback_reasons: Counter[str] = Counter()
+        self.decisions = 0
+        self.structured_form: str | None = None  # the endpoint's accepted structured-output form, once known
+        self.negotiated = 0  # step-downs of the form already announced
 
     def run(self) -> list[Record]:
         executor = make_executor(self.cfg.execution)  # a Ray cluster is joined before any compute
@@ -101,7 +106,40 @@ class Exploration:
                 executor.submit(job, self.runner)
             for result in executor.finished():
                 self._finish(result, *chosen[result.run_id][1:])
+        summary = self.fallback_summary()
+        if summary:
+            self.display.log(f"[yellow]{summary}")
         return tracker.children(self.run_id, self.experiment_id)
+
+    def _announce(self, iteration: int, decision: Decision) -> None:
+        """Every fallback as one console line; the endpoint's structured-output form on the
+        exploration run; a decision whose every step failed at the endpoint stops the exploration
+        (unless agent.on_endpoint_failure=random): it would otherwise turn into a random search."""
+        for reason in decision.fallbacks:
+            self.display.log(f"[yellow]#{iteration} agent fallback: {reason}")
+            self.fallback_reasons[reason.split(";")[0].split(" (")[0]] += 1
+        self.decisions += 1
+        chat = getattr(self.policy, "chat", None)
+        form = getattr(chat, "structured_form", None)
+        for step_down in getattr(chat, "negotiation", [])[self.negotiated:]:
+            self.display.log(f"[yellow]agent endpoint: structured output {step_down}")
+            self.negotiated += 1
+        if form is not None and form != self.structured_form:
+            self.structured_form = form
+            self.tracker.log(self.run_id, tags={"agent.structured_output": form})
+        if decision.steps and decision.endpoint_failures == decision.steps and self.cfg.agent.on_endpoint_failure == "stop":
+            cause = next(r for r in decision.fallbacks if "endpoint error" in r)
+            raise UserError(f"agent endpoint {self.cfg.agent.base_url or 'api.openai.com'}: every request of iteration {iteration} failed "
+                            f"({cause.split('endpoint error (', 1)[-1].rsplit(')', 1)[0]}); the exploration stopped rather than turn into a "
+                            "random search. Fix the endpoint (agent.base_url, agent.model, agent.request_timeout), set "
+                            "agent.structured_output=false, or agent.on_endpoint_failure=random to go on with random choices")
+
+    def fallback_summary(self) -> str:
+        """How many decisions fell back to random choices, and why (for the end of the run)."""
+        if not self.fallback_reasons:
+            return ""
+        reasons = ", ".join(f"{n} x {reason}" for reason, n in self.fallback_reasons.most_common())
+        return f"agent fallbacks: {sum(self.fallback_reasons.values())} random choices over {self.decisions} decisions ({reasons})"
 
     def _best_score(self) -> float:
         return max((m.score for m in self.seeds + self.produced if m.score is not None), default=0.0)
@@ -127,6 +165,7 @@ class Exploration:
             before = self._endpoint_retries()
             decision = self.policy.select(space, self._context(iteration, in_flight))
             decision.endpoint_retries = self._endpoint_retries() - before
+            self._announce(iteration, decision)
             action = decision.action
             pending.add(action.fingerprint)
             in_flight.append(f"{action} = {action.pipeline()}")

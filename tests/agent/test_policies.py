@@ -76,7 +76,7 @@ def test_two_steps_with_memory_directive_and_anti_bias(fake_openai):
 
 def test_malformed_and_invalid_replies_are_retried(fake_openai):
     fake_openai.script = [
-        "I think sft is best",  # no JSON
+        "I am not sure yet",  # no JSON, no valid name
         '{"action_type": "sft"}',
         '{"model": "zzz", "dataset": "arith", "learning_rate": "0.001"}',  # not in the space
         '```json\n{"model": "a", "dataset": "arith", "learning_rate": 0.001}\n```',  # fenced, number
@@ -134,6 +134,22 @@ def test_missing_api_key_is_a_one_line_error(monkeypatch):
 )
 def test_parse_choice_is_strict(reply, ok):
     assert (parse_choice(reply, OPTIONS)[0] is not None) == ok
+
+
+TYPES = [{"action_type": "sft"}, {"action_type": "ties"}, {"action_type": "dare_ties"}]
+
+
+@pytest.mark.parametrize("reply, chosen", [
+    ('{"action_type": "ties(base, spec_facts, 0.5, \'trim\')"}', "ties"),  # a whole action where its type was asked
+    ('{"action_type": "sft(spec_arith, all, learning_rate=0.01)"}', "sft"),
+    ('Sure! Here is my choice:\n```json\n{"action_type": "TIES"}\n```\nHope this helps.', "ties"),  # prose, a fence, case
+    ("I choose dare_ties.", "dare_ties"),  # no JSON, but exactly one valid name
+    ("sft or ties, hard to say", None),  # two valid names: ambiguous
+    ('{"action_type": "dpo"}', None),  # not offered
+])
+def test_parse_choice_accepts_a_looser_reply_only_when_it_names_exactly_one_option(reply, chosen):
+    option, problem = parse_choice(reply, TYPES)
+    assert (option["action_type"] if option else None) == chosen, problem
 
 
 def test_a_rewrite_that_copies_the_prompt_is_replaced_by_a_summary(fake_openai):
