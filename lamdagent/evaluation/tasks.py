@@ -2,7 +2,8 @@
 
 A task is a YAML file in `conf/tasks/` (lm-eval style): a source `kind:<ref>` (evaluation/sources/:
 synthetic generators, data shipped by PyPI packages, the hub, local files, BFCL, MT-Bench), Jinja
-templates over a row, and a registered extractor and metric (evaluation/metrics.py).
+templates over a row, and a registered extractor and metric (evaluation/metrics.py); or an
+lm-evaluation-harness task (`lm_eval:<name or YAML>`), whose prompts and scoring are lm-eval's own.
 """
 
 from __future__ import annotations
@@ -45,6 +46,16 @@ class TaskSpec:
     hf_config: str | None = None
     hf_splits: dict[str, str] = field(default_factory=lambda: {"train": "train", "val": "validation", "test": "test"})
     version: str | None = None  # lm-eval's metadata.version: when set, it alone identifies the definition (bump it after editing a metric's code)
+    # `lm_eval:` sources only (docs/tasks.md): the filter and metric giving the reward (default: the
+    # task's first of each), our split -> lm-eval split name (default: its training/validation/test_split),
+    # and at most this many documents per split (lm-eval's --limit)
+    lm_eval_filter: str | None = None
+    lm_eval_metric: str | None = None
+    lm_eval_splits: dict[str, str] = field(default_factory=dict)
+    lm_eval_limit: int | None = None
+
+
+LM_EVAL_FIELDS = ("lm_eval_filter", "lm_eval_metric", "lm_eval_splits", "lm_eval_limit")
 
 
 @dataclass(frozen=True)
@@ -65,8 +76,13 @@ class Task:
             raise UserError(f"task {spec.name!r}: source {spec.source!r} is not one of {', '.join(SOURCES[n].usage for n in SOURCES.names())}")
         try:
             SOURCES[kind].check(ref)
+            self._defined = SOURCES[kind].define(ref, spec) if SOURCES[kind].define else None
         except UserError as err:
             raise UserError(f"task {spec.name!r}: {err}") from None
+        if self._defined is None and any(getattr(spec, f) for f in LM_EVAL_FIELDS):
+            raise UserError(f"task {spec.name!r}: {', '.join(LM_EVAL_FIELDS)} apply to lm_eval: sources only")
+        if self._defined is not None:
+            self.spec = spec = self._defined.spec
         for kind_name, registry, name, options in (("extractor", EXTRACTORS, spec.extractor, spec.extractor_args),
                                                    ("metric", METRICS, spec.metric, spec.metric_args)):
             if name not in registry:
@@ -87,7 +103,10 @@ class Task:
         definition (source and splits, templates, extractor, metric, generation settings)."""
         if self.spec.version is not None:
             return f"{self.name}@v{self.spec.version}"
-        spec = json.dumps(dataclasses.asdict(self.spec), sort_keys=True, default=str)
+        definition = {k: v for k, v in dataclasses.asdict(self.spec).items() if k not in LM_EVAL_FIELDS or v}  # unset: keys as before they existed
+        if self._defined is not None:
+            definition["source_definition"] = self._defined.key
+        spec = json.dumps(definition, sort_keys=True, default=str)
         return f"{self.name}@{hashlib.sha256(spec.encode()).hexdigest()[:16]}"
 
     def examples(self, split: str, n: int, seed: int = 0) -> list[Example]:
@@ -101,6 +120,8 @@ class Task:
 
     def score(self, generation: str, gold: str | tuple[str, ...]) -> tuple[str, float]:
         """(extracted answer, reward in [0, 1]) for one generation."""
+        if self._defined is not None:
+            return self._defined.score(generation, gold)
         answer = EXTRACTORS[self.spec.extractor](generation, **self.spec.extractor_args)
         gold_value = gold if isinstance(gold, str) else list(gold)
         return answer, METRICS[self.spec.metric](answer, gold_value, **self.spec.metric_args)
