@@ -42,13 +42,13 @@ def _ours(yaml_path: Path, **options) -> Task:
     return Task(TaskSpec(name="tiny_math", source=f"lm_eval:{yaml_path}", **options))
 
 
-def _theirs(yaml_path: Path, n: int):
+def _theirs(yaml_path: Path, n: int, samples: list[int] | None = None):
     """lm-eval's own task and requests for its evaluated split, as its evaluator builds them."""
     from lm_eval.tasks import TaskManager
 
     (task,) = TaskManager(include_defaults=False).load(str(yaml_path))["tasks"].values()
     task.set_fewshot_seed(1234)  # lm-eval's default fewshot_random_seed
-    task.build_all_requests(limit=n)
+    task.build_all_requests(limit=n, samples=samples)
     return task
 
 
@@ -121,6 +121,11 @@ def test_split_mapping_and_limit(lm_eval_yaml):
         task.examples("val", 6)
     with pytest.raises(UserError, match="has no split 'dev'; its data has"):
         _ours(lm_eval_yaml, lm_eval_splits={"test": "dev"}).examples("test", 1)
+    sliced = _ours(lm_eval_yaml, lm_eval_splits={"val": "test[:4]", "test": "test[4:]"})  # as hf_splits: val and test apart
+    assert [ex.prompt for ex in sliced.examples("test", 4)] == [inst.arguments[0] for inst in _theirs(lm_eval_yaml, None, [4, 5, 6, 7]).instances]
+    assert len(sliced.rows("val", 8)) == 4
+    with pytest.raises(UserError, match=r"'test\[4\]' is not a split name or name\[a:b\]"):
+        _ours(lm_eval_yaml, lm_eval_splits={"test": "test[4]"})
 
 
 def test_bad_input_is_one_line_before_any_data_is_read(lm_eval_yaml, tmp_path):
@@ -152,7 +157,6 @@ def test_a_task_yaml_names_an_lm_eval_task(lm_eval_yaml, tmp_path):
     assert task.spec.lm_eval_filter == "strict-match" and task.spec.lm_eval_metric == "exact_match"
 
 
-@pytest.mark.slow
 def test_a_short_exploration_targets_an_lm_eval_task(tracking_uri, lm_eval_yaml, tmp_path):
     task_file = tmp_path / "tiny_math_task.yaml"
     task_file.write_text(f"name: tiny_math\nsource: lm_eval:{lm_eval_yaml}\n")

@@ -8,7 +8,8 @@ and the reward of a generation: one of the task's filter pipelines, then its `pr
 metric (`lm_eval_filter` / `lm_eval_metric` in the task YAML; default: the first of each). The score
 is the mean of the rewards, so the metric must aggregate by mean. Only `generate_until` tasks.
 Splits: train/val/test are lm-eval's training/validation/test_split unless `lm_eval_splits` maps
-them; `lm_eval_limit` takes at most that many documents of each (lm-eval's --limit). A row is
+them (a name, or `name[a:b]` for a slice of its documents); `lm_eval_limit` takes at most that many
+documents of each (lm-eval's --limit). A row is
 {prompt, target (target_delimiter + doc_to_target), doc (the JSON the gold carries)}.
 """
 
@@ -22,6 +23,7 @@ import hashlib
 import importlib.util
 import io
 import json
+import re
 from pathlib import Path
 
 from lamdagent.errors import UserError
@@ -135,22 +137,33 @@ def _ensemble(task, name: str):
     raise UserError(f"lm-eval task {task.config.task!r} has no filter {name!r}")
 
 
+def _split(expression: str) -> tuple[str, int, int | None]:
+    """(split name, first, end) of `name` or `name[a:b]` (a slice of documents, as in hf_splits)."""
+    match = re.fullmatch(r"([\w.-]+)(?:\[(\d*):(\d*)\])?", expression.strip())
+    if match is None:
+        raise UserError(f"lm_eval_splits: {expression!r} is not a split name or name[a:b]")
+    name, start, stop = match.groups()
+    return name, int(start or 0), int(stop) if stop else None
+
+
 def rows(ref: str, spec, split: str, n: int, seed: int) -> list[dict]:
     """The first `n` documents of the lm-eval split mapped to `split`, with the prompts lm-eval builds."""
     task = _task(ref, spec.lm_eval_metric)
     name = task.config.task
-    lm_split = spec.lm_eval_splits.get(split)
-    if not lm_split:
+    if not spec.lm_eval_splits.get(split):
         raise UserError(f"lm-eval task {name!r} names no {SPLIT_KEYS[split]}; map one with lm_eval_splits: {{{split}: <split name>}}")
+    lm_split, start, stop = _split(spec.lm_eval_splits[split])
     if lm_split not in task.dataset:
         raise UserError(f"lm-eval task {name!r} has no split {lm_split!r}; its data has {sorted(task.dataset)}")
-    limit = min(n, spec.lm_eval_limit) if spec.lm_eval_limit is not None else n
-    if limit <= 0:
-        return []
     task.set_config("test_split", lm_split)  # lm-eval builds requests for its test split (else validation)
+    size = len(task.eval_docs)  # after the task's process_docs
+    start, stop = min(start, size), min(size if stop is None else stop, size)
+    stop = min(stop, start + n, start + spec.lm_eval_limit if spec.lm_eval_limit is not None else stop)
+    if stop <= start:
+        return []
     task.set_fewshot_seed(FEWSHOT_SEED)
     with contextlib.redirect_stderr(io.StringIO()):  # its progress bar
-        task.build_all_requests(limit=limit)
+        task.build_all_requests(samples=list(range(start, stop)))  # lm-eval's --samples (from 0: its --limit)
     out = []
     for instance in task.instances:
         target = task.doc_to_target(instance.doc)
@@ -179,6 +192,8 @@ def define(ref: str, spec) -> Defined:
     output_type = cfg.get("output_type", "generate_until")
     if output_type != "generate_until":
         raise UserError(_output_type_error(name, output_type))
+    if cfg.get("repeats", 1) != 1:
+        raise UserError(f"lm-eval task {name!r} repeats each request {cfg['repeats']} times; only single greedy generations are scored here")
     filters = [f["name"] for f in cfg.get("filter_list") or []] or ["none"]
     metrics = [m["metric"] for m in cfg.get("metric_list") or []] or ["exact_match"]
     for what, chosen, known in (("filter", spec.lm_eval_filter, filters), ("metric", spec.lm_eval_metric, metrics)):
@@ -187,11 +202,13 @@ def define(ref: str, spec) -> Defined:
     unknown = sorted(set(spec.lm_eval_splits) - set(SPLIT_KEYS))
     if unknown:
         raise UserError(f"lm_eval_splits: {unknown[0]!r} is not one of {sorted(SPLIT_KEYS)}")
+    for expression in spec.lm_eval_splits.values():
+        _split(expression)
     until, max_new_tokens = _generation(cfg)
-    completed = dataclasses.replace(
-        spec, **TEMPLATES, until=until, max_new_tokens=max_new_tokens,
-        lm_eval_filter=spec.lm_eval_filter or filters[0], lm_eval_metric=spec.lm_eval_metric or metrics[0],
-        lm_eval_splits={ours: spec.lm_eval_splits.get(ours) or cfg.get(key) for ours, key in SPLIT_KEYS.items() if spec.lm_eval_splits.get(ours) or cfg.get(key)})
+    splits = {ours: spec.lm_eval_splits.get(ours) or cfg.get(key) for ours, key in SPLIT_KEYS.items()}
+    completed = dataclasses.replace(spec, **TEMPLATES, until=until, max_new_tokens=max_new_tokens,
+                                    lm_eval_filter=spec.lm_eval_filter or filters[0], lm_eval_metric=spec.lm_eval_metric or metrics[0],
+                                    lm_eval_splits={ours: split for ours, split in splits.items() if split})
     defaults = type(spec)(name=spec.name, source=spec.source)
     for field in DEFINED_BY_LM_EVAL:
         if getattr(spec, field) not in (getattr(defaults, field), getattr(completed, field)):
