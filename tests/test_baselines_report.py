@@ -49,8 +49,11 @@ def test_baselines_are_tagged_runs_and_the_grid_marks_its_best_trial(store):
     assert len(best) == 1
     assert best[0].data.metrics["val.score"] == max(r.data.metrics["val.score"] for r in trials)
     assert {k for k in best[0].data.params} == {"weight.spec_arith", "weight.spec_choice", "weight.spec_facts", "density"}
-    full = next(r for r in runs if r.data.tags["lamdagent.baseline"] == "full")
-    assert full.data.tags["lamdagent.pipeline"] == "sft(base, all)"
+    full = [r for r in runs if r.data.tags["lamdagent.baseline"] == "full"]  # a grid: 1 learning rate x 3 epoch counts
+    assert sorted(float(r.data.params["epochs"]) for r in full) == [1.5, 3.0, 6.0]
+    assert {r.data.tags["lamdagent.pipeline"] for r in full} == {"sft(base, all)"}
+    (best,) = [r for r in full if r.data.tags.get("lamdagent.best_trial") == "true"]
+    assert best.data.metrics["val.score"] == max(r.data.metrics["val.score"] for r in full)
 
 
 def test_report_numbers_equal_the_store(store, tmp_path):
@@ -78,7 +81,7 @@ def test_report_numbers_equal_the_store(store, tmp_path):
 
 def test_replay_at_factor_one_reproduces_the_source_exactly(store):
     tracker = Tracker(store["uri"])
-    (source,) = _runs(store["uri"], "tags.`lamdagent.baseline` = 'full'")
+    (source,) = _runs(store["uri"], "tags.`lamdagent.baseline` = 'full' and tags.`lamdagent.best_trial` = 'true'")
     with Display(Console(file=io.StringIO())) as display:
         produced = replay(tracker, source.info.run_id, Substitution(), display, reuse=False)
     replayed = tracker.client.get_run(produced.run_id)
@@ -90,12 +93,12 @@ def test_replay_at_factor_one_reproduces_the_source_exactly(store):
 
 def test_replay_at_factor_two_trains_on_twice_the_data_and_reuses_identical_steps(store):
     tracker = Tracker(store["uri"])
-    (source,) = _runs(store["uri"], "tags.`lamdagent.baseline` = 'full'")
+    (source,) = _runs(store["uri"], "tags.`lamdagent.baseline` = 'full' and tags.`lamdagent.best_trial` = 'true'")
     with Display(Console(file=io.StringIO())) as display:
         produced = replay(tracker, source.info.run_id, Substitution(2.0), display)
     steps = tracker.children(tracker.client.get_run(produced.run_id).data.tags["mlflow.parentRunId"], source.info.experiment_id)
     steps = sorted(steps, key=lambda s: s.name != "base")  # both replay iteration 0 of their sources: the lineage orders them
-    assert [s.name for s in steps] == ["base", "full"] and steps[1].inputs == [steps[0].run_id]
+    assert steps[0].name == "base" and steps[1].name == source.info.run_name and steps[1].inputs == [steps[0].run_id]
     assert steps[0].status == "cached"  # the base model is the same step: reused
     ratio = tracker.client.get_run(produced.run_id).data.metrics["train.tokens"] / source.data.metrics["train.tokens"]
     assert 1.9 < ratio < 2.1

@@ -1,6 +1,6 @@
 """The paper's baselines as runs of the study's experiment (`lamdagent.kind=baseline`).
 
-`base` and `specialists` (the initial models), `full` (SFT of the base on all training data), and
+`base` and `specialists` (the initial models), `full` (SFT of the base on all candidate training data, its learning rate and epochs tuned on validation), and
 `ties_grid` (TIES merges of all specialists over a grid of their weights, searched with optuna's
 GridSampler: one nested run per trial, the best one tagged) nest under one baselines run.
 `random_policy` and `merges_only` are explorations with the agent's budget (`iterations`), tagged
@@ -9,20 +9,22 @@ GridSampler: one nested run per trial, the best one tagged) nest under one basel
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 from lamdagent import config as config_mod
-from lamdagent.actions import ActionContext
+from lamdagent.actions import ACTION_TYPES, ActionContext
 from lamdagent.actions.merge import run_mergekit
 from lamdagent.console import Display
 from lamdagent.errors import UserError
 from lamdagent.exploration.runner import Produced, Runner, Step
-from lamdagent.exploration.seeds import ensure_seeds, prepare_base, sft_action, specialist_action
+from lamdagent.exploration.seeds import ensure_seeds, prepare_base, specialist_action
 from lamdagent.exploration.study import Study
-from lamdagent.space import DatasetObject, ModelObject, fingerprint
+from lamdagent.space import Action, ModelObject, fingerprint
 from lamdagent.tracking import Kind, Status, Tracker
 
 BASELINES = ("base", "specialists", "full", "ties_grid", "random_policy", "merges_only")
+FULL_EPOCH_FACTORS = (0.5, 1.0, 2.0)  # full fine-tuning's epochs grid, times the study's sft.epochs
 MERGE_TYPES = ("ties", "dare_ties", "task_arithmetic", "linear", "slerp")
 
 
@@ -74,8 +76,7 @@ def _model_baselines(study: Study, tracker: Tracker, group: str, experiment_id: 
         step = Step.of_action(specialist_action(study, base, task), Kind.BASELINE, 0, model.name, tags={"baseline": f"specialist:{task.name}"})
         runner.produce(step, finish=True)
     if "full" in names:
-        data = next((d for d in study.datasets if d.name == "all"), None) or DatasetObject("all", study.tasks, cfg.data.train_size, cfg.seed)
-        runner.produce(Step.of_action(sft_action(study, base, data), Kind.BASELINE, 0, "full", tags={"baseline": "full"}), finish=True)
+        full_grid(runner, base, study.all_data)
     if "ties_grid" in names:
         if len(specialists) < 2:
             display.log("[yellow]ties_grid skipped: it needs at least two specialists (specialists: true)")
@@ -117,6 +118,39 @@ def ties_grid(runner: Runner, base: ModelObject, specialists: list[ModelObject],
                 tags={"best_run": best.run_id})
     tracker.finish_child(grid_run, Status.OK)
     runner.display.log(f"ties_grid: best of {len(trials)} trials is {best.model.pipeline if best.model else '?'} with val.score {search.best_value:.3f}")
+    return best
+
+
+def full_grid(runner: Runner, base: ModelObject, data, epoch_factors: tuple[float, ...] = FULL_EPOCH_FACTORS) -> Produced:
+    """Full fine-tuning, fairly tuned: SFT of the base on all candidate data for each of the study's
+    learning rates x (epochs x each factor), one nested trial run each under a `full` run; the best on
+    the validation split is tagged, so a search cannot win by merely training longer."""
+    tracker, study = runner.tracker, runner.study
+    settings = study.cfg.sft
+    grid_run = tracker.start_child(runner.parent, Kind.BASELINE_GROUP, 0, "full", {"baseline": "full"}, experiment_id=runner.experiment_id)
+    runner = runner.under(grid_run)
+    trials = []
+    for number, (rate, factor) in enumerate(itertools.product(settings.learning_rate, epoch_factors)):
+        epochs = float(settings.epochs) * factor
+        sft = ACTION_TYPES["sft"](dataclasses.replace(settings, epochs=epochs))
+        action = Action(sft, {"model": base, "dataset": data, "learning_rate": rate}, study.cfg.seed)
+        step = Step.of_action(action, Kind.BASELINE, number, f"full_{number}", tags={"baseline": "full", "trial": str(number)})
+        step.params["epochs"] = epochs
+        trials.append(runner.produce(step, finish=True))
+    scored = [t for t in trials if t.model is not None and t.model.score is not None]
+    if not scored:
+        tracker.finish_child(grid_run, Status.FAILED)
+        raise UserError("full fine-tuning failed in every trial of its grid; see the trial runs")
+    best = max(scored, key=lambda t: t.model.score)
+    tracker.log(best.run_id, tags={"best_trial": "true"})
+    tracker.log(grid_run, metrics={"val.score": best.model.score}, params={"grid.learning_rate": list(settings.learning_rate),
+                                                                           "grid.epochs": [float(settings.epochs) * f for f in epoch_factors]},
+                tags={"best_run": best.run_id})
+    tracker.finish_child(grid_run, Status.OK)
+    lines = ", ".join(f"{t.model.pipeline if t.model else '?'} epochs={float(settings.epochs) * f:g}: "
+                      f"{t.model.score:.3f}" if t.model and t.model.score is not None else "failed"
+                      for t, (_, f) in zip(trials, itertools.product(settings.learning_rate, epoch_factors)))
+    runner.display.log(f"full fine-tuning grid ({len(trials)} trials on {data.describe()}): {lines}; best val.score {best.model.score:.3f}")
     return best
 
 

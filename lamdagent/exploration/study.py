@@ -6,7 +6,7 @@ from pathlib import Path
 
 from lamdagent.actions import ACTION_TYPES, ActionType
 from lamdagent.evaluation.tasks import Task, load_task
-from lamdagent.space import ActionSpace, ConversationDatasetObject, DatasetObject, PreferenceDatasetObject
+from lamdagent.space import ActionSpace, ConversationDatasetObject, DatasetObject, MixtureDatasetObject, PreferenceDatasetObject
 
 
 class Study:
@@ -16,18 +16,30 @@ class Study:
         self.tasks: list[Task] = [load_task(name) for name in cfg.tasks]
         self.task_names = [t.name for t in self.tasks]
         self.ood_tasks: list[Task] = [load_task(name) for name in cfg.ood_tasks]
-        self.datasets = [self._dataset(name) for name in (cfg.datasets or [*self.task_names, "all"])]
+        names = list(cfg.datasets or [*self.task_names, "all"])
+        self.candidates = [self._dataset(name) for name in names if name != "all"]
+        self.all_data = self._union(self.candidates)
+        self.datasets = [self.all_data if name == "all" else next(d for d in self.candidates if d.name == name) for name in names]
         names = cfg.preference_datasets or ([*self.task_names, "all"] if "dpo" in cfg.actions else [])
         self.preference_datasets = [self._preferences(name) for name in names]
         self.action_types: list[ActionType] = [ACTION_TYPES[name](getattr(cfg, name)) for name in cfg.actions]
         self.registered_model = cfg.registered_model or f"lamdagent-{cfg.name}"
 
     def _dataset(self, name: str):
+        """A candidate training dataset: a target task's train split, any other task's (training data
+        that is not a target, e.g. noisy or off-target data), or conversations from `training_data`."""
         if name in self.cfg.training_data:
             data = self.cfg.training_data[name]
             return ConversationDatasetObject(name, data.source, data.size, data.subset, self.cfg.seed)
-        tasks = self.tasks if name == "all" else [t for t in self.tasks if t.name == Path(name).stem]
-        return DatasetObject(name, tasks, self.cfg.data.train_size, self.cfg.seed)
+        task = next((t for t in self.tasks if t.name == Path(name).stem), None) or load_task(name)
+        return DatasetObject(task.name, [task], self.cfg.data.train_size, self.cfg.seed)
+
+    def _union(self, candidates: list) -> DatasetObject | MixtureDatasetObject:
+        """`all`: every candidate dataset of the study together (the paper's fully fine-tuned data)."""
+        if all(isinstance(d, DatasetObject) for d in candidates):
+            tasks = [task for d in candidates for task in d.tasks] or self.tasks
+            return DatasetObject("all", tasks, self.cfg.data.train_size, self.cfg.seed)
+        return MixtureDatasetObject("all", candidates, self.cfg.seed)
 
     def evaluation_keys(self) -> dict[str, str]:
         """Task name -> what identifies a model's validation score on it: the task's definition and

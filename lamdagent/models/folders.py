@@ -32,7 +32,7 @@ def _tokenizer_corpus() -> list[str]:
     from lamdagent.evaluation.sources import synthetic
 
     texts = []
-    for name in sorted(synthetic.GENERATORS):
+    for name in ("arithmetic", "choice", "facts"):  # fixed: more generators must not change the embedded base
         for row in synthetic.generate(name, "tokenizer", 2000, seed=0):
             texts.append(f"Question: {row['question']}\nAnswer: {row['answer']} [[{row['answer']}]]")
     return texts

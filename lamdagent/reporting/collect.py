@@ -10,6 +10,8 @@ from lamdagent.tracking import Kind, Record, Tracker
 AGENT = "LaMDAgent"
 
 
+GRIDS = ("ties_grid", "full")  # baselines tuned over a grid: only the best trial stands for each
+
 @dataclass
 class Exploration:
     run_id: str
@@ -54,7 +56,7 @@ def collect(tracker: Tracker, study: str) -> StudyRuns:
     names = {run.info.run_id: run.data.tags.get(tr.tag("baseline"), "") for run in baseline_runs}
     best_trials = {run.info.run_id for run in baseline_runs if run.data.tags.get(tr.tag("best_trial")) == "true"}
     baselines = [r for r in _finished([Record.from_run(run) for run in baseline_runs])
-                 if names[r.run_id] != "ties_grid" or r.run_id in best_trials]
+                 if names[r.run_id] not in GRIDS or r.run_id in best_trials]
     seeds = _finished(tracker.search(eid, f"tags.`{kind}` = '{Kind.SEED}'"))
     replays = []
     for run in tracker.search_runs(eid, f"tags.`{kind}` = '{Kind.REPLAYS}'"):

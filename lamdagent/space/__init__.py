@@ -3,10 +3,11 @@
 from lamdagent.space.objects import (
     ConversationDatasetObject,
     DatasetObject,
+    MixtureDatasetObject,
     ModelObject,
     PreferenceDatasetObject,
     fingerprint,
 )
 from lamdagent.space.space import Action, ActionSpace
 
-__all__ = ["Action", "ActionSpace", "ConversationDatasetObject", "DatasetObject", "ModelObject", "PreferenceDatasetObject", "fingerprint"]
+__all__ = ["Action", "ActionSpace", "ConversationDatasetObject", "DatasetObject", "MixtureDatasetObject", "ModelObject", "PreferenceDatasetObject", "fingerprint"]

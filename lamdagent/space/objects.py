@@ -92,6 +92,32 @@ class ConversationDatasetObject:
 
 
 @dataclass
+class MixtureDatasetObject:
+    """Several training datasets as one (the `all` of a study whose candidates are not all tasks)."""
+
+    name: str
+    parts: list
+    seed: int = 0
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint("mixture", self.name, [part.fingerprint for part in self.parts], self.seed)
+
+    @property
+    def num_examples(self) -> int:
+        return sum(part.num_examples for part in self.parts)
+
+    def rows(self, scale: float = 1.0) -> list[dict]:
+        """Every part's rows, shuffled together deterministically."""
+        rows = [row for part in self.parts for row in part.rows(scale)]
+        random.Random(f"{self.name}/{self.seed}").shuffle(rows)
+        return rows
+
+    def describe(self) -> str:
+        return f"{self.name}: {self.num_examples} examples ({', '.join(part.name for part in self.parts)})"
+
+
+@dataclass
 class PreferenceDatasetObject:
     """Preference pairs (prompt, chosen, rejected) by name.
 

@@ -11,12 +11,13 @@ if TYPE_CHECKING:
 from lamdagent.space.objects import (
     ConversationDatasetObject,
     DatasetObject,
+    MixtureDatasetObject,
     ModelObject,
     PreferenceDatasetObject,
     fingerprint,
 )
 
-OBJECTS = (ModelObject, DatasetObject, ConversationDatasetObject, PreferenceDatasetObject)
+OBJECTS = (ModelObject, DatasetObject, ConversationDatasetObject, MixtureDatasetObject, PreferenceDatasetObject)
 
 
 def _label(value: Any) -> str:

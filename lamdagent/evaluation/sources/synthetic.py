@@ -7,6 +7,7 @@ stream seeded by (task, split, seed), so splits are reproducible and independent
 from __future__ import annotations
 
 import random
+import re
 from typing import Callable
 
 from lamdagent.evaluation.sources.base import SOURCES, Source
@@ -101,6 +102,42 @@ def facts(rng: random.Random) -> dict:
     country, capital = rng.choice(_WORLD)
     question = rng.choice(_FACT_TEMPLATES).format(country=country)
     return {"question": question, "answer": capital, "aliases": [capital, f"{capital} city"]}
+
+
+def _stale_capitals() -> dict[str, str]:
+    """An outdated edition of the knowledge base: each country's capital is another country's."""
+    capitals = [capital for _, capital in _WORLD]
+    return {country: capitals[(i + 7) % len(capitals)] for i, (country, _) in enumerate(_WORLD)}
+
+
+_STALE = _stale_capitals()
+
+
+@register_generator("facts_stale")
+def facts_stale(rng: random.Random) -> dict:
+    """The `facts` questions answered from an outdated edition that contradicts the targets (harmful data)."""
+    row = facts(rng)
+    country = next(c for c, capital in _WORLD if capital == row["answer"])
+    stale = _STALE[country]
+    return {**row, "answer": stale, "aliases": [stale, f"{stale} city"]}
+
+
+@register_generator("arithmetic_noisy")
+def arithmetic_noisy(rng: random.Random) -> dict:
+    """The `arithmetic` questions labelled by an annotator who swapped the operations (harmful data):
+    sums answered with the difference, differences with the sum."""
+    row = arithmetic(rng)
+    numbers = [int(n) for n in re.findall(r"\d+", row["question"])]
+    a, b = numbers[0], numbers[1]
+    wrong = abs(a - b) if "more" in row["question"] else a + b
+    return {**row, "answer": str(wrong)}
+
+
+@register_generator("reverse")
+def reverse(rng: random.Random) -> dict:
+    """Off-target data: spell a made-up word backwards."""
+    word = "".join(rng.choice(["ka", "lo", "mi", "ra", "ven", "dor", "sa", "tu"]) for _ in range(rng.randint(2, 3)))
+    return {"question": f"What is {word} spelled backwards?", "answer": word[::-1]}
 
 
 SOURCES.add("synthetic", Source("synthetic:<generator>", lambda ref, spec, split, n, seed: generate(ref, split, n, seed),
