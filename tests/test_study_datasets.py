@@ -1,0 +1,55 @@
+"""A study's candidate training datasets: targets' data, other tasks' data, and `all` of them."""
+
+import re
+
+import pytest
+
+from lamdagent.config import load_config
+from lamdagent.errors import UserError
+from lamdagent.evaluation.sources import synthetic
+from lamdagent.evaluation.tasks import load_task
+from lamdagent.exploration.study import Study
+from lamdagent.space import DatasetObject, MixtureDatasetObject
+
+
+def test_all_is_every_candidate_dataset_not_only_the_targets():
+    study = Study(load_config("mixed", []))
+    assert [d.name for d in study.datasets] == ["arith", "arith_extra", "choice", "choice_extra", "facts", "facts_extra", "spelling", "all"]
+    assert [t.name for t in study.all_data.tasks] == ["arith", "arith_extra", "choice", "choice_extra", "facts", "facts_extra", "spelling"]
+    assert study.all_data.num_examples == 7 * study.cfg.data.train_size
+    assert study.task_names == ["arith", "choice", "facts"]  # training-only data is never a target
+
+
+def test_the_demo_all_keeps_its_identity():
+    study = Study(load_config("demo", []))
+    assert study.all_data == DatasetObject("all", study.tasks, study.cfg.data.train_size, study.cfg.seed)
+
+
+def test_harmful_data_contradicts_the_targets():
+    clean = {r["question"]: r["answer"] for r in synthetic.generate("facts", "train", 200, 0)}
+    stale = {r["question"]: r["answer"] for r in synthetic.generate("facts_stale", "train", 200, 0)}
+    shared = set(stale) & set(clean)  # the same knowledge base, questions drawn independently
+    assert len(shared) > 50 and all(stale[q] != clean[q] for q in shared)  # every answer contradicts the target
+    for row in synthetic.generate("arithmetic_noisy", "train", 100, 0):
+        a, b = (int(n) for n in re.findall(r"\d+", row["question"])[:2])
+        correct = a + b if "more" in row["question"] else a - b
+        assert int(row["answer"]) != correct or 0 in (a, b)  # the operations swapped (they agree only on a zero)
+    plain = load_task("choice_extra").examples("train", 5)
+    bracketed = load_task("choice").examples("train", 5)
+    assert [p.prompt for p in plain] == [b.prompt for b in bracketed]  # the same questions, another answer format
+    assert all(p.target.strip() == b.target.strip()[2] for p, b in zip(plain, bracketed))
+
+
+def test_a_mixture_shuffles_its_parts_together_deterministically():
+    arith, facts = load_task("arith"), load_task("facts")
+    mixture = MixtureDatasetObject("all", [DatasetObject("arith", [arith], 6), DatasetObject("facts", [facts], 4)])
+    rows = mixture.rows()
+    assert len(rows) == mixture.num_examples == 10 and rows == mixture.rows()
+    assert sorted(r["prompt"] for r in rows) == sorted(r["prompt"] for part in mixture.parts for r in part.rows())
+    assert mixture.fingerprint != MixtureDatasetObject("all", mixture.parts[:1]).fingerprint
+    assert "arith, facts" in mixture.describe()
+
+
+def test_an_unknown_dataset_is_one_line_before_any_compute():
+    with pytest.raises(UserError, match="unknown dataset 'nope'; expected a task name"):
+        load_config("mixed", ["datasets=[arith,nope]"])
