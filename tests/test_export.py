@@ -1,5 +1,5 @@
 """`lamdagent export`: a found pipeline (SFT, a TIES merge, SFT of the merge) written as files, run
-without LaMDAgent in a subprocess, gives the weights the tool made."""
+without LaMDAgent in a subprocess, gives the weights the tool made; so does an exported DPO step."""
 
 import io
 import json
@@ -14,15 +14,19 @@ import pytest
 from rich.console import Console
 from safetensors.torch import load_file
 
+from lamdagent.actions import ACTION_TYPES
 from lamdagent.cli.main import main
 from lamdagent.console import Display
+from lamdagent.evaluation.tasks import load_task
+from lamdagent.experiments import pipeline_runner
+from lamdagent.experiments.export import ExportContext, write_step
 from lamdagent.exploration.loop import start_or_resume
+from lamdagent.space import PreferenceDatasetObject
 from lamdagent.tracking import Tracker
 from tests.conftest import FAST
 from tests.fake_openai import FakeOpenAI
+from tests.helpers import context, trained
 from tests.test_explore import steps_agent
-
-pytestmark = pytest.mark.slow
 
 STEPS = {
     1: ("sft", {"model": "base", "dataset": "arith", "learning_rate": "0.003"}),
@@ -60,6 +64,7 @@ def _weights(model_dir: Path) -> dict:
     return load_file(str(next(Path(model_dir).glob("*.safetensors"))))
 
 
+@pytest.mark.slow
 def test_the_exported_script_reproduces_the_tools_weights_without_lamdagent(store, tmp_path, capsys):
     out = tmp_path / "export"
     m3 = store["models"]["m3"]
@@ -102,6 +107,7 @@ def test_the_exported_script_reproduces_the_tools_weights_without_lamdagent(stor
         assert bitwise, name  # same seeds, data order, dtype and settings: the same bits on this CPU
 
 
+@pytest.mark.slow
 def test_bad_input_is_one_line_before_any_work(store, tmp_path, capsys):
     uri = ["--tracking-uri", store["uri"]]
     full = tmp_path / "full"
@@ -117,3 +123,25 @@ def test_bad_input_is_one_line_before_any_work(store, tmp_path, capsys):
         out = capsys.readouterr().out
         assert message in " ".join(out.split()) and "Traceback" not in out
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists() and sorted(os.listdir(full)) == ["x"]
+
+
+@pytest.mark.slow
+def test_an_exported_dpo_step_with_on_policy_pairs_trains_the_tools_weights(tmp_path):
+    spec = trained(tmp_path, "arith", epochs=4, size=64)  # weak: many of its own answers are wrong (on-policy rejections)
+    dpo = ACTION_TYPES["dpo"](ACTION_TYPES["dpo"].Settings(epochs=1))
+    bindings = {"model": spec, "preference_dataset": PreferenceDatasetObject("arith_prefs", [load_task("arith")], 32), "beta": 0.1,
+                "learning_rate": 1e-3}
+    tool = dpo.run(bindings, context(tmp_path / "tool"))
+    captured = []
+    ctx = ExportContext(tmp_path / "step", 0, context(tmp_path).base_model_dir, capture=lambda kind, job: captured.append((kind, job)),
+                        stored=lambda model: model.path)
+    dpo.run(bindings, ctx)
+    [(kind, job)] = captured
+    assert kind == "dpo" and job["config"]["beta"] == 0.1 and job["model_dir"] == str(spec.path)
+    off_policy = [row["rejected"] for row in bindings["preference_dataset"].pairs()]
+    assert [row["rejected"] for row in job["rows"]] != off_policy  # some are the model's own wrong answers
+    write_step(tmp_path / "step", kind, job)
+    step = json.loads((tmp_path / "step" / "step.json").read_text())
+    pipeline_runner.train(tmp_path / "step", step, tmp_path / "step" / "model")
+    ours, theirs = _weights(tool.model_dir), _weights(tmp_path / "step" / "model")
+    assert all(ours[k].equal(theirs[k]) for k in ours)

@@ -103,7 +103,7 @@ def export_pipeline(tracker: Tracker, run_id: str, out_dir: Path) -> dict:
             action.type.run(action.bindings, ctx)
             if len(captured) != 1:
                 raise UserError(f"cannot export {record.name}: action type {record.action_type!r} does not describe its work to an export")
-            _write_step(staging / step_dir, *captured[0])
+            write_step(staging / step_dir, *captured[0])
             refs[record.run_id] = str(step_dir / "model")
             steps.append({"name": record.name, "kind": captured[0][0], "dir": str(step_dir), "pipeline": record.pipeline, "run_id": record.run_id})
         pipeline = {"format": FORMAT, "study": cfg.name, "run_id": run_id, "pipeline": records[-1].pipeline, "final": refs[run_id],
@@ -113,7 +113,8 @@ def export_pipeline(tracker: Tracker, run_id: str, out_dir: Path) -> dict:
     return pipeline
 
 
-def _write_step(folder: Path, kind: str, job: dict) -> None:
+def write_step(folder: Path, kind: str, job: dict) -> None:
+    """A step's files, from what its action described (kind, job) to the capture."""
     import yaml
 
     folder.mkdir(parents=True)
