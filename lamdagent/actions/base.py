@@ -31,6 +31,8 @@ class ActionContext:
     resolve: Callable[[Any], Path] | None = None  # ModelObject -> local folder (from the tracking store)
     chat_template: bool = False  # the study's chat-template setting (lamdagent.models.chat_template)
     launch: Any = None  # the study's `training` section (lamdagent.config.schema.LaunchConfig): in-process or accelerate
+    # `lamdagent export`: each training or merge is described to capture(kind, what it takes) instead of run
+    capture: Callable[[str, dict], None] | None = None
 
     def model_path(self, model) -> Path:
         """The local folder of a model object, fetched from the tracking store if needed."""

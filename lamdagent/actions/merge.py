@@ -48,7 +48,8 @@ class MergeAction(ActionType):
         base = common_ancestor([bindings["model_a"], bindings["model_b"]])
         return ctx.model_ref(base) if base else str(ctx.base_model_dir)
 
-    def run(self, bindings, ctx: ActionContext) -> ActionOutput:
+    def merge_config(self, bindings, ctx: ActionContext) -> dict:
+        """The mergekit configuration (as a dict) of the merge of the bound models."""
         a, b = bindings["model_a"], bindings["model_b"]
         if a.arch != b.arch:
             raise ActionFailed(f"cannot merge {a.name} ({a.arch}) with {b.name} ({b.arch}): architectures differ")
@@ -63,24 +64,33 @@ class MergeAction(ActionType):
         base = self.base_model(bindings, ctx)
         if base is not None:
             config["base_model"] = str(base)
-        return run_mergekit(config, ctx)
+        return config
+
+    def run(self, bindings, ctx: ActionContext) -> ActionOutput:
+        return run_mergekit(self.merge_config(bindings, ctx), ctx)
+
+
+def merge_options(ctx: ActionContext) -> dict:
+    """The keyword arguments of mergekit's MergeOptions for a merge into `ctx.out_dir`."""
+    return {"device": "cpu", "copy_tokenizer": True, "random_seed": ctx.seed, "lazy_unpickle": False, "quiet": True,
+            "lora_merge_cache": str(ctx.out_dir / "lora-merged")}  # adapters merged into their base here
 
 
 def run_mergekit(config: dict, ctx: ActionContext) -> ActionOutput:
     """Run a mergekit merge configuration (as a dict) into `ctx.out_dir / "model"`."""
+    model_dir = ctx.out_dir / "model"
+    if ctx.capture is not None:  # an export: the merge is described, not run
+        ctx.capture("merge", {"config": config, "options": merge_options(ctx)})
+        return ActionOutput(model_dir=model_dir)
     from mergekit.config import MergeConfiguration
     from mergekit.merge import MergeOptions, run_merge
 
-    model_dir = ctx.out_dir / "model"
-    options = MergeOptions(device="cpu", copy_tokenizer=True, random_seed=ctx.seed, lazy_unpickle=False, quiet=True,
-                           lora_merge_cache=str(ctx.out_dir / "lora-merged"))  # adapters merged into their base here
     try:
-        run_merge(MergeConfiguration.model_validate(config), str(model_dir), options=options)
+        run_merge(MergeConfiguration.model_validate(config), str(model_dir), options=MergeOptions(**merge_options(ctx)))
     except Exception as err:  # mergekit raises plain exceptions for shape or vocabulary mismatches
         raise ActionFailed(f"mergekit {config['merge_method']} failed: {type(err).__name__}: {err}".splitlines()[0]) from err
     checkpoint("after_merge")
     return ActionOutput(model_dir=model_dir)
-
 
 @dataclass
 class TiesSettings:

@@ -1,4 +1,4 @@
-"""The `baselines`, `report` and `replay` subcommands (argument handling and console output)."""
+"""The `baselines`, `report`, `replay`, `export`, `compare-policies` and `score` subcommands (argument handling and console output)."""
 
 from __future__ import annotations
 
@@ -71,6 +71,19 @@ def replay(args, console: Console, overrides: list[str]) -> int:
     console.print(table)
     console.print(f"[red]the replay failed: {produced.error}")
     return 1
+
+
+def export(args, console: Console, overrides: list[str]) -> int:
+    from lamdagent.experiments.export import check_target, export_pipeline
+    from lamdagent.tracking import Tracker
+
+    out = Path(args.dir).expanduser()
+    check_target(out)  # before the store is opened
+    pipeline = export_pipeline(Tracker(args.tracking_uri), args.run_id, out)
+    steps = [s for s in pipeline["steps"] if s["kind"] != "base"]
+    console.print(f"exported {pipeline['pipeline']} ({len(steps)} steps: {', '.join(s['kind'] for s in steps) or 'none'}) to {out}", highlight=False)
+    console.print(f"run it without LaMDAgent: python {out / 'run_pipeline.py'}   (the model lands in {out / pipeline['final']})", highlight=False)
+    return 0
 
 
 def compare_policies(args, console: Console, overrides: list[str]) -> int:

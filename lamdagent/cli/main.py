@@ -54,6 +54,11 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--base-model", default=None, help="swap the base model (builtin:..., a folder or a hub id)")
     replay.add_argument("--recompute", action="store_true", help="compute every step even when an identical run exists")
     replay.add_argument("--tracking-uri", default=None)
+    export = commands.add_parser("export", parents=[common],
+                                 help="write a model's pipeline as files that run without LaMDAgent: data, TRL configs, mergekit YAML, a runner")
+    export.add_argument("run_id", help="the run of the model to export")
+    export.add_argument("dir", help="a new or empty folder")
+    export.add_argument("--tracking-uri", default=None)
     compare = commands.add_parser("compare-policies", parents=[common],
                                   help="the search benchmark: policies x seeds at one budget, best-so-far curves and held-out test scores")
     compare.add_argument("--study", default="demo")
@@ -96,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             return _explore(args, console)
         if args.command == "gc":
             return _gc(args, console)
-        if args.command in ("baselines", "report", "replay", "score", "compare-policies"):
+        if args.command in ("baselines", "report", "replay", "export", "score", "compare-policies"):
             from lamdagent.cli import commands
 
             return getattr(commands, args.command.replace("-", "_"))(args, console, split_overrides(getattr(args, "overrides", [])))

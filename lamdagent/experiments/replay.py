@@ -55,7 +55,7 @@ def pipeline_runs(tracker: Tracker, run_id: str) -> list[Record]:
     def finished(current: str) -> Record:
         record = tracker.record(current)
         if not record.done:
-            raise UserError(f"run {current} ({record.name or 'unnamed'}) has status {record.status!r}: only finished models can be replayed")
+            raise UserError(f"run {current} ({record.name or 'unnamed'}) has status {record.status!r}: only finished models can be replayed or exported")
         return record
 
     return walk([finished(run_id)], lambda r: [finished(i) for i in r.inputs], key=lambda r: r.run_id)

@@ -17,8 +17,9 @@ TRAINERS = {"sft": ("SFTTrainer", "SFTConfig"), "dpo": ("DPOTrainer", "DPOConfig
 
 
 def launched(ctx) -> bool:
-    """Whether the study trains through `accelerate launch` rather than in this process."""
-    return ctx.launch is not None and ctx.launch.launcher == "accelerate"
+    """Whether the model to train stays on disk: the study trains through `accelerate launch`, or an
+    export describes the training (`ctx.capture`) instead of running it."""
+    return ctx.capture is not None or (ctx.launch is not None and ctx.launch.launcher == "accelerate")
 
 
 def load_trainable(model_dir, base_dir, lora: LoraSettings, seed: int):
@@ -83,16 +84,10 @@ class StepCallback(TrainerCallback):
             self.on_step(state.global_step, state.max_steps)
 
 
-def build_trainer(kind: str, model, tokenizer, rows: list[dict], *, out_dir: Path, seed: int, chat_template: bool = False,
-                  on_step=None, learning_rate: float, epochs: float, batch_size: int, max_length: int,
-                  logged: tuple[str, ...] = ("loss",), **config):
-    """(TRL trainer of `kind`, its StepCallback) for `rows`: the one setup both ways of training use."""
-    import trl
-    from datasets import Dataset
-    from transformers import PrinterCallback
-
-    trainer_cls, config_cls = (getattr(trl, name) for name in TRAINERS[kind])
-    args = config_cls(
+def trainer_config(*, out_dir: Path, seed: int, learning_rate: float, epochs: float, batch_size: int, max_length: int, **config) -> dict:
+    """The keyword arguments of TRL's SFTConfig or DPOConfig: the one trainer setting of every training
+    (in process, launched, or written out by `lamdagent export`)."""
+    return dict(
         output_dir=str(Path(out_dir) / "trainer"),
         learning_rate=learning_rate,
         num_train_epochs=epochs,
@@ -109,12 +104,29 @@ def build_trainer(kind: str, model, tokenizer, rows: list[dict], *, out_dir: Pat
         **trainer_device_args(),
         **config,
     )
-    track = StepCallback(on_step, tuple(logged))
-    if chat_template:
-        from lamdagent.models.chat_template import as_conversations
 
-        rows = as_conversations(rows)
-    trainer = trainer_cls(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer, callbacks=[track])
+
+def training_rows(rows: list[dict], chat_template: bool) -> list[dict]:
+    """The rows as the trainer gets them: in TRL's conversational form under the study's chat template."""
+    if not chat_template:
+        return rows
+    from lamdagent.models.chat_template import as_conversations
+
+    return as_conversations(rows)
+
+
+def build_trainer(kind: str, model, tokenizer, rows: list[dict], *, out_dir: Path, seed: int, chat_template: bool = False,
+                  on_step=None, logged: tuple[str, ...] = ("loss",), **hparams):
+    """(TRL trainer of `kind`, its StepCallback) for `rows`: the one setup both ways of training use."""
+    import trl
+    from datasets import Dataset
+    from transformers import PrinterCallback
+
+    trainer_cls, config_cls = (getattr(trl, name) for name in TRAINERS[kind])
+    args = config_cls(**trainer_config(out_dir=out_dir, seed=seed, **hparams))
+    track = StepCallback(on_step, tuple(logged))
+    trainer = trainer_cls(model=model, args=args, train_dataset=Dataset.from_list(training_rows(rows, chat_template)), processing_class=tokenizer,
+                          callbacks=[track])
     trainer.remove_callback(PrinterCallback)  # progress is reported through on_step
     return trainer, track
 
@@ -140,6 +152,11 @@ def train(kind: str, ctx, model, tokenizer, rows: list[dict], **hparams) -> Trai
     tokenizer to `ctx.out_dir / "model"`: in this process, or through `accelerate launch` when `model`
     is a ModelOnDisk (see trainable_model); then the result holds no model."""
     if isinstance(model, ModelOnDisk):
+        if ctx.capture is not None:  # an export: the training is described, not run
+            settings = {k: v for k, v in hparams.items() if k != "logged"}
+            ctx.capture(kind, {**asdict(model), "seed": ctx.seed, "rows": training_rows(rows, ctx.chat_template),
+                               "config": trainer_config(out_dir=ctx.out_dir, seed=ctx.seed, **settings)})
+            return TrainResult(math.nan, 0, {}, 0.0)
         from lamdagent.training.launch import launch_training
 
         return launch_training(kind, ctx, model, rows, hparams)
