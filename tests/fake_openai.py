@@ -35,6 +35,7 @@ class FakeOpenAI:
         self.requests: list[dict] = []
         self.headers: list[dict] = []
         self.default = default or (lambda request: "")
+        self.usage: dict | None = {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}  # None: a server that reports none
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -66,7 +67,7 @@ class FakeOpenAI:
                     "created": 0,
                     "model": body.get("model", "fake"),
                     "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
-                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                    **({"usage": server.usage} if server.usage else {}),
                 })
 
             def _send(self, status: int, payload: dict):

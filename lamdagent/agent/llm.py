@@ -9,6 +9,7 @@ from typing import Callable, Protocol
 
 from lamdagent.errors import UserError
 from lamdagent.registry import Registry
+from lamdagent.tracking import traces
 
 
 class ChatError(Exception):
@@ -41,6 +42,14 @@ class FormatRefused(Exception):
 # takes `json_object` with a `schema`; some servers take a plain `json_object`; some none at all.
 STRUCTURED_FORMS = ("json_schema", "json_object+schema", "json_object", "none")
 _FORMAT_WORDS = ("response_format", "json_schema", "json_object", "schema", "input should be")
+
+
+def request_form(request: dict) -> str:
+    """The structured-output form a request carries (for its trace)."""
+    fmt = request.get("response_format")
+    if not fmt:
+        return "none"
+    return "json_object+schema" if fmt.get("type") == "json_object" and "schema" in fmt else fmt.get("type", "?")
 
 
 def response_format(form: str, schema: dict) -> dict:
@@ -111,23 +120,36 @@ class OpenAIChatModel:
         import openai
 
         for attempt in range(self.max_retries + 1):
-            try:
-                response = self._client.chat.completions.create(model=self.name, **request)
-                return (response.choices[0].message.content or "").strip()
-            except openai.APIError as err:
-                status = getattr(err, "status_code", None)
-                message = str(err).splitlines()[0][:200]
-                said = f"{err} {getattr(err, 'body', '')}".lower()  # the whole answer: servers name the field past the first line
-                if "response_format" in request and status is not None and (status in (400, 422) or any(w in said for w in _FORMAT_WORDS)):
-                    raise FormatRefused(f"HTTP {status}: {message}") from err
-                retriable = isinstance(err, openai.APIConnectionError) or status in self.RETRIABLE_STATUS or (status or 0) >= 500
-                if not retriable or attempt == self.max_retries:
-                    if isinstance(err, openai.APITimeoutError):
-                        raise ChatError(f"no answer within agent.request_timeout={self.timeout:g} s ({self.max_retries + 1} tries); "
-                                        "a slow local server needs a larger agent.request_timeout") from err
-                    raise ChatError(f"{type(err).__name__}: {message}") from err
-                self.retries += 1
-                time.sleep(self._delay(attempt, err))
+            inputs = {"messages": request["messages"], **({"response_format": request["response_format"]} if "response_format" in request else {})}
+            with traces.span("chat.completions", inputs=inputs, model=self.name, attempt=attempt,
+                             structured_form=request_form(request), max_tokens=request.get("max_tokens"),
+                             temperature=request.get("temperature")) as span:
+                try:
+                    response = self._client.chat.completions.create(model=self.name, **request)
+                except openai.APIError as err:
+                    span.fail(err)
+                    span.attributes(status_code=getattr(err, "status_code", None), error=type(err).__name__)
+                    error = err
+                else:
+                    reply = (response.choices[0].message.content or "").strip()
+                    usage = getattr(response, "usage", None)
+                    span.outputs({"reply": reply})
+                    span.usage(getattr(usage, "prompt_tokens", None), getattr(usage, "completion_tokens", None))
+                    return reply
+            err = error
+            status = getattr(err, "status_code", None)
+            message = str(err).splitlines()[0][:200]
+            said = f"{err} {getattr(err, 'body', '')}".lower()  # the whole answer: servers name the field past the first line
+            if "response_format" in request and status is not None and (status in (400, 422) or any(w in said for w in _FORMAT_WORDS)):
+                raise FormatRefused(f"HTTP {status}: {message}") from err
+            retriable = isinstance(err, openai.APIConnectionError) or status in self.RETRIABLE_STATUS or (status or 0) >= 500
+            if not retriable or attempt == self.max_retries:
+                if isinstance(err, openai.APITimeoutError):
+                    raise ChatError(f"no answer within agent.request_timeout={self.timeout:g} s ({self.max_retries + 1} tries); "
+                                    "a slow local server needs a larger agent.request_timeout") from err
+                raise ChatError(f"{type(err).__name__}: {message}") from err
+            self.retries += 1
+            time.sleep(self._delay(attempt, err))
 
 
 def openai_chat(model: str, base_url: str | None, api_key_env: str, role: str, timeout: float = 60.0, structured_output: bool = True,

@@ -17,6 +17,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 from lamdagent.errors import UserError
 from lamdagent.files import cache_dir as default_cache_dir
 from lamdagent.files import staged_dir
+from lamdagent.tracking import traces
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +87,26 @@ class LocalChatModel:
         self.max_prompt_tokens = max_prompt_tokens
         self._calls = 0
 
-    @torch.inference_mode()
     def chat(self, messages: list[dict], *, max_tokens: int = 256, temperature: float = 0.0) -> str:
         """Free-text reply: greedy when `temperature` is 0, else sampled, seeded by `seed` and the call count."""
+        with traces.span("local.generate", inputs={"messages": messages}, model=self.name, max_tokens=max_tokens, temperature=temperature) as span:
+            reply, prompt_tokens, reply_tokens = self._generate(messages, max_tokens, temperature)
+            span.outputs({"reply": reply})
+            span.usage(prompt_tokens, reply_tokens)
+            return reply
+
+    def choose(self, messages: list[dict], options: list[dict[str, str]], *, temperature: float = 0.0) -> str:
+        """The reply `json.dumps(option)` for one of `options`, by constrained decoding (`_choose`)."""
+        with traces.span("local.choose", inputs={"messages": messages, "options": len(options)}, model=self.name,
+                         structured_form="constrained decoding", temperature=temperature) as span:
+            reply, prompt_tokens = self._choose(messages, options, temperature)
+            span.outputs({"reply": reply})
+            span.usage(prompt_tokens, len(self._encode(reply)))
+            return reply
+
+    @torch.inference_mode()
+    def _generate(self, messages: list[dict], max_tokens: int, temperature: float) -> tuple[str, int, int]:
+        """The reply, the prompt's token count and the reply's."""
         prompt = torch.tensor([self._prompt_ids(messages)])
         sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
         with torch.random.fork_rng(devices=[]):
@@ -100,11 +118,13 @@ class LocalChatModel:
                 pad_token_id=self.tokenizer.pad_token_id,
                 **sampling,
             )
-        return self.tokenizer.decode(output[0, prompt.shape[1] :], skip_special_tokens=True).strip()
+        generated = output[0, prompt.shape[1] :]
+        return self.tokenizer.decode(generated, skip_special_tokens=True).strip(), prompt.shape[1], len(generated)
 
     @torch.inference_mode()
-    def choose(self, messages: list[dict], options: list[dict[str, str]], *, temperature: float = 0.0) -> str:
-        """The reply `json.dumps(option)` for one of `options` (dicts with the same keys in the same order).
+    def _choose(self, messages: list[dict], options: list[dict[str, str]], temperature: float) -> tuple[str, int]:
+        """The reply `json.dumps(option)` for one of `options` (dicts with the same keys in the same order),
+        and the prompt's token count.
 
         The JSON is written field by field; for each field the candidates are the values of the options
         still consistent with the values already chosen, scored by the log-probability of `value"` plus
@@ -113,6 +133,7 @@ class LocalChatModel:
         generator = torch.Generator().manual_seed(self._next_seed())
         cache = DynamicCache(config=self.model.config)
         pending = self._prompt_ids(messages)  # tokens not yet run through the model
+        prompt_tokens = len(pending)
         remaining = options
         keys = list(options[0])
         for index, key in enumerate(keys):
@@ -128,7 +149,7 @@ class LocalChatModel:
                 pending = []
             pending += continuations[choice]
             remaining = [option for option in remaining if option[key] == values[choice]]
-        return json.dumps(remaining[0])
+        return json.dumps(remaining[0]), prompt_tokens
 
     def _next_seed(self) -> int:
         self._calls += 1

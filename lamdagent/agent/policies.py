@@ -15,6 +15,7 @@ from lamdagent.agent.prompts import AgentContext
 from lamdagent.faults import checkpoint
 from lamdagent.registry import Registry
 from lamdagent.space import Action, ActionSpace
+from lamdagent.tracking import traces
 
 
 @dataclass
@@ -147,6 +148,20 @@ class LLMPolicy(Policy):
 
     def _ask(self, prompt: str, options: list[dict[str, str]], step: str, decision: Decision, rng: random.Random,
              ignore: frozenset[str] = frozenset()) -> dict[str, str]:
+        with traces.span(step, "CHAIN", inputs={"prompt": prompt, "options": len(options)}) as span:
+            before = len(decision.transcript), len(decision.fallbacks)
+            choice = self._ask_step(prompt, options, step, decision, rng, ignore)
+            asked = decision.transcript[before[0]:]
+            fell_back = decision.fallbacks[before[1]:]
+            span.outputs({"choice": choice, "fallback": fell_back[0] if fell_back else None,
+                          "invalid": [t["problem"] for t in asked if t["problem"]]})
+            span.attributes(attempts=len(asked), invalid_replies=sum(1 for t in asked if t["problem"] and t["reply"] is not None))
+            if fell_back:
+                span.fail(fell_back[0])
+            return choice
+
+    def _ask_step(self, prompt: str, options: list[dict[str, str]], step: str, decision: Decision, rng: random.Random,
+                  ignore: frozenset[str]) -> dict[str, str]:
         messages = [{"role": "user", "content": prompt}]
         decision.steps += 1
         for attempt in range(self.max_retries + 1):

@@ -29,6 +29,7 @@ class AgentConfig:
     request_retries: int = 3  # retries of a timed-out, refused, 429 or 5xx request, with bounded backoff
     memory_max_tokens: int = 96
     structured_output: bool = True  # send a JSON schema (response_format) to the endpoint
+    trace: bool = True  # MLflow traces of the agent's and the judge's LLM calls, linked to the action runs (docs/tracking.md)
 
 
 @dataclass

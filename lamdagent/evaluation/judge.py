@@ -16,6 +16,7 @@ from pathlib import Path
 
 from lamdagent.errors import UserError
 from lamdagent.evaluation.metrics import register_metric
+from lamdagent.tracking import traces
 
 NEEDS_REFERENCE = {"math", "reasoning", "coding"}  # FastChat's categories judged against a reference
 _RATING = re.compile(r"\[\[(\d+(?:\.\d+)?)\]\]")
@@ -68,12 +69,17 @@ class Judge:
         prompt = self.prompts["single-math-v1" if reference else "single-v1"]
         text = prompt["prompt_template"].format(question=question, answer=answer, ref_answer_1=reference)
         messages = [{"role": "system", "content": prompt["system_prompt"]}, {"role": "user", "content": text}]
-        for _ in range(self.max_retries + 1):
-            rating = parse_rating(self.chat.chat(messages, max_tokens=1024, temperature=0.0))
-            if rating is not None:
-                return rating
-        self.unparseable += 1
-        return None
+        with traces.span("judge", "LLM", inputs={"question": question, "answer": answer, "reference": reference},
+                         judge_model=getattr(self.chat, "name", None), prompt=prompt["name"]) as span:
+            for attempt in range(self.max_retries + 1):
+                rating = parse_rating(self.chat.chat(messages, max_tokens=1024, temperature=0.0))
+                if rating is not None:
+                    span.outputs({"rating": rating, "attempts": attempt + 1})
+                    return rating
+            self.unparseable += 1
+            span.outputs({"rating": None, "attempts": self.max_retries + 1})
+            span.fail(f"no [[rating]] in {self.max_retries + 1} judgements")
+            return None
 
 
 def set_judge(judge: Judge | None) -> None:

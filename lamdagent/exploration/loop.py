@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from contextlib import nullcontext
 
 from lamdagent import config as config_mod
 from lamdagent import tracking as tr
@@ -20,7 +21,7 @@ from lamdagent.exploration.seeds import ensure_seeds, prepare_base
 from lamdagent.exploration.study import Study
 from lamdagent.faults import checkpoint
 from lamdagent.space import ModelObject
-from lamdagent.tracking import Kind, Record, Status, Tracker
+from lamdagent.tracking import Kind, Record, Status, Tracker, traces
 from lamdagent.tracking.lease import Lease, LeaseLost
 
 
@@ -67,6 +68,7 @@ class Exploration:
             return self._run(executor)
         finally:
             executor.close()
+            traces.flush()  # the agent's traces are written in the background
 
     def _run(self, executor: Executor) -> list[Record]:
         cfg, tracker = self.cfg, self.tracker
@@ -141,6 +143,15 @@ class Exploration:
         reasons = ", ".join(f"{n} x {reason}" for reason, n in self.fallback_reasons.most_common())
         return f"agent fallbacks: {sum(self.fallback_reasons.values())} random choices over {self.decisions} decisions ({reasons})"
 
+    def _trace(self, name: str, iteration: int, run_id: str | None = None, model_id: str | None = None, inputs: dict | None = None):
+        """A trace of the LLM agent's calls (`agent.trace`) in the study's experiment, linked to
+        `run_id` (else to the exploration until `link`); policies without an LLM trace nothing."""
+        if not (self.cfg.agent.trace and getattr(self.policy, "chat", None) is not None):
+            return nullcontext(traces.NO_SPAN)
+        return traces.trace(name, experiment_id=self.experiment_id, run_id=run_id or self.run_id, model_id=model_id, inputs=inputs,
+                            tags={tr.tag("iteration"): str(iteration), tr.tag("trace"): name, tr.tag("exploration"): self.run_id,
+                                  tr.tag("policy"): self.policy.name, tr.tag("agent_model"): getattr(self.policy.chat, "name", "")})
+
     def _best_score(self) -> float:
         return max((m.score for m in self.seeds + self.produced if m.score is not None), default=0.0)
 
@@ -162,14 +173,20 @@ class Exploration:
             if not space.available_types():
                 break
             self.display.step(f"iteration {iteration}: agent deciding")
-            before = self._endpoint_retries()
-            decision = self.policy.select(space, self._context(iteration, in_flight))
-            decision.endpoint_retries = self._endpoint_retries() - before
-            self._announce(iteration, decision)
-            action = decision.action
-            pending.add(action.fingerprint)
-            in_flight.append(f"{action} = {action.pipeline()}")
-            job = self._start(iteration, decision)
+            ctx = self._context(iteration, in_flight)
+            with self._trace("decide", iteration, inputs={"iteration": iteration, "memory": ctx.memory, "tried": sorted(ctx.tried),
+                                                          "in_flight": list(in_flight), "action_types": space.available_types()}) as trace:
+                before = self._endpoint_retries()
+                decision = self.policy.select(space, ctx)
+                decision.endpoint_retries = self._endpoint_retries() - before
+                action = decision.action
+                trace.outputs({"action": str(action), "pipeline": action.pipeline(), "fallbacks": decision.fallbacks,
+                               "retries": decision.retries, "endpoint_retries": decision.endpoint_retries})
+                self._announce(iteration, decision)
+                pending.add(action.fingerprint)
+                in_flight.append(f"{action} = {action.pipeline()}")
+                job = self._start(iteration, decision)
+                trace.link(job.run_id)  # the decision belongs to the action's run (its Traces tab)
             chosen[job.run_id] = (job, decision, iteration)
             self.display.done_step()
         if len(chosen) > 1:
@@ -194,7 +211,13 @@ class Exploration:
         self.display.step(f"iteration {iteration}: agent updating its memory")
         ctx, before = self._context(iteration), self._endpoint_retries()
         action_text = f"{decision.action} = {decision.action.pipeline()}"
-        self.memory, transcript = self.policy.remember(ctx, action_text, _result_text(result), _best_text(self.seeds + self.produced))
+        result_text, best_text = _result_text(result), _best_text(self.seeds + self.produced)
+        model_id = result.model.model_id if result.model is not None and result.status == Status.OK else None
+        with self._trace("remember", iteration, run_id=result.run_id, model_id=model_id,
+                         inputs={"memory": ctx.memory, "action": action_text, "result": result_text, "best": best_text}) as trace:
+            self.memory, transcript = self.policy.remember(ctx, action_text, result_text, best_text)
+            problem = transcript[0].get("problem") if transcript else None
+            trace.outputs({"memory": self.memory, "rewrite_rejected": problem or None})
         checkpoint("memory_update")
         self.memory_seq += 1
         tracker.log_text(result.run_id, self.memory, tr.MEMORY_ARTIFACT)
@@ -238,6 +261,7 @@ def start_or_resume(study: str | None, overrides: list[str], resume: str | None,
         study = Study(cfg)  # task and dataset definitions load before any compute
         EXECUTORS.check(cfg.execution.executor, "execution.executor")
         check_placement(cfg.execution, tracker.tracking_uri)
+        traces.configure(cfg.agent.trace)  # the agent's and the judge's calls (tracking/traces.py)
         study.connect_judge()
         policy = make_policy(cfg.agent, cfg.seed if cfg.agent.seed is None else cfg.agent.seed)
         if resume:

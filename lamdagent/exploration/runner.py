@@ -9,6 +9,7 @@ import os
 import shutil
 import time
 import traceback
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -24,7 +25,7 @@ from lamdagent.faults import checkpoint
 from lamdagent.files import cache_dir
 from lamdagent.models.folders import architecture, load_model
 from lamdagent.space import Action, ModelObject
-from lamdagent.tracking import Kind, Record, Status, Tracker, WeightsFreed
+from lamdagent.tracking import Kind, Record, Status, Tracker, WeightsFreed, traces
 
 
 @dataclass
@@ -248,9 +249,10 @@ class Runner:
         else:
             model, tokenizer = _on_device(loaded) if loaded else load_model(model_dir, adapter_base, for_evaluation=True)
         self.display.step("evaluating on validation", len(tasks) * cfg.data.val_size)
-        result = evaluate(model, tokenizer, tasks, "val", cfg.data.val_size, seed=cfg.seed,
-                          batch_size=cfg.evaluation.batch_size, on_progress=self._eval_progress, generate=generate,
-                          chat_template=cfg.chat_template)
+        with traces.linked(run_id, self.experiment_id) if cfg.agent.trace else nullcontext():  # the judge's calls, if any
+            result = evaluate(model, tokenizer, tasks, "val", cfg.data.val_size, seed=cfg.seed,
+                              batch_size=cfg.evaluation.batch_size, on_progress=self._eval_progress, generate=generate,
+                              chat_template=cfg.chat_template)
         unscored = {f"unscored.val.{t}": float(n) for t, n in result.unscored.items() if n}
         self.tracker.log_jsons(run_id, {f"predictions/val/{task}.json": rows for task, rows in result.predictions.items()})
         return result.scores, {**{f"val.{t}": v for t, v in result.scores.items()}, **unscored}
