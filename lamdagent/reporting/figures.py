@@ -35,11 +35,11 @@ def _colour(i: int) -> str:
     return PALETTE[i % len(PALETTE)]
 
 
-def _save(fig, out: Path) -> Path:
+def _save(fig, out: Path, dpi: int = DPI) -> Path:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(out, dpi=DPI)
+    fig.savefig(out, dpi=dpi)
     plt.close(fig)
     return out
 
@@ -184,7 +184,7 @@ def _node_text(n: PipelineNode) -> str:
     return "\n".join(x for x in (n.name, label, score) if x)
 
 
-def pipeline_dag(nodes: list[PipelineNode], out: Path, title: str = "") -> Path:
+def pipeline_dag(nodes: list[PipelineNode], out: Path, title: str = "", dpi: int = DPI) -> Path:
     """Figures 3/6: a lineage drawn left (leaves: base model, specialists) to right (the final
     model: the node no other node consumes). Shared ancestors are drawn once."""
     uniq: dict[str, PipelineNode] = {}
@@ -229,7 +229,7 @@ def pipeline_dag(nodes: list[PipelineNode], out: Path, title: str = "") -> Path:
                                             patchA=boxes[p].get_bbox_patch(), patchB=boxes[rid].get_bbox_patch(),
                                             connectionstyle=f"arc3,rad={bend}"))
     ax.set_title(title or "Pipeline", fontsize=11)
-    return _save(fig, out)
+    return _save(fig, out, dpi)
 
 
 # --------------------------------------------------------------------------- scaling curves
