@@ -15,7 +15,7 @@ from lamdagent.errors import UserError
 from lamdagent.exploration.executors import EXECUTORS, ActionJob, Executor, check_placement, make_executor
 from lamdagent.exploration.overlap import describe as describe_overlaps
 from lamdagent.exploration.overlap import overlaps
-from lamdagent.exploration.presenting import exploration_note, study_note
+from lamdagent.exploration.presenting import exploration_note, study_note, view_columns
 from lamdagent.exploration.runner import Produced, Runner, Step, models_from_records
 from lamdagent.exploration.seeds import ensure_seeds, prepare_base
 from lamdagent.exploration.study import Study
@@ -266,6 +266,7 @@ def start_or_resume(study: str | None, overrides: list[str], resume: str | None,
             found = overlaps(study)  # before any compute: training data holding evaluation prompts
             run_id = tracker.start_exploration(experiment_id, cfg.name, config_mod.redacted(plain), params, run_name=run_name,
                                                tags={**(tags or {}), **({"overlap": json.dumps(found)} if found else {})})
+            tracker.models.share_runs_view(experiment_id, view_columns(study), run_id)  # the study's runs view expands this exploration
             for line in describe_overlaps(found, study):
                 display.log(f"[yellow]overlap: {line}: scores on them measure memorisation (lamdagent.overlap)")
             lease = tracker.lease(run_id, cfg.lease.timeout_seconds, cfg.lease.heartbeat_seconds)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from lamdagent.space import ConversationDatasetObject, DatasetObject, ModelObject, PreferenceDatasetObject
 from lamdagent.tracking import Tracker
-from lamdagent.tracking.models import BEST_ALIAS, ML_MODE, DataRef, dataset, model_link, run_link, version_link
+from lamdagent.tracking.models import BEST_ALIAS, BY_SCORE, DataRef, dataset, model_link, run_link, version_link, view_link
 
 DRAWING = "pipeline.png"  # the artifact path of a model run's pipeline drawing
 DATASETS = (DatasetObject, ConversationDatasetObject, PreferenceDatasetObject)
@@ -123,23 +123,30 @@ class Presenter:
 
 def study_note(experiment_id: str, study: str, registered_name: str) -> str:
     """The experiment's description: what its runs are and where the scores are (docs/ui.md)."""
-    from urllib.parse import quote
-
-    by_score = (f"#/experiments/{experiment_id}/runs?orderByKey={quote('metrics.`val.score`')}&orderByAsc=false"
-                f"&searchFilter={quote('metrics.`val.score` > -1')}&{ML_MODE}")
+    by_score = view_link(experiment_id, BY_SCORE)
     return "\n".join([
-        f"LaMDAgent study **{study}**: every model the agent built is an MLflow run, a LoggedModel and a registry version.",
+        f"LaMDAgent study **{study}**: **[open the runs with their scores and pipelines]({view_link(experiment_id)})** · "
+        f"[models by val.score]({by_score}) · [registry]({'#/models/' + registered_name})",
         "",
-        f"- **Runs** (sidebar switch: *Model training*): one parent run per exploration; expand it for its models "
-        f"(`base`, `spec_<task>`, then `m1`, `m2`, ... by iteration). [Models by val.score]({by_score}).",
+        "- **Runs** (sidebar switch: *Model training*): one parent run per exploration; expand it for its models "
+        "(`base`, `spec_<task>`, then `m1`, `m2`, ... by iteration). The first link above opens them with the columns "
+        "`best.val.score`, `val.score`, `val.<task>`, `lamdagent.pipeline`.",
         "- **Models**: each model's `val.*` metrics (on the validation split), params, datasets and registered version.",
         f"- **Registry**: [{registered_name}](#/models/{registered_name}); alias `@{BEST_ALIAS}` = the study's best model by val.score.",
         f"- A model run: its description links its input runs; Artifacts holds its pipeline drawing `{DRAWING}`.",
     ])
 
 
+def view_columns(study) -> list[str]:
+    """The study's runs view's columns: the scores, then the lineage tags."""
+    metrics = ["best.val.score", "val.score", *[f"val.{t}" for t in study.task_names]]
+    tags = ["lamdagent.pipeline", "lamdagent.best_model", "lamdagent.action_type"]
+    return [f"metrics.`{m}`" for m in metrics] + [f"tags.`{t}`" for t in tags]
+
+
 def exploration_note(experiment_id: str, study: str, best: ModelObject, registered_name: str) -> str:
     """An exploration run's description: its best model so far, with links."""
     return (f"Exploration of study **{study}**. Best model so far: [{best.name}]({run_link(experiment_id, best.run_id)}) = "
             f"`{best.pipeline}`, val.score **{best.score:.4f}** (metric `best.val.score`; tag `lamdagent.best_model`). "
-            f"The study's best across explorations: [{registered_name}@{BEST_ALIAS}](#/models/{registered_name}).")
+            f"The study's best across explorations: [{registered_name}@{BEST_ALIAS}](#/models/{registered_name}). "
+            f"[All runs with their scores and pipelines]({view_link(experiment_id)}).")

@@ -26,7 +26,7 @@ from lamdagent.files import cache_dir
 from lamdagent.models.folders import architecture, load_model
 from lamdagent.space import Action, ModelObject
 from lamdagent.tracking import Kind, Record, Status, Tracker, WeightsFreed
-from lamdagent.tracking.models import Measured, run_link
+from lamdagent.tracking.models import Measured
 
 
 @dataclass
@@ -272,10 +272,10 @@ class Runner:
         except Exception as err:  # a drawing is a convenience: never a failed action
             self.display.log(f"[yellow]{model.name}: no pipeline drawing ({type(err).__name__}: {err})")
         registered = self.registered.get(model.run_id)
-        self.tracker.models.note(model.run_id, self.presenter.describe(model, registered))
+        self.tracker.models.note(model.run_id, self.presenter.describe(model, registered), model.model_id if registered else "")
         if registered and model.score is not None:
             self.tracker.models.score_version(registered["registered_model"], registered["model_version"], model.score, model.pipeline,
-                                              f"run [{model.name}]({run_link(self.experiment_id, model.run_id)})")
+                                              f"run {model.name} ({model.run_id})")
 
     def model_of_run(self, run_id: str) -> ModelObject:
         """The model object of any successful run of the store (e.g. the base of a reused adapter)."""

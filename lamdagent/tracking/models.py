@@ -24,6 +24,8 @@ NOTE = "mlflow.note.content"  # a run's (or experiment's) description in the UI,
 CONTEXT = "mlflow.data.context"  # a dataset input's role: training, evaluation
 SCORE_TAG = tag("val_score")  # a model version's val.score
 ML_MODE = "workflowType=machine_learning"  # the URL query that opens the UI in Model-training mode
+SHARED_VIEW = "mlflow.sharedViewState."  # + key: an experiment tag holding a runs view opened by `?viewStateShareKey=<key>`
+VIEW_KEY = "lamdagent"  # the study's runs view: its scores and pipelines as columns, its explorations expanded
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,16 @@ def model_link(experiment_id: str, model_id: str) -> str:
     return f"#/experiments/{experiment_id}/models/{model_id}?{ML_MODE}"
 
 
+BY_SCORE = VIEW_KEY + "-by-score"  # the same columns, models only, sorted by val.score
+MODELS_ONLY = "metrics.`val.score` > -1"  # explorations log best.val.score, not val.score
+
+
+def view_link(experiment_id: str, key: str = VIEW_KEY) -> str:
+    """A study's runs view (columns chosen), for any browser: MLflow 3.17 reads a shared view's
+    state from the experiment tag `mlflow.sharedViewState.<key>`."""
+    return f"#/experiments/{experiment_id}/runs?viewStateShareKey={key}&{ML_MODE}"
+
+
 def version_link(registered_name: str, version: str) -> str:
     return f"#/models/{registered_name}/versions/{version}"
 
@@ -106,14 +118,35 @@ class Models:
         if inputs or models:
             self.client.log_inputs(run_id, datasets=inputs, models=models)
 
-    def note(self, run_id: str, text: str) -> None:
-        """The run's description (markdown, shown on its page)."""
+    def note(self, run_id: str, text: str, model_id: str = "") -> None:
+        """The run's description (markdown, shown on its page), and its LoggedModel's."""
         self.client.set_tag(run_id, NOTE, text[:60000])
+        if model_id:
+            self.client.set_logged_model_tags(model_id, {NOTE: text[:60000]})
 
     def describe_study(self, experiment_id: str, text: str) -> None:
         """The experiment's description, unless it has one (a person's edit is kept)."""
         if NOTE not in self.client.get_experiment(experiment_id).tags:
             self.client.set_experiment_tag(experiment_id, NOTE, text)
+
+    def share_runs_view(self, experiment_id: str, columns: list[str], expand: str) -> None:
+        """The study's shared runs views (view_link): `columns` (ag-grid ids such as
+        metrics.`val.score`), every exploration marked expanded (`expand` added to those already
+        there); and the same columns over the models only, sorted by val.score (key BY_SCORE)."""
+        key = SHARED_VIEW + VIEW_KEY
+        try:  # the explorations already expanded
+            old = json.loads(self.client.get_experiment(experiment_id).tags.get(key, "{}"))
+        except ValueError:
+            old = {}
+        expanded = {**old.get("runsExpanded", {}), expand: True}
+        state = {"searchFilter": "", "orderByKey": "attributes.start_time", "orderByAsc": False, "startTime": "ALL",
+                 "lifecycleFilter": "Active", "datasetsFilter": [], "modelVersionFilter": "All Runs",
+                 "selectedColumns": columns, "runsExpanded": dict(list(expanded.items())[-200:]), "runsPinned": [], "runsHidden": [],
+                 "runsHiddenMode": "FIRST_10_RUNS", "hideEmptyCharts": True, "useGroupedValuesInCharts": True, "groupBy": None,
+                 "groupsExpanded": {}, "viewMaximized": False, "runListHidden": False, "isAccordionReordered": False}
+        by_score = {**state, "orderByKey": "metrics.`val.score`", "searchFilter": MODELS_ONLY}
+        self.client.set_experiment_tag(experiment_id, key, json.dumps(state, separators=(",", ":")))
+        self.client.set_experiment_tag(experiment_id, SHARED_VIEW + BY_SCORE, json.dumps(by_score, separators=(",", ":")))
 
     # --- the study's best -------------------------------------------------------------------------
     def version_of_run(self, run_id: str):
@@ -125,7 +158,7 @@ class Models:
         """A version's score (tag `lamdagent.val_score`, and its description); the `best` alias moves
         to it when it beats the version holding it. Whether it moved."""
         self.client.set_model_version_tag(registered_name, version, SCORE_TAG, repr(float(score)))
-        self.client.update_model_version(registered_name, version, description=f"val.score **{score:.4f}** · `{pipeline}` · {run_text}")
+        self.client.update_model_version(registered_name, version, description=f"val.score {score:.4f} · {pipeline} · {run_text}")
         holder = self.best(registered_name)
         if holder is not None and str(holder[0]) != str(version) and holder[1] >= score:
             return False
