@@ -306,6 +306,7 @@ def _cell(s: str) -> str:
 
 
 ML = "workflowType=machine_learning"  # the URL query that opens the UI in Model-training mode (no setting needed)
+BEST = "/@\\s*best/.test(document.body.innerText)"  # the registry's `@ best` alias tag (a no-break space)
 VIEW = "viewStateShareKey=lamdagent"  # the study's shared runs view (experiment tag mlflow.sharedViewState.lamdagent)
 
 
@@ -346,8 +347,10 @@ def pages(base: str, sel: Selection) -> list[dict]:
         out.append({"name": "models", "url": f"{base}/#/experiments/{e}/models?{ML}", "ready": _cell(sel.run_name),
                     "checks": {"models listed": _cell(sel.run_name), "registered models column": _header("Registered models")}})
     if sel.registered_model:
-        out.append({"name": "registry", "url": f"{base}/#/models/{q(sel.registered_model)}", "ready": _text("@ best"),
-                    "checks": {"best alias": _text("@ best")}})
+        out.append({"name": "registry", "url": f"{base}/#/models/{q(sel.registered_model)}", "ready": BEST,
+                    "checks": {"best alias": BEST},
+                    "before_capture": "[...document.querySelectorAll('span, div')].filter(x => x.childElementCount === 0 && /@\\s*best/.test(x.innerText))"
+                                      ".forEach(x => x.scrollIntoView({block: 'center'}))"})
     if len(sel.compare) >= 2:
         query = f"runs={q(json.dumps(sel.compare))}&experiments={q(json.dumps([e]))}"
         out.append({"name": "compare", "url": f"{base}/#/compare-runs?{query}",
@@ -418,6 +421,9 @@ def take(tracking_uri: str, experiment: str, out_dir: Path, run_id: str | None =
                     print(f"warning: {page['name']} did not render within {timeout:.0f} s", file=sys.stderr)
                 checks[page["name"]] = {name: bool(browser.evaluate(js)) for name, js in page.get("checks", {}).items()}
                 (out_dir / f"{page['name']}.txt").write_text(browser.evaluate("document.body.innerText") or "")
+                if page.get("before_capture"):
+                    browser.evaluate(page["before_capture"])
+                    time.sleep(0.8)
                 shots[page["name"]] = browser.capture(out_dir / f"{page['name']}.png")
                 print(f"{page['name']:14s} {shots[page['name']]}  <- {page['url']}")
                 for name, ok in checks[page["name"]].items():

@@ -61,6 +61,7 @@ def _check_models(client: MlflowClient, experiment_id: str, runs) -> None:
             assert f"#/experiments/{experiment_id}/runs/{input_run}" in tags[NOTE]  # a link a person can click
             input_model = client.get_run(input_run).data.tags["lamdagent.model_id"]
             assert input_model in {m.model_id for m in inputs.model_inputs}
+        assert [m.model_id for m in client.get_run(run.info.run_id).outputs.model_outputs] == [model.model_id]
         assert "pipeline.png" in {a.path for a in client.list_artifacts(run.info.run_id)}
         if tags.get("lamdagent.action_type") == "sft":
             profile = next(json.loads(d.dataset.profile) for d in inputs.dataset_inputs if d.dataset.name.endswith("/train"))

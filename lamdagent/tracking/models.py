@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import mlflow
 from mlflow import MlflowClient
-from mlflow.entities import Dataset, DatasetInput, InputTag, LoggedModelInput
+from mlflow.entities import Dataset, DatasetInput, InputTag, LoggedModelInput, LoggedModelOutput
 
 from lamdagent.tracking.schema import tag
 
@@ -109,7 +109,8 @@ class Models:
     def describe(self, run_id: str, model_id: str, params: dict[str, str], training: list[DataRef], evaluation: list[DataRef],
                  input_models: list[str]) -> None:
         """The LoggedModel's params; the run's inputs: its training data (context `training`), the
-        validation data it was scored on (`evaluation`), and the LoggedModels it was made from."""
+        validation data it was scored on (`evaluation`), and the LoggedModels it was made from; its
+        output: the LoggedModel."""
         if params:
             self.client.log_model_params(model_id, {k[:250]: str(v)[:6000] for k, v in params.items()})
         inputs = [DatasetInput(d.entity, [InputTag(CONTEXT, "training")]) for d in training]
@@ -117,6 +118,7 @@ class Models:
         models = [LoggedModelInput(m) for m in dict.fromkeys(input_models) if m]
         if inputs or models:
             self.client.log_inputs(run_id, datasets=inputs, models=models)
+        self.client.log_outputs(run_id, [LoggedModelOutput(model_id, 0)])  # the run's model (else the UI names an input model)
 
     def note(self, run_id: str, text: str, model_id: str = "") -> None:
         """The run's description (markdown, shown on its page), and its LoggedModel's."""
