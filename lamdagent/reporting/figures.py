@@ -35,10 +35,11 @@ def _colour(i: int) -> str:
     return PALETTE[i % len(PALETTE)]
 
 
-def _save(fig, out: Path, dpi: int = DPI) -> Path:
+def _save(fig, out: Path, dpi: int = DPI, tight: bool = True) -> Path:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
+    if tight:
+        fig.tight_layout()
     fig.savefig(out, dpi=dpi)
     plt.close(fig)
     return out
@@ -202,6 +203,7 @@ def pipeline_dag(nodes: list[PipelineNode], out: Path, title: str = "", dpi: int
     cmap = plt.get_cmap("Blues")
 
     fig, ax = plt.subplots(figsize=(max(5.0, 2.4 * n_layers + 0.4), max(2.6, 1.3 * height + 0.9)))
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.9)  # (no tight_layout: one full draw fewer, the axes are off)
     ax.set_xlim(-0.55, n_layers - 0.45)
     ax.set_ylim(-0.6, height - 0.4)
     ax.axis("off")
@@ -229,7 +231,7 @@ def pipeline_dag(nodes: list[PipelineNode], out: Path, title: str = "", dpi: int
                                             patchA=boxes[p].get_bbox_patch(), patchB=boxes[rid].get_bbox_patch(),
                                             connectionstyle=f"arc3,rad={bend}"))
     ax.set_title(title or "Pipeline", fontsize=11)
-    return _save(fig, out, dpi)
+    return _save(fig, out, dpi, tight=False)
 
 
 # --------------------------------------------------------------------------- scaling curves
