@@ -135,3 +135,18 @@ def test_the_best_alias_moves_back_when_its_version_is_withdrawn(tracking_uri, t
     assert json.loads(logged.tags["mlflow.modelVersions"]) == [{"name": "unit-models", "version": int(versions["b"][1])}]
     tracker.discard_models(versions["b"][0], experiment)
     assert tracker.models.best("unit-models") == (versions["a"][1], 1.0)
+
+
+def test_held_out_scores_are_the_models_metrics_on_their_datasets():
+    """`lamdagent report` logs test.* / ood.* against the LoggedModel of the run that made it (not of a reuse)."""
+    from lamdagent.config import load_config
+    from lamdagent.exploration.study import Study
+    from lamdagent.reporting.held_out import _measured
+    from lamdagent.tracking import Record
+
+    study = Study(load_config("demo", [*FAST, "data.test_size=4"]))
+    made = Record("r1", "action", 1, "m1", "ok", model_id="m-1")
+    measured = _measured(study, made, {"test.arith": 0.5, "test.score": 1.0})
+    assert measured.model_id == "m-1"
+    assert measured.of("test.arith")["dataset_name"] == "demo/test" and measured.of("test.score")["dataset_digest"]
+    assert _measured(study, Record("r2", "action", 2, "m2", "cached", model_id="m-1"), {"test.arith": 0.5}) is None
