@@ -112,6 +112,8 @@ class Exploration:
         summary = self.fallback_summary()
         if summary:
             self.display.log(f"[yellow]{summary}")
+        for failure in self.runner.presenter.wait():  # the last pipeline drawings are logged
+            self.display.log(f"[yellow]no pipeline drawing: {failure}")
         return tracker.children(self.run_id, self.experiment_id)
 
     def _announce(self, iteration: int, decision: Decision) -> None:

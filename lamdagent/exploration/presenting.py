@@ -80,6 +80,36 @@ class Presenter:
         self.tracker, self.experiment_id = tracker, experiment_id
         self.labels: dict[str, str] = {}  # run id -> node label
         self.seconds: list[float] = []  # what each drawing cost (docs/performance.md)
+        self.failures: list[str] = []  # drawings that could not be made (a convenience: never a failed action)
+        self._drawing = None  # one background thread draws and uploads, off the actions' path
+        self._pending: list = []
+
+    def draw_later(self, model: ModelObject) -> None:
+        """`draw` in the background (the labels it needs are read now); `wait` joins it. Python joins
+        the thread at exit, so a drawing is lost only with a killed process."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        for m in lineage(model):
+            self.label(m.run_id)
+        if self._drawing is None:
+            self._drawing = ThreadPoolExecutor(1, thread_name_prefix="lamdagent-drawing")
+        self._pending.append(self._drawing.submit(self._draw_quietly, model))
+
+    def _draw_quietly(self, model: ModelObject) -> None:
+        try:
+            self.draw(model)
+        except Exception as err:
+            self.failures.append(f"{model.name}: {type(err).__name__}: {err}")
+
+    def wait(self) -> list[str]:
+        """Every drawing asked for is made and logged; the failures so far."""
+        for future in self._pending:
+            future.result()
+        self._pending.clear()
+        return self.failures
+
+    def __getstate__(self):  # shipped to Ray workers with the runner: no thread
+        return {**self.__dict__, "_drawing": None, "_pending": []}
 
     def label(self, run_id: str) -> str:
         if run_id not in self.labels:

@@ -267,10 +267,7 @@ class Runner:
     def _present(self, model: ModelObject) -> None:
         """A scored model made here: its pipeline drawing and description on its run; its registry
         version's score, and the study's `best` alias when it is the best."""
-        try:
-            self.presenter.draw(model)
-        except Exception as err:  # a drawing is a convenience: never a failed action
-            self.display.log(f"[yellow]{model.name}: no pipeline drawing ({type(err).__name__}: {err})")
+        self.presenter.draw_later(model)  # in the background: off the action's path
         registered = self.registered.get(model.run_id)
         self.tracker.models.note(model.run_id, self.presenter.describe(model, registered), model.model_id if registered else "")
         if registered and model.score is not None:
