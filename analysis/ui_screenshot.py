@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import dataclasses
 import fcntl
 import json
 import os
@@ -105,7 +106,7 @@ class Browser:
     browser reads JSON messages ending in NUL on fd 3 and writes on fd 4), so no websocket library is
     needed. Used to preset the UI's localStorage, wait until a page has rendered, and capture it."""
 
-    def __init__(self, chromium: str, width: int = 1600, height: int = 1000, local_storage: dict[str, str] | None = None):
+    def __init__(self, chromium: str, width: int = 1600, height: int = 1000):
         self._profile = tempfile.TemporaryDirectory(prefix="chromium-profile-")
         to_browser_r, self._w = os.pipe()
         self._r, from_browser_w = os.pipe()
@@ -136,9 +137,6 @@ class Browser:
             self.send("Page.enable", session=True)
             self.send("Runtime.enable", session=True)
             self.send("Emulation.setDeviceMetricsOverride", session=True, width=width, height=height, deviceScaleFactor=1, mobile=False)
-            if local_storage:
-                js = "".join(f"localStorage.setItem({json.dumps(k)}, {json.dumps(v)});" for k, v in local_storage.items())
-                self.send("Page.addScriptToEvaluateOnNewDocument", session=True, source=f"try {{ {js} }} catch (e) {{}}")
         except BaseException:
             self.close()
             raise
@@ -185,18 +183,10 @@ class Browser:
         time.sleep(settle)
         return ok
 
-    def goto(self, url: str, local_storage: dict[str, str] | None = None) -> None:
-        """Load url afresh (through about:blank: a change of the hash alone would not reload), with
-        local_storage set before the page's scripts run."""
+    def goto(self, url: str) -> None:
+        """Load url afresh (through about:blank: a change of the hash alone would not reload)."""
         self.send("Page.navigate", session=True, url="about:blank")
-        script = None
-        if local_storage:
-            js = "".join(f"localStorage.setItem({json.dumps(k)}, {json.dumps(v)});" for k, v in local_storage.items())
-            script = self.send("Page.addScriptToEvaluateOnNewDocument", session=True, source=f"try {{ {js} }} catch (e) {{}}")
         self.send("Page.navigate", session=True, url=url)
-        if script:
-            self.wait_for("location.protocol.startsWith('http') && document.readyState === 'complete'", timeout=30, settle=0)
-            self.send("Page.removeScriptToEvaluateOnNewDocument", session=True, identifier=script["identifier"])
 
     def capture(self, out: Path) -> Path:
         data = self.send("Page.captureScreenshot", session=True, format="png")["data"]
@@ -231,6 +221,12 @@ class Selection:
     parents: list[str]  # exploration runs: expanded in the tree
     val_metrics: list[str]  # val.score first, then val.<task>
     image_artifact: str | None  # a PNG/SVG artifact of the model run (its pipeline drawing), if any
+    parent_name: str | None = None  # the model run's exploration (the runs table's top-level row)
+    model_id: str | None = None  # the model run's LoggedModel
+    registered_model: str | None = None  # ... its registry entry and version
+    version: str | None = None
+    val_dataset: str | None = None  # the dataset its val.* metrics were measured on
+    inputs: list[str] = dataclasses.field(default_factory=list)  # its input runs (its description links them)
 
 
 def _find_image(client, run_id: str, path: str = "", depth: int = 3) -> str | None:
@@ -268,7 +264,19 @@ def pick_runs(tracking_uri: str, experiment: str, run_id: str | None = None, n_c
     parents = sorted({r.data.tags["mlflow.parentRunId"] for r in runs if "mlflow.parentRunId" in r.data.tags})
     vals = sorted({k for r in models for k in r.data.metrics if k.startswith("val.")})
     vals = (["val.score"] if "val.score" in vals else []) + [k for k in vals if k != "val.score"]
+    tags = chosen.data.tags if chosen else {}
+    parent = client.get_run(tags["mlflow.parentRunId"]) if "mlflow.parentRunId" in tags else None
+    val_dataset = None
+    if tags.get("lamdagent.model_id"):
+        logged = client.get_logged_model(tags["lamdagent.model_id"])
+        val_dataset = next((m.dataset_name for m in logged.metrics or [] if m.key == "val.score" and m.dataset_name), None)
     return Selection(
+        parent_name=parent.info.run_name if parent else None,
+        model_id=tags.get("lamdagent.model_id"),
+        registered_model=tags.get("lamdagent.registered_model"),
+        version=tags.get("lamdagent.model_version"),
+        val_dataset=val_dataset,
+        inputs=json.loads(tags.get("lamdagent.inputs", "[]")),
         experiment_id=exp.experiment_id,
         run_id=chosen.info.run_id if chosen else None,
         run_name=chosen.info.run_name if chosen else None,
@@ -279,67 +287,74 @@ def pick_runs(tracking_uri: str, experiment: str, run_id: str | None = None, n_c
     )
 
 
-# The browser's localStorage before each page loads: the Assistant side panel closed (it opens itself on
-# a first visit and hides a third of the page) and the sidebar in "Model training" mode.
-UI_PREFS = {
-    "mlflow.assistant.fab.autoOpenedOnFirstLoad_v1": "true",
-    "mlflow.assistant.panelOpen_v1": "false",
-    "mlflow.workflowType_v1": json.dumps("machine_learning"),
-    "databricks-dark-mode-pref": "light",
-}
-
-
-def runs_view_state(sel: Selection) -> dict[str, str]:
-    """The runs view's persisted state (MLflow 3.17: localStorage key
-    `MLflowLocalStorage-1.1-ExperimentPage-["<id>"]-ReactComponentState`): the lineage and score columns
-    shown, every exploration expanded."""
-    metrics = [f"metrics.`{m}`" for m in sel.val_metrics[:5]]
-    tags = ["tags.`lamdagent.action_type`", "tags.`lamdagent.pipeline`", "tags.`lamdagent.kind`"]
-    # ag-grid column ids; widths apply only to the columns named in columnOrder
-    order = ["0", "attributes.`Run Name`", "runDateAndNestInfo", "duration", *metrics, *tags]
-    widths = {"attributes.`Run Name`": 200, "runDateAndNestInfo": 140, "duration": 80, "tags.`lamdagent.pipeline`": 380,
-              "tags.`lamdagent.action_type`": 110, **{m: 95 for m in metrics}}
-    state = {"searchFilter": "", "orderByKey": "attributes.start_time", "orderByAsc": False, "startTime": "ALL",
-             "lifecycleFilter": "Active", "datasetsFilter": [], "modelVersionFilter": "All Runs",
-             "selectedColumns": metrics + tags, "columnOrder": order, "columnWidths": widths,
-             "runsPinned": [], "runsHidden": [], "runsVisibilityMap": {}, "runsHiddenMode": "FIRST_10_RUNS",
-             "viewMaximized": False, "runListHidden": False, "isAccordionReordered": False,
-             "useGroupedValuesInCharts": True, "hideEmptyCharts": True, "groupBy": None, "groupsExpanded": {},
-             "autoRefreshEnabled": False,
-             "globalLineChartConfig": {"xAxisKey": "step", "lineSmoothness": 0, "selectedXAxisMetricKey": ""},
-             "runsExpanded": {p: True for p in sel.parents}}
-    key = f"MLflowLocalStorage-1.1-ExperimentPage-{json.dumps([sel.experiment_id])}-ReactComponentState"
-    return {key: json.dumps(state), f"MLflowLocalStorage-1.1-ExperimentView-{sel.experiment_id}-expandRows": "true"}
-
-
 def _text(s: str | None) -> str:
     return f"document.body.innerText.includes({json.dumps(s or '')})"
 
 
+ML = "workflowType=machine_learning"  # the URL query that opens the UI in Model-training mode (no setting needed)
+
+
+def _header(s: str) -> str:
+    """A column header of the page's table reads `s`."""
+    return (f"[...document.querySelectorAll('[role=columnheader], th')].some(h => h.innerText.trim() === {json.dumps(s)}"
+            f" || h.innerText.trim().startsWith({json.dumps(s + chr(10))}))")
+
+
+def _cell(s: str) -> str:
+    """A cell of the page's table reads `s`."""
+    return f"[...document.querySelectorAll('[role=gridcell], [role=cell], td')].some(c => c.innerText.trim() === {json.dumps(s)})"
+
+
+ML = "workflowType=machine_learning"  # the URL query that opens the UI in Model-training mode (no setting needed)
+BEST = "/@\\s*best/.test(document.body.innerText)"  # the registry's `@ best` alias tag (a no-break space)
+VIEW = "viewStateShareKey=lamdagent"  # the study's shared runs view (experiment tag mlflow.sharedViewState.lamdagent)
+
+
 def pages(base: str, sel: Selection) -> list[dict]:
-    """Each page: name, url, the JS condition that says it has rendered, extra localStorage."""
+    """Each page: name, url, the JS condition that says it has rendered, and `checks`: what the page
+    must show (name -> JS expression), evaluated once it has rendered. No browser storage is preset:
+    the browser profile is new, as a first-time visitor's; the pages are opened by the links the
+    experiment's description gives (or the UI's own)."""
     e = sel.experiment_id
     q = urllib.parse.quote
-    state = runs_view_state(sel)
-    out = [{"name": "runs", "url": f"{base}/#/experiments/{e}/runs", "storage": state,
-            "ready": f"{_text('matching runs')} && {_text(sel.run_name)}"}]
-    # Sorting by a metric (or any filter) shows a flat list: the tree is drawn only in the default order.
-    search = "tags.`lamdagent.kind` != 'exploration'"
-    out.append({"name": "runs-by-score", "storage": state, "ready": _text("matching runs"),
-                "url": f"{base}/#/experiments/{e}/runs?orderByKey={q('metrics.`val.score`')}&orderByAsc=false"
-                       f"&searchFilter={q(search)}"})
+    out = [{"name": "landing", "url": f"{base}/#/experiments/{e}", "ready": _text("LaMDAgent study"),
+            "checks": {"description with the runs link": f"!!document.querySelector('a[href*=\"{VIEW}\"]')"}}]
+    out.append({"name": "runs", "url": f"{base}/#/experiments/{e}/runs?{VIEW}&{ML}", "ready": _text(sel.parent_name),
+                "checks": {"runs table": _text(sel.parent_name), "score column": _header("val.score"),
+                           "best score column": _header("best.val.score"), "pipeline column": _header("lamdagent.pipeline")}})
+    out.append({"name": "runs-by-score", "ready": _text(sel.run_name), "url": f"{base}/#/experiments/{e}/runs?{VIEW}-by-score&{ML}",
+                "checks": {"best model listed": _text(sel.run_name), "score column": _header("val.score"),
+                           "sorted by val.score": _text("Sort: val.score")}})
     if sel.run_id:
         run_url = f"{base}/#/experiments/{e}/runs/{sel.run_id}"
-        out.append({"name": "run", "url": run_url, "ready": _text("About this run")})
+        links = " && ".join(f"!!document.querySelector('a[href*=\"runs/{r}\"]')" for r in sel.inputs) or "true"
+        out.append({"name": "run", "url": f"{run_url}?{ML}", "ready": _text("About this run"),
+                    "checks": {"description links its inputs": links, "val.score metric": _cell("val.score")}})
         if sel.image_artifact:
-            out.append({"name": "run-artifact", "url": f"{run_url}/artifactPath/{q(sel.image_artifact)}",
-                        "ready": "[...document.querySelectorAll('img')].some(i => i.complete && i.naturalWidth > 100)"})
+            drawn = "[...document.querySelectorAll('img')].some(i => i.complete && i.naturalWidth > 100)"
+            out.append({"name": "run-artifact", "url": f"{run_url}/artifactPath/{q(sel.image_artifact)}?{ML}", "ready": drawn,
+                        "checks": {"drawing": drawn}})
         else:
-            out.append({"name": "run-artifacts", "url": f"{run_url}/artifacts", "ready": _text("Select a file")})
+            out.append({"name": "run-artifacts", "url": f"{run_url}/artifacts?{ML}", "ready": _text("Select a file"), "checks": {}})
+    if sel.model_id:
+        registered = (f"!!document.querySelector('a[href*=\"/models/{sel.registered_model}/versions/{sel.version}\"]')"
+                      if sel.version else "false")
+        out.append({"name": "logged-model", "url": f"{base}/#/experiments/{e}/models/{sel.model_id}?{ML}", "ready": _text("About this logged model"),
+                    "checks": {"registered version linked": registered,
+                               "metrics": "/Metrics \\(([1-9][0-9]*)\\)/.test(document.body.innerText)",
+                               "parameters": "/Parameters \\(([1-9][0-9]*)\\)/.test(document.body.innerText)",
+                               "datasets used": _text(sel.val_dataset) if sel.val_dataset else "false"}})
+        out.append({"name": "models", "url": f"{base}/#/experiments/{e}/models?{ML}", "ready": _cell(sel.run_name),
+                    "checks": {"models listed": _cell(sel.run_name), "registered models column": _header("Registered models")}})
+    if sel.registered_model:
+        out.append({"name": "registry", "url": f"{base}/#/models/{q(sel.registered_model)}", "ready": BEST,
+                    "checks": {"best alias": BEST},
+                    "before_capture": "[...document.querySelectorAll('span, div')].filter(x => x.childElementCount === 0 && /@\\s*best/.test(x.innerText))"
+                                      ".forEach(x => x.scrollIntoView({block: 'center'}))"})
     if len(sel.compare) >= 2:
         query = f"runs={q(json.dumps(sel.compare))}&experiments={q(json.dumps([e]))}"
         out.append({"name": "compare", "url": f"{base}/#/compare-runs?{query}",
-                    "ready": "!!document.querySelector('.parcoords, .js-plotly-plot')", "metrics": sel.val_metrics[:5]})
+                    "ready": "!!document.querySelector('.parcoords, .js-plotly-plot')", "metrics": sel.val_metrics[:5], "checks": {}})
     return out
 
 
@@ -389,12 +404,14 @@ def take(tracking_uri: str, experiment: str, out_dir: Path, run_id: str | None =
     out_dir.mkdir(parents=True, exist_ok=True)
     sel = pick_runs(tracking_uri, experiment, run_id, n_compare)
     shots: dict[str, Path] = {}
+    checks: dict[str, dict[str, bool]] = {}
     with mlflow_server(tracking_uri, port or free_port(), log=out_dir / "server.log") as base:
-        browser = Browser(chromium, width, height, UI_PREFS)
+        browser = Browser(chromium, width, height)  # a new profile: nothing preset, as a first-time visitor
         try:
             for page in pages(base, sel):
-                browser.goto(page["url"], page.get("storage"))
+                browser.goto(page["url"])
                 ready = browser.wait_for(page["ready"], timeout=timeout)
+                close_assistant(browser)
                 if ready and page.get("metrics"):
                     chosen = choose_parcoords_metrics(browser, page["metrics"])
                     if set(chosen) != set(page["metrics"]):
@@ -402,11 +419,29 @@ def take(tracking_uri: str, experiment: str, out_dir: Path, run_id: str | None =
                     time.sleep(1.5)
                 if not ready:
                     print(f"warning: {page['name']} did not render within {timeout:.0f} s", file=sys.stderr)
+                checks[page["name"]] = {name: bool(browser.evaluate(js)) for name, js in page.get("checks", {}).items()}
+                (out_dir / f"{page['name']}.txt").write_text(browser.evaluate("document.body.innerText") or "")
+                if page.get("before_capture"):
+                    browser.evaluate(page["before_capture"])
+                    time.sleep(0.8)
                 shots[page["name"]] = browser.capture(out_dir / f"{page['name']}.png")
                 print(f"{page['name']:14s} {shots[page['name']]}  <- {page['url']}")
+                for name, ok in checks[page["name"]].items():
+                    print(f"  {'ok  ' if ok else 'FAIL'} {name}")
         finally:
             browser.close()
+    (out_dir / "checks.json").write_text(json.dumps(checks, indent=2))
     return shots
+
+
+def close_assistant(browser: Browser) -> bool:
+    """MLflow 3.17 opens its Assistant panel on a first visit (a per-browser choice): close it with its
+    x, as a visitor would. Whether it was open."""
+    closed = browser.evaluate("""(() => { const b = document.querySelector('[data-component-id="mlflow.assistant.chat_panel.close"]');
+        if (b) { b.click(); return true } return false })()""")
+    if closed:
+        time.sleep(0.8)
+    return bool(closed)
 
 
 def main(argv: list[str] | None = None) -> None:

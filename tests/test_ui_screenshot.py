@@ -1,6 +1,7 @@
 """The MLflow UI in a real headless Chromium: analysis/ui_screenshot.py against a small store built
-here (no training: runs, tags and metrics shaped like an exploration's, a pipeline drawing artifact).
-The end-to-end test is slow (~2.5 min on 2 busy cores) and skips without chromium."""
+through the tool's own tracking code (no training), shot from a new browser profile with nothing
+preset; the test asserts on what each page shows (analysis/ui_screenshot.py's checks). The end-to-end
+test is slow (~2.5 min on 2 busy cores) and skips without chromium."""
 
 from __future__ import annotations
 
@@ -21,40 +22,55 @@ CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "goog
 
 
 def small_store(tmp_path: Path) -> tuple[str, dict[str, str]]:
-    from mlflow import MlflowClient
-
-    from lamdagent.reporting.figures import PipelineNode, pipeline_dag
+    """A tiny study written through the tool's own tracking code (no training): runs, LoggedModels
+    with params, metrics and datasets, registry versions scored (the `best` alias), descriptions,
+    pipeline drawings and the study's shared runs views."""
+    from lamdagent.exploration.presenting import Presenter, study_note
+    from lamdagent.space import ModelObject
+    from lamdagent.tracking import Kind, Tracker
+    from lamdagent.tracking.models import Measured, dataset
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    client = MlflowClient(uri)
-    exp = client.create_experiment("lamdagent/tiny", artifact_location=(tmp_path / "artifacts").as_uri(),
-                                   tags={"mlflow.experimentKind": "custom_model_development", "lamdagent.study": "tiny"})
-    parent = client.create_run(exp, run_name="exploration", tags={"lamdagent.kind": "exploration"}).info.run_id
+    tracker = Tracker(uri)
+    exp = tracker.experiment("tiny")
+    tracker.models.describe_study(exp, study_note(exp, "tiny", "lamdagent-tiny"))
+    parent = tracker.start_exploration(exp, "tiny", {}, {}, run_name="exploration")
+    tracker.models.share_runs_view(exp, ["metrics.`best.val.score`", "metrics.`val.score`", "metrics.`val.arith`", "metrics.`val.facts`",
+                                         "tags.`lamdagent.pipeline`"], parent)
+    val = dataset("tiny-val", "tiny/val", [{"task": "arith", "prompt": "1+1=", "gold": "2"}, {"task": "facts", "prompt": "Q", "gold": "A"}], "val")
+    train = dataset("tiny-all", "all/train", [{"prompt": "1+1=", "completion": "2"}] * 3, "train")
+    presenter = Presenter(tracker, exp)
     ids: dict[str, str] = {}
+    made: dict[str, ModelObject] = {}
     spec = [  # name, kind, action type, inputs, pipeline, scores (arith, facts)
-        ("base", "seed", None, [], "base", (0.0, 0.0)),
-        ("spec_arith", "seed", "sft", ["base"], "sft(base, arith)", (0.7, 0.0)),
-        ("spec_facts", "seed", "sft", ["base"], "sft(base, facts)", (0.0, 0.4)),
-        ("m1", "action", "ties", ["spec_arith", "spec_facts"], "ties(spec_arith, spec_facts)", (0.5, 0.3)),
-        ("m2", "action", "sft", ["m1"], "sft(ties(spec_arith, spec_facts), all)", (0.6, 0.35)),
+        ("base", Kind.SEED, None, [], "base", (0.0, 0.0)),
+        ("spec_arith", Kind.SEED, "sft", ["base"], "sft(base, arith)", (0.7, 0.0)),
+        ("spec_facts", Kind.SEED, "sft", ["base"], "sft(base, facts)", (0.0, 0.4)),
+        ("m1", Kind.ACTION, "ties", ["spec_arith", "spec_facts"], "ties(spec_arith, spec_facts)", (0.5, 0.3)),
+        ("m2", Kind.ACTION, "sft", ["m1"], "sft(ties(spec_arith, spec_facts), all)", (0.6, 0.35)),
     ]
     for it, (name, kind, action, inputs, pipeline, (ra, rf)) in enumerate(spec):
-        tags = {"mlflow.parentRunId": parent, "lamdagent.kind": kind, "lamdagent.name": name, "lamdagent.pipeline": pipeline,
-                "lamdagent.iteration": str(max(0, it - 2)), "lamdagent.status": "ok",
-                "lamdagent.inputs": json.dumps([ids[i] for i in inputs])}
-        if action:
-            tags["lamdagent.action_type"] = action
-        rid = client.create_run(exp, run_name=name, tags=tags).info.run_id
+        tags = {"pipeline": pipeline, "inputs": json.dumps([ids[i] for i in inputs]), **({"action_type": action} if action else {})}
+        rid = tracker.start_child(parent, kind, max(0, it - 2), name, tags, experiment_id=exp)
         ids[name] = rid
-        client.log_metric(rid, "val.arith", ra)
-        client.log_metric(rid, "val.facts", rf)
-        client.log_metric(rid, "val.score", ra / 0.7 + rf / 0.4)
-        client.log_param(rid, "learning_rate", "0.001" if action == "sft" else "-")
-        client.set_terminated(rid)
-    nodes = [PipelineNode(ids[n], n, a or "", None, [ids[i] for i in inp]) for n, _, a, inp, _, _ in spec]
-    png = pipeline_dag(nodes, tmp_path / "pipeline.png", title=spec[-1][4])
-    client.log_artifact(ids["m2"], str(png), "figures")
-    client.set_terminated(parent)
+        folder = tmp_path / "models" / name
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text("{}")
+        registered = tracker.log_model(rid, exp, folder, "lamdagent-tiny", name, tags={"lamdagent.pipeline": pipeline})
+        score = ra / 0.7 + rf / 0.4
+        model = ModelObject(name, rid, registered["model_id"], name, pipeline, "llama", {"arith": ra, "facts": rf}, score,
+                            parents=[made[i] for i in inputs])
+        made[name] = model
+        tracker.models.describe(rid, model.model_id, {"action_type": action or "base", "pipeline": pipeline}, [train] if action == "sft" else [],
+                                [val], [made[i].model_id for i in inputs])
+        presenter.labels[rid] = f"{action}(...)" if action else "base model"
+        presenter.draw(model)
+        tracker.models.note(rid, presenter.describe(model, registered), model.model_id)
+        tracker.models.score_version("lamdagent-tiny", registered["model_version"], score, pipeline, name)
+        tracker.log(rid, metrics={"val.arith": ra, "val.facts": rf, "val.score": score}, params={"learning_rate": "0.001" if action == "sft" else "-"},
+                    tags=registered, measured=Measured(model.model_id, dict.fromkeys(["val.arith", "val.facts", "val.score"], val)), finish="ok")
+        tracker.log(parent, metrics={"best.val.score": max(m.score for m in made.values())}, step=max(0, it - 2))
+    tracker.close(parent)
     return uri, ids
 
 
@@ -64,18 +80,19 @@ def test_pick_runs_and_urls(tmp_path):
     assert sel.run_id == ids["m2"] and sel.run_name == "m2"  # the best val.score
     assert sel.compare[:2] == [ids["m2"], ids["m1"]] and sel.compare[2] in (ids["spec_arith"], ids["spec_facts"])
     assert sel.val_metrics == ["val.score", "val.arith", "val.facts"]
-    assert sel.image_artifact == "figures/pipeline.png"
-    assert len(sel.parents) == 1
+    assert sel.image_artifact == "pipeline.png"
+    assert len(sel.parents) == 1 and sel.parent_name == "exploration"
+    assert sel.inputs == [ids["m1"]] and sel.val_dataset == "tiny/val" and sel.registered_model == "lamdagent-tiny" and sel.version == "5"
     pages = {p["name"]: p for p in ui_screenshot.pages("http://h:1", sel)}
     e = sel.experiment_id
-    assert pages["runs"]["url"] == f"http://h:1/#/experiments/{e}/runs"
-    assert pages["run"]["url"] == f"http://h:1/#/experiments/{e}/runs/{ids['m2']}"
-    assert pages["run-artifact"]["url"].endswith(f"/runs/{ids['m2']}/artifactPath/figures/pipeline.png")
-    assert "orderByKey=metrics.%60val.score%60&orderByAsc=false" in pages["runs-by-score"]["url"]
+    assert pages["landing"]["url"] == f"http://h:1/#/experiments/{e}"  # where a visitor lands from the experiments list
+    assert pages["runs"]["url"] == f"http://h:1/#/experiments/{e}/runs?viewStateShareKey=lamdagent&workflowType=machine_learning"
+    assert pages["run"]["url"] == f"http://h:1/#/experiments/{e}/runs/{ids['m2']}?workflowType=machine_learning"
+    assert pages["run-artifact"]["url"].endswith(f"/runs/{ids['m2']}/artifactPath/pipeline.png?workflowType=machine_learning")
+    assert pages["logged-model"]["url"].startswith(f"http://h:1/#/experiments/{e}/models/m-")
+    assert pages["registry"]["url"] == "http://h:1/#/models/lamdagent-tiny"
     assert pages["compare"]["url"].startswith("http://h:1/#/compare-runs?runs=%5B%22")
-    state = json.loads(pages["runs"]["storage"][f'MLflowLocalStorage-1.1-ExperimentPage-["{e}"]-ReactComponentState'])
-    assert state["runsExpanded"] == {sel.parents[0]: True}
-    assert "metrics.`val.score`" in state["selectedColumns"]
+    assert all("storage" not in p for p in pages.values())  # nothing preset in the browser
     with pytest.raises(SystemExit, match="no experiment"):
         ui_screenshot.pick_runs(uri, "lamdagent/nope")
 
@@ -92,9 +109,13 @@ def test_ui_screenshots(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "did not render" not in proc.stderr, proc.stderr
     names = {p.stem for p in out.glob("*.png")}
-    # the best model (m2, val.score 1.73) carries a PNG: its artifact page is captured
-    assert names == {"runs", "runs-by-score", "run", "run-artifact", "compare"}
+    assert names == {"landing", "runs", "runs-by-score", "run", "run-artifact", "logged-model", "models", "registry", "compare"}
     assert ids["m2"] in proc.stdout
+    checks = json.loads((out / "checks.json").read_text())
+    failed = [f"{page}: {name}" for page, found in checks.items() for name, ok in found.items() if not ok]
+    assert not failed, failed  # what each page shows: the runs table with the score and pipeline columns, the drawing, ...
+    assert {"score column", "pipeline column"} <= checks["runs"].keys() and "drawing" in checks["run-artifact"]
+    assert "registered version linked" in checks["logged-model"] and "best alias" in checks["registry"]
     for name in names:
         img = mpimg.imread(out / f"{name}.png")
         assert img.shape[:2] == (900, 1280), (name, img.shape)

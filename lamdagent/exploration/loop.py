@@ -16,6 +16,7 @@ from lamdagent.errors import UserError
 from lamdagent.exploration.executors import EXECUTORS, ActionJob, Executor, check_placement, make_executor
 from lamdagent.exploration.overlap import describe as describe_overlaps
 from lamdagent.exploration.overlap import overlaps
+from lamdagent.exploration.presenting import exploration_note, study_note, view_columns
 from lamdagent.exploration.runner import Produced, Runner, Step, models_from_records
 from lamdagent.exploration.seeds import ensure_seeds, prepare_base
 from lamdagent.exploration.study import Study
@@ -61,6 +62,7 @@ class Exploration:
         self.decisions = 0
         self.structured_form: str | None = None  # the endpoint's accepted structured-output form, once known
         self.negotiated = 0  # step-downs of the form already announced
+        self.best_run = ""  # the run of the best model the exploration run's tags name
 
     def run(self) -> list[Record]:
         executor = make_executor(self.cfg.execution)  # a Ray cluster is joined before any compute
@@ -91,6 +93,7 @@ class Exploration:
         todo = sorted(set(range(1, cfg.iterations + 1)) - {r.iteration for r in finished})  # a killed round may leave gaps
         if finished and max(r.iteration for r in finished) not in tracker.metric_steps(self.run_id, "best.val.score"):
             tracker.log(self.run_id, metrics={"best.val.score": self._best_score()}, step=max(r.iteration for r in finished))  # killed before it was logged
+        self._mark_best()
         self.display.overall(f"exploration {cfg.name}", total=cfg.iterations, completed=cfg.iterations - len(todo))
         k = cfg.execution.parallel
         while todo:
@@ -111,6 +114,8 @@ class Exploration:
         summary = self.fallback_summary()
         if summary:
             self.display.log(f"[yellow]{summary}")
+        for failure in self.runner.presenter.wait():  # the last pipeline drawings are logged
+            self.display.log(f"[yellow]no pipeline drawing: {failure}")
         return tracker.children(self.run_id, self.experiment_id)
 
     def _announce(self, iteration: int, decision: Decision) -> None:
@@ -154,6 +159,16 @@ class Exploration:
 
     def _best_score(self) -> float:
         return max((m.score for m in self.seeds + self.produced if m.score is not None), default=0.0)
+
+    def _mark_best(self) -> None:
+        """The exploration run names its best model (tags `best_model`, `best_run`; its description links it)."""
+        scored = [m for m in self.seeds + self.produced if m.score is not None]
+        best = max(scored, key=lambda m: m.score, default=None)
+        if best is None or best.run_id == self.best_run:
+            return
+        self.best_run = best.run_id
+        self.tracker.log(self.run_id, tags={"best_model": best.name, "best_run": best.run_id})
+        self.tracker.models.note(self.run_id, exploration_note(self.experiment_id, self.cfg.name, best, self.study.registered_model))
 
     def _endpoint_retries(self) -> int:
         """Retried requests of the agent's endpoint so far (the client counts them)."""
@@ -233,7 +248,8 @@ class Exploration:
                  "agent.endpoint_retries": decision.endpoint_retries + self._endpoint_retries() - before,
                  "agent.memory_fallbacks": int(bool(transcript and transcript[0].get("problem")))}
         tracker.log(self.run_id, metrics={"best.val.score": self._best_score(), **agent,
-                                          **({"val.score": result.model.score} if result.model else {})}, step=iteration)
+                                          **({"iteration.val.score": result.model.score} if result.model else {})}, step=iteration)
+        self._mark_best()
         self.display.log(f"[bold]#{iteration}[/] {decision.action.pipeline()}  ->  {_result_text(result)}")
         self.display.advance_overall()
 
@@ -269,12 +285,14 @@ def start_or_resume(study: str | None, overrides: list[str], resume: str | None,
             tracker.reopen(run_id)
         else:
             experiment_id = tracker.experiment(cfg.name)
+            tracker.models.describe_study(experiment_id, study_note(experiment_id, cfg.name, study.registered_model))
             plain = config_mod.to_dict(cfg)
             params = config_mod.flat_params(config_mod.redacted(plain))
             run_name = f"baseline: {tags['baseline']}" if tags and "baseline" in tags else None  # else MLflow names it
             found = overlaps(study)  # before any compute: training data holding evaluation prompts
             run_id = tracker.start_exploration(experiment_id, cfg.name, config_mod.redacted(plain), params, run_name=run_name,
                                                tags={**(tags or {}), **({"overlap": json.dumps(found)} if found else {})})
+            tracker.models.share_runs_view(experiment_id, view_columns(study), run_id)  # the study's runs view expands this exploration
             for line in describe_overlaps(found, study):
                 display.log(f"[yellow]overlap: {line}: scores on them measure memorisation (lamdagent.overlap)")
             lease = tracker.lease(run_id, cfg.lease.timeout_seconds, cfg.lease.heartbeat_seconds)

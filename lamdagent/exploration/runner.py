@@ -20,12 +20,14 @@ from lamdagent.errors import ActionFailed
 from lamdagent.evaluation.evaluator import evaluate, weighted_score
 from lamdagent.exploration import heap
 from lamdagent.exploration.cost import CostMeter
+from lamdagent.exploration.presenting import DATASETS, Presenter, step_label, training_data, validation_data
 from lamdagent.exploration.study import Study
 from lamdagent.faults import checkpoint
 from lamdagent.files import cache_dir
 from lamdagent.models.folders import architecture, load_model
 from lamdagent.space import Action, ModelObject
 from lamdagent.tracking import Kind, Record, Status, Tracker, WeightsFreed, traces
+from lamdagent.tracking.models import Measured
 
 
 @dataclass
@@ -63,13 +65,20 @@ class Step:
     build: Callable[[ActionContext], ActionOutput]
     params: dict = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    datasets: list = field(default_factory=list)  # the training data it binds (recorded as MLflow dataset inputs)
+
+    @property
+    def label(self) -> str:
+        """Its node's label in a pipeline drawing, e.g. `sft(all, lr=0.003)`."""
+        return step_label(self.tags.get("action_type", ""), json.loads(self.tags.get("action", "{}")))
 
     @classmethod
     def of_action(cls, action: Action, kind: Kind, iteration: int, name: str, tags: dict[str, str] | None = None) -> Step:
         """The step that runs an action of the space (the one place a step is made from an Action)."""
         return cls(kind, iteration, name, action.fingerprint, action.pipeline(), list(action.models),
                    lambda ctx: action.type.run(action.bindings, ctx), dict(action.hparams),
-                   {"action_type": action.type.name, "action": json.dumps(action.names()), **(tags or {})})
+                   {"action_type": action.type.name, "action": json.dumps(action.names()), **(tags or {})},
+                   [v for v in action.bindings.values() if isinstance(v, DATASETS)])
 
     @classmethod
     def of_base(cls, base: BaseModel, kind: Kind, tags: dict[str, str] | None = None, iteration: int = 0, name: str = "base") -> Step:
@@ -86,6 +95,8 @@ class Runner:
                  weights: dict[str, float] | None = None):
         self.study, self.tracker, self.parent, self.experiment_id, self.display = study, tracker, parent, experiment_id, display
         self.base, self.weights = base, weights
+        self.presenter = Presenter(tracker, experiment_id)  # drawings and descriptions of the models' runs
+        self.registered: dict[str, dict[str, str]] = {}  # run id -> the registry version of a model made here (shared by copies)
 
     def with_weights(self, weights: dict[str, float]) -> Runner:
         """This runner, scoring models with the task weights `weights`."""
@@ -170,12 +181,13 @@ class Runner:
                 move=output.model_dir.is_relative_to(work),
             )
             checkpoint("after_log_model")
-            self.tracker.log(run_id, metrics={**pending, **val_metrics, **score}, params=step.params,
-                             tags={**tags, **registered, "evaluation": json.dumps(evaluation, sort_keys=True)}, series=output.step_metrics,
-                             finish=Status.OK if finish else None)
             model = ModelObject(step.name, run_id, registered["model_id"], step.fingerprint, step.pipeline, arch, scores, iteration=step.iteration,
                                 parents=list(step.inputs), cost_seconds=cost.metrics["cost.seconds"], adapter_base=adapter_base,
                                 score=score.get("val.score"))
+            measured = self._describe_model(step, model, registered)
+            self.tracker.log(run_id, metrics={**pending, **val_metrics, **score}, params=step.params,
+                             tags={**tags, **registered, "evaluation": json.dumps(evaluation, sort_keys=True)}, series=output.step_metrics,
+                             finish=Status.OK if finish else None, measured=measured)
             return Produced(run_id, model, Status.OK)
         except Exception as err:  # a failed action is data: recorded, and the exploration goes on
             message = str(err).splitlines()[0] if str(err) else ""
@@ -206,6 +218,10 @@ class Runner:
             self.display.done_step()
             scores.update(fresh)
         score = weighted_score(scores, self.weights) if self.weights is not None else None
+        model = ModelObject(step.name, run_id, cached.model_id, step.fingerprint, step.pipeline, cached.arch, scores, score,
+                            iteration=step.iteration, parents=list(step.inputs), adapter_base=adapter_base)
+        self.presenter.labels[run_id] = step.label
+        self.tracker.models.note(run_id, self.presenter.describe(model, source_run=cached.source_run or cached.run_id))
         self.tracker.log(
             run_id,
             metrics={**extra, **{f"val.{t}": v for t, v in scores.items()}, "cost.seconds": time.perf_counter() - started,
@@ -214,8 +230,6 @@ class Runner:
                   "evaluation": json.dumps(evaluation, sort_keys=True), **({"adapter_of": cached.adapter_of} if cached.adapter_of else {})},
             params=step.params, finish=Status.CACHED if finish else None,
         )
-        model = ModelObject(step.name, run_id, cached.model_id, step.fingerprint, step.pipeline, cached.arch, scores, score,
-                            iteration=step.iteration, parents=list(step.inputs), adapter_base=adapter_base)
         return Produced(run_id, model, Status.CACHED)
 
     def start(self, step: Step, tags: dict[str, str] | None = None) -> str:
@@ -225,11 +239,41 @@ class Runner:
         return self.tracker.start_child(self.parent, step.kind, step.iteration, step.name, all_tags, experiment_id=self.experiment_id)
 
     def log_score(self, model: ModelObject) -> ModelObject:
-        """The model's weighted score, computed and logged on its run."""
+        """The model's weighted score, computed and logged on its run (and its LoggedModel's, when
+        the model was made here: then its drawing, description and registry score follow)."""
         if self.weights is not None:
             model.score = weighted_score(model.scores, self.weights)
-            self.tracker.log(model.run_id, metrics={"val.score": model.score})
+            made = model.run_id in self.registered
+            measured = Measured(model.model_id, {"val.score": validation_data(self.study)}) if made else None
+            self.tracker.log(model.run_id, metrics={"val.score": model.score}, measured=measured)
+            if made:
+                self._present(model)
         return model
+
+    def _describe_model(self, step: Step, model: ModelObject, registered: dict[str, str]) -> Measured:
+        """The new LoggedModel's params and its run's inputs (training data, validation data, input
+        models); once scored, its drawing, description and registry score. Which metrics are the model's."""
+        self.presenter.labels[model.run_id] = step.label
+        self.registered[model.run_id] = registered
+        val = validation_data(self.study)
+        params = {"action_type": step.tags.get("action_type", "base"), **json.loads(step.tags.get("action", "{}")),
+                  **{k: str(v) for k, v in step.params.items()}, **({"source": step.tags["source"]} if "source" in step.tags else {}),
+                  "pipeline": step.pipeline}
+        self.tracker.models.describe(model.run_id, model.model_id, params, training_data(step.datasets), [val],
+                                     [m.model_id for m in step.inputs])
+        if model.score is not None:
+            self._present(model)
+        return Measured(model.model_id, dict.fromkeys([f"val.{t}" for t in model.scores] + ["val.score"], val))
+
+    def _present(self, model: ModelObject) -> None:
+        """A scored model made here: its pipeline drawing and description on its run; its registry
+        version's score, and the study's `best` alias when it is the best."""
+        self.presenter.draw_later(model)  # in the background: off the action's path
+        registered = self.registered.get(model.run_id)
+        self.tracker.models.note(model.run_id, self.presenter.describe(model, registered), model.model_id if registered else "")
+        if registered and model.score is not None:
+            self.tracker.models.score_version(registered["registered_model"], registered["model_version"], model.score, model.pipeline,
+                                              f"run {model.name} ({model.run_id})")
 
     def model_of_run(self, run_id: str) -> ModelObject:
         """The model object of any successful run of the store (e.g. the base of a reused adapter)."""

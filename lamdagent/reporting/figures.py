@@ -23,6 +23,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 DPI = 120
@@ -35,11 +37,11 @@ def _colour(i: int) -> str:
     return PALETTE[i % len(PALETTE)]
 
 
-def _save(fig, out: Path) -> Path:
+def _save(fig, out: Path, dpi: int = DPI) -> Path:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(out, dpi=DPI)
+    fig.savefig(out, dpi=dpi)
     plt.close(fig)
     return out
 
@@ -184,7 +186,7 @@ def _node_text(n: PipelineNode) -> str:
     return "\n".join(x for x in (n.name, label, score) if x)
 
 
-def pipeline_dag(nodes: list[PipelineNode], out: Path, title: str = "") -> Path:
+def pipeline_dag(nodes: list[PipelineNode], out: Path, title: str = "", dpi: int = DPI) -> Path:
     """Figures 3/6: a lineage drawn left (leaves: base model, specialists) to right (the final
     model: the node no other node consumes). Shared ancestors are drawn once."""
     uniq: dict[str, PipelineNode] = {}
@@ -199,9 +201,13 @@ def pipeline_dag(nodes: list[PipelineNode], out: Path, title: str = "") -> Path:
     consumed = {p for n in uniq.values() for p in n.parents}
     scores = [n.score for n in uniq.values() if n.score is not None]
     lo, hi = (min(scores), max(scores)) if scores else (0.0, 1.0)
-    cmap = plt.get_cmap("Blues")
+    cmap = matplotlib.colormaps["Blues"]
 
-    fig, ax = plt.subplots(figsize=(max(5.0, 2.4 * n_layers + 0.4), max(2.6, 1.3 * height + 0.9)))
+    # pyplot's own figure list is not used (drawn off the main thread: exploration/presenting.py)
+    fig = Figure(figsize=(max(5.0, 2.4 * n_layers + 0.4), max(2.6, 1.3 * height + 0.9)))
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.9)  # (no tight_layout: one full draw fewer, the axes are off)
     ax.set_xlim(-0.55, n_layers - 0.45)
     ax.set_ylim(-0.6, height - 0.4)
     ax.axis("off")
@@ -229,7 +235,10 @@ def pipeline_dag(nodes: list[PipelineNode], out: Path, title: str = "") -> Path:
                                             patchA=boxes[p].get_bbox_patch(), patchB=boxes[rid].get_bbox_patch(),
                                             connectionstyle=f"arc3,rad={bend}"))
     ax.set_title(title or "Pipeline", fontsize=11)
-    return _save(fig, out)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=dpi)
+    return out
 
 
 # --------------------------------------------------------------------------- scaling curves

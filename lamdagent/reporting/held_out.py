@@ -8,9 +8,11 @@ from pathlib import Path
 
 from lamdagent.console import Display
 from lamdagent.evaluation.evaluator import evaluate, weighted_score
+from lamdagent.exploration.presenting import split_data
 from lamdagent.exploration.runner import Runner
 from lamdagent.exploration.study import Study
-from lamdagent.tracking import Record, Tracker
+from lamdagent.tracking import Record, Status, Tracker
+from lamdagent.tracking.models import Measured
 
 
 def held_out_scores(run, tasks: list[str], ood: list[str]) -> dict[str, float] | None:
@@ -35,9 +37,19 @@ def ensure_held_out(study: Study, tracker: Tracker, runner: Runner, records: lis
                 by_model[record.model_id] = _evaluate(study, runner, record, weights)
                 display.done_step()
             known = by_model[record.model_id]
-            tracker.log(record.run_id, metrics=known)
+            tracker.log(record.run_id, metrics=known, measured=_measured(study, record, known))
         scores[record.run_id] = by_model[record.model_id] = known
     return scores
+
+
+def _measured(study: Study, record: Record, metrics: dict[str, float]) -> Measured | None:
+    """The held-out metrics as the LoggedModel's too (on the run that made it), with their datasets."""
+    if record.status != Status.OK or not record.model_id:
+        return None
+    cfg = study.cfg
+    test = split_data(study, study.tasks, "test", cfg.data.test_size, "test")
+    ood = split_data(study, study.ood_tasks, "test", cfg.data.test_size, "ood") if study.ood_tasks else None
+    return Measured(record.model_id, {k: test if k.startswith("test.") else ood for k in metrics if k.startswith("test.") or ood})
 
 
 def _evaluate(study: Study, runner: Runner, record: Record, weights: dict[str, float]) -> dict[str, float]:

@@ -11,6 +11,7 @@ from lamdagent import config as config_mod
 from lamdagent.console import Display
 from lamdagent.errors import UserError
 from lamdagent.experiments.replay import pipeline_runs, reference_weights
+from lamdagent.exploration.presenting import step_label
 from lamdagent.exploration.runner import Runner
 from lamdagent.exploration.seeds import prepare_base
 from lamdagent.exploration.study import Study
@@ -172,15 +173,8 @@ def _source_scores(tracker: Tracker, runs: StudyRuns, sources: set[str]):
             yield label, float(tracker.record(replay["source"]).score or 0.0)
 
 
-_SHORT = {"learning_rate": "lr", "weight": "w", "density": "d"}
-
-
 def _step_label(record: Record) -> str:
-    if not record.action_type:
-        return "base model"
-    values = [f"{_SHORT.get(k, k)}={v}" if k not in ("dataset", "preference_dataset") else str(v)
-              for k, v in record.action.items() if not k.startswith("model")]
-    return f"{record.action_type}({', '.join(values)})"
+    return step_label(record.action_type, record.action)
 
 
 def _markdown(study: Study, weights: dict, table1: Table, table2: Table, figures: dict[str, list[Path]], out_dir: Path) -> str:

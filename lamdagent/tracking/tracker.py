@@ -22,6 +22,7 @@ from lamdagent.errors import UserError
 from lamdagent.faults import checkpoint
 from lamdagent.files import cache_dir, staged_dir
 from lamdagent.tracking import sqlite
+from lamdagent.tracking.models import Measured, Models
 from lamdagent.tracking.schema import (
     CONFIG_ARTIFACT,
     DONE,
@@ -53,6 +54,7 @@ class Tracker:
         sqlite.tune(self.tracking_uri)  # write-ahead log: a commit costs no disk sync
         self.client = MlflowClient(self.tracking_uri)
         self._registered: set[str] = set()  # registered model names known to exist (one read per name)
+        self.models = Models(self.client)  # the model-centric records: LoggedModel params and inputs, the `best` alias
 
     # --- studies and explorations -------------------------------------------------------------
     def experiment(self, study: str) -> str:
@@ -132,14 +134,17 @@ class Tracker:
         return self.client.create_run(experiment_id, run_name=run_name or name, tags=all_tags).info.run_id
 
     def log(self, run_id: str, metrics: dict[str, float] | None = None, params: dict | None = None, tags: dict[str, str] | None = None, step: int = 0,
-            series: dict[str, list[tuple[int, float]]] | None = None, *, finish: Status | None = None) -> None:
+            series: dict[str, list[tuple[int, float]]] | None = None, *, finish: Status | None = None,
+            measured: Measured | None = None) -> None:
         """One write of metrics, params, `lamdagent.` tags and metric series (name -> (step, value)).
         `finish`: the run also ends with this status: the `lamdagent.status` tag goes in the last
         batch and MLflow's end only after it (Status.mlflow), so a run whose process died in between
-        reads back as interrupted (Record.from_run) and is redone, never half-counted."""
+        reads back as interrupted (Record.from_run) and is redone, never half-counted. `measured`: the
+        metrics are also the LoggedModel's (MLflow 3 model metrics), with the dataset each was measured on."""
         now = int(time.time() * 1000)
-        values = [Metric(k, float(v), now, step) for k, v in (metrics or {}).items()]
-        values += [Metric(name, float(v), now, at) for name, points in (series or {}).items() for at, v in points]
+        on = measured.of if measured else (lambda key: {})
+        values = [Metric(k, float(v), now, step, **on(k)) for k, v in (metrics or {}).items()]
+        values += [Metric(name, float(v), now, at, **on(name)) for name, points in (series or {}).items() for at, v in points]
         params = [Param(k, str(v)) for k, v in (params or {}).items()]
         tags = [RunTag(tag(k), str(v)) for k, v in {**(tags or {}), **({"status": finish} if finish else {})}.items()]
         metric_batches = [values[i : i + BATCH] for i in range(0, len(values), BATCH)] or [[]]
@@ -227,6 +232,7 @@ class Tracker:
         registry versions are deleted, and the LoggedModel is tagged with the run's `status`."""
         for version in self.client.search_model_versions(f"run_id = '{run_id}'"):
             self.client.delete_model_version(version.name, version.version)
+            self.models.repoint_best(version.name)  # the `best` alias left with the version
         for logged in self.client.search_logged_models([experiment_id], filter_string=f"source_run_id = '{run_id}'"):
             if str(logged.status) != "READY":
                 self.client.finalize_logged_model(logged.model_id, "FAILED")
@@ -262,11 +268,9 @@ class Tracker:
                 self.client.create_registered_model(registered_name, tags={tag("kind"): STUDY_MODELS})
             except mlflow.exceptions.MlflowException:  # another process created it meanwhile
                 self.client.get_registered_model(registered_name)
-        version = self.client.create_model_version(
-            registered_name, f"models:/{logged.model_id}", run_id=run_id, tags=tags, model_id=logged.model_id
-        )
+        version = self.models.register(logged.model_id, registered_name, tags)  # recorded on the LoggedModel too
         self._registered.add(registered_name)
-        return {"model_id": logged.model_id, "model_version": str(version.version), "registered_model": registered_name}
+        return {"model_id": logged.model_id, "model_version": version, "registered_model": registered_name}
 
     def model_dir(self, model_id: str) -> Path:
         """A local folder with the model's files: the artifact folder itself when the store is

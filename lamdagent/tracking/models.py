@@ -1,0 +1,193 @@
+"""A produced model as MLflow 3's model-centric UI shows it (docs/ui.md, docs/tracking.md): the
+LoggedModel's params, its metrics logged against it with the dataset they were measured on, its
+run's dataset and model inputs, its registered version linked on the LoggedModel page, the study's
+`best` alias, and run descriptions (`mlflow.note.content`) with links a person can click.
+
+Only MLflow's public client API; called by the tracker's users through `Tracker.models`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from dataclasses import dataclass, field
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.entities import Dataset, DatasetInput, InputTag, LoggedModelInput, LoggedModelOutput
+
+from lamdagent.tracking.schema import tag
+
+BEST_ALIAS = "best"  # the registry alias of the study's best model by val.score
+NOTE = "mlflow.note.content"  # a run's (or experiment's) description in the UI, markdown
+CONTEXT = "mlflow.data.context"  # a dataset input's role: training, evaluation
+SCORE_TAG = tag("val_score")  # a model version's val.score
+ML_MODE = "workflowType=machine_learning"  # the URL query that opens the UI in Model-training mode
+SHARED_VIEW = "mlflow.sharedViewState."  # + key: an experiment tag holding a runs view opened by `?viewStateShareKey=<key>`
+VIEW_KEY = "lamdagent"  # the study's runs view: its scores and pipelines as columns, its explorations expanded
+
+
+@dataclass(frozen=True)
+class DataRef:
+    """A dataset as MLflow records it: name, content digest, rows (and the entity to log)."""
+
+    name: str
+    digest: str
+    rows: int
+    entity: Dataset = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Measured:
+    """Which model a batch of metrics belongs to, and the dataset each was measured on (by metric key)."""
+
+    model_id: str
+    datasets: dict[str, DataRef] = field(default_factory=dict)
+
+    def of(self, key: str) -> dict:
+        """Metric(...) keyword arguments for `key`: the model, and its dataset if it has one."""
+        ref = self.datasets.get(key)
+        return {"model_id": self.model_id, **({"dataset_name": ref.name, "dataset_digest": ref.digest} if ref else {})}
+
+
+_DATASETS: dict[str, DataRef] = {}  # key -> dataset: built once per process (digests of the same rows)
+
+
+def dataset(key: str, name: str, rows, split: str) -> DataRef:
+    """A dataset of `rows` (list of dicts, or a callable giving them) named `name`, once per `key`
+    (e.g. a fingerprint): MLflow's pandas dataset gives its digest, schema and row count."""
+    if key not in _DATASETS:
+        import pandas as pd
+
+        frame = pd.DataFrame(rows() if callable(rows) else rows)
+        made = mlflow.data.from_pandas(frame, name=name).to_dict()
+        made["source_type"], made["source"] = "lamdagent", json.dumps({"dataset": name, "split": split})
+        entity = Dataset(**made)
+        _DATASETS[key] = DataRef(name, entity.digest, len(frame), entity)
+    return _DATASETS[key]
+
+
+def run_link(experiment_id: str, run_id: str) -> str:
+    """A UI link to a run's page, relative to the server (works in a run's description)."""
+    return f"#/experiments/{experiment_id}/runs/{run_id}?{ML_MODE}"
+
+
+def model_link(experiment_id: str, model_id: str) -> str:
+    return f"#/experiments/{experiment_id}/models/{model_id}?{ML_MODE}"
+
+
+BY_SCORE = VIEW_KEY + "-by-score"  # the same columns, models only, sorted by val.score
+MODELS_ONLY = "metrics.`val.score` > -1"  # explorations log best.val.score, not val.score
+
+
+def view_link(experiment_id: str, key: str = VIEW_KEY) -> str:
+    """A study's runs view (columns chosen), for any browser: MLflow 3.17 reads a shared view's
+    state from the experiment tag `mlflow.sharedViewState.<key>`."""
+    return f"#/experiments/{experiment_id}/runs?viewStateShareKey={key}&{ML_MODE}"
+
+
+def version_link(registered_name: str, version: str) -> str:
+    return f"#/models/{registered_name}/versions/{version}"
+
+
+class Models:
+    """The model-centric records of a study's models, over one MlflowClient."""
+
+    def __init__(self, client: MlflowClient):
+        self.client = client
+
+    # --- one produced model -----------------------------------------------------------------------
+    def register(self, model_id: str, registered_name: str, tags: dict[str, str]) -> str:
+        """Register the LoggedModel as a new version of `registered_name` through
+        `mlflow.register_model`, which (unlike `MlflowClient.create_model_version`) also records the
+        version on the LoggedModel (its page then says "Registered"). Its console lines are dropped."""
+        with contextlib.redirect_stderr(io.StringIO()):
+            version = mlflow.register_model(f"models:/{model_id}", registered_name, tags=tags)
+        return str(version.version)
+
+    def describe(self, run_id: str, model_id: str, params: dict[str, str], training: list[DataRef], evaluation: list[DataRef],
+                 input_models: list[str]) -> None:
+        """The LoggedModel's params; the run's inputs: its training data (context `training`), the
+        validation data it was scored on (`evaluation`), and the LoggedModels it was made from; its
+        output: the LoggedModel."""
+        if params:
+            self.client.log_model_params(model_id, {k[:250]: str(v)[:6000] for k, v in params.items()})
+        inputs = [DatasetInput(d.entity, [InputTag(CONTEXT, "training")]) for d in training]
+        inputs += [DatasetInput(d.entity, [InputTag(CONTEXT, "evaluation")]) for d in evaluation]
+        models = [LoggedModelInput(m) for m in dict.fromkeys(input_models) if m]
+        if inputs or models:
+            self.client.log_inputs(run_id, datasets=inputs, models=models)
+        self.client.log_outputs(run_id, [LoggedModelOutput(model_id, 0)])  # the run's model (else the UI names an input model)
+
+    def note(self, run_id: str, text: str, model_id: str = "") -> None:
+        """The run's description (markdown, shown on its page), and its LoggedModel's."""
+        self.client.set_tag(run_id, NOTE, text[:60000])
+        if model_id:
+            self.client.set_logged_model_tags(model_id, {NOTE: text[:60000]})
+
+    def describe_study(self, experiment_id: str, text: str) -> None:
+        """The experiment's description, unless it has one (a person's edit is kept)."""
+        if NOTE not in self.client.get_experiment(experiment_id).tags:
+            self.client.set_experiment_tag(experiment_id, NOTE, text)
+
+    def share_runs_view(self, experiment_id: str, columns: list[str], expand: str) -> None:
+        """The study's shared runs views (view_link): `columns` (ag-grid ids such as
+        metrics.`val.score`), every exploration marked expanded (`expand` added to those already
+        there); and the same columns over the models only, sorted by val.score (key BY_SCORE)."""
+        key = SHARED_VIEW + VIEW_KEY
+        try:  # the explorations already expanded
+            old = json.loads(self.client.get_experiment(experiment_id).tags.get(key, "{}"))
+        except ValueError:
+            old = {}
+        expanded = {**old.get("runsExpanded", {}), expand: True}
+        state = {"searchFilter": "", "orderByKey": "attributes.start_time", "orderByAsc": False, "startTime": "ALL",
+                 "lifecycleFilter": "Active", "datasetsFilter": [], "modelVersionFilter": "All Runs",
+                 "selectedColumns": columns, "runsExpanded": dict(list(expanded.items())[-200:]), "runsPinned": [], "runsHidden": [],
+                 "runsHiddenMode": "FIRST_10_RUNS", "hideEmptyCharts": True, "useGroupedValuesInCharts": True, "groupBy": None,
+                 "groupsExpanded": {}, "viewMaximized": False, "runListHidden": False, "isAccordionReordered": False}
+        by_score = {**state, "orderByKey": "metrics.`val.score`", "searchFilter": MODELS_ONLY}
+        self.client.set_experiment_tag(experiment_id, key, json.dumps(state, separators=(",", ":")))
+        self.client.set_experiment_tag(experiment_id, SHARED_VIEW + BY_SCORE, json.dumps(by_score, separators=(",", ":")))
+
+    # --- the study's best -------------------------------------------------------------------------
+    def version_of_run(self, run_id: str):
+        """The model version registered from the run, if any."""
+        found = self.client.search_model_versions(f"run_id = '{run_id}'")
+        return found[0] if found else None
+
+    def score_version(self, registered_name: str, version: str, score: float, pipeline: str, run_text: str) -> bool:
+        """A version's score (tag `lamdagent.val_score`, and its description); the `best` alias moves
+        to it when it beats the version holding it. Whether it moved."""
+        self.client.set_model_version_tag(registered_name, version, SCORE_TAG, repr(float(score)))
+        self.client.update_model_version(registered_name, version, description=f"val.score {score:.4f} · {pipeline} · {run_text}")
+        holder = self.best(registered_name)
+        if holder is not None and str(holder[0]) != str(version) and holder[1] >= score:
+            return False
+        self.client.set_registered_model_alias(registered_name, BEST_ALIAS, version)
+        return True
+
+    def best(self, registered_name: str) -> tuple[str, float] | None:
+        """(version, score) holding the `best` alias, if any."""
+        try:
+            version = self.client.get_model_version_by_alias(registered_name, BEST_ALIAS)
+        except mlflow.exceptions.MlflowException:
+            return None
+        return str(version.version), _score(version.tags)
+
+    def repoint_best(self, registered_name: str) -> str | None:
+        """The `best` alias on the best scored version that remains (after versions were deleted)."""
+        scored = [(_score(v.tags), int(v.version)) for v in self.client.search_model_versions(f"name = '{registered_name}'")
+                  if SCORE_TAG in v.tags]
+        if not scored:
+            return None
+        version = str(max(scored)[1])
+        self.client.set_registered_model_alias(registered_name, BEST_ALIAS, version)
+        return version
+
+
+def _score(tags: dict[str, str]) -> float:
+    try:
+        return float(tags[SCORE_TAG])
+    except (KeyError, ValueError):
+        return float("-inf")
