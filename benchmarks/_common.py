@@ -104,12 +104,13 @@ class Scratch:
                              weights={t: 1.0 for t in self.study.task_names})
 
     def base(self):
-        """The study's base model as a model object (its folder, no run)."""
-        from lamdagent.models.folders import architecture
-        from lamdagent.space import ModelObject
+        """The study's base model as a model object: a run of its own, as in an exploration (made once)."""
+        if getattr(self, "_base", None) is None:
+            from lamdagent.exploration.runner import Step
+            from lamdagent.tracking import Kind
 
-        base = self.runner.base
-        return ModelObject("base", "run-base", "", base.fingerprint, "base", architecture(base.path), path=base.path)
+            self._base = self.runner.produce(Step.of_base(self.runner.base, Kind.SEED), finish=True).model
+        return self._base
 
 
 def quiet() -> None:

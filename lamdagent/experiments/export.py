@@ -94,6 +94,7 @@ def export_pipeline(tracker: Tracker, run_id: str, out_dir: Path) -> dict:
                 steps.append({"name": record.name, "kind": "base", "model": refs[record.run_id], "source": cfg.base_model, "run_id": record.run_id})
                 continue
             action = study.space([models[i] for i in record.inputs]).find(record.action_type, record.action)
+            action = action and action.with_settings(record.settings)
             if action is None or action.fingerprint != record.fingerprint:
                 raise UserError(f"cannot export {record.name} = {record.pipeline}: study {cfg.name!r} no longer gives the action that made it")
             step_dir = Path("steps") / f"{number:02d}_{record.name}"

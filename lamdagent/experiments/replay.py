@@ -70,6 +70,8 @@ def source_config(tracker: Tracker, run_id: str) -> tuple[dict, str, str]:
     parent = run.data.tags.get("mlflow.parentRunId")
     if not parent or not run.data.tags.get(tr.tag("pipeline")):
         raise UserError(f"run {run_id!r} is not a model of a LaMDAgent study (no lamdagent.pipeline tag or parent run)")
+    while tracker.run(parent).data.tags.get(tr.tag("kind")) == Kind.BASELINE_GROUP:  # a grid's trial: its group's parent holds the config
+        parent = tracker.run(parent).data.tags["mlflow.parentRunId"]
     return tracker.exploration_config(parent), parent, run.info.experiment_id
 
 
@@ -107,6 +109,7 @@ def replay(tracker: Tracker, run_id: str, substitution: Substitution, display: D
             step = Step.of_base(runner.base, Kind.REPLAY, tags, iteration=record.iteration, name=record.name)
         else:
             action = study.space([replayed[i] for i in record.inputs]).find(record.action_type, record.action)
+            action = action and action.with_settings(record.settings)
             if action is None:
                 raise UserError(f"cannot replay {record.name}: {record.action_type} {record.action} is not an action of study {cfg.name!r}")
             step = Step.of_action(action, Kind.REPLAY, record.iteration, record.name, tags)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import itertools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -45,6 +47,12 @@ class Action:
             for slot, value in self.bindings.items()
         }
         return fingerprint(self.type.name, identity, self.type.fixed_settings(), self.seed)
+
+    def with_settings(self, overrides: dict[str, Any]) -> Action:
+        """This action under its type's settings with `overrides` (e.g. a grid trial's epochs)."""
+        if not overrides:
+            return self
+        return Action(type(self.type)(dataclasses.replace(self.type.settings, **overrides)), self.bindings, self.seed)
 
     @property
     def hparams(self) -> dict[str, Any]:

@@ -82,6 +82,7 @@ class Record:
     memory_seq: int = 0  # the order in which the agent's memory was rewritten (rounds of k > 1 finish in any order)
     weights: str = ""  # `freed` once the retention policy deleted the model's weight files
     evaluation: dict[str, str] = field(default_factory=dict)  # task -> the definition its val.<task> was scored under
+    settings: dict = field(default_factory=dict)  # the action type's settings where the step overrode the study's (a tuning grid's trial)
 
     @property
     def done(self) -> bool:
@@ -121,4 +122,5 @@ class Record:
             memory_seq=int(tags.get(tag("memory_seq"), 0)),
             weights=tags.get(tag("weights"), ""),
             evaluation=json.loads(tags.get(tag("evaluation"), "{}")),
+            settings=json.loads(tags.get(tag("settings"), "{}")),
         )
