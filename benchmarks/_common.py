@@ -110,6 +110,7 @@ class Scratch:
             from lamdagent.tracking import Kind
 
             self._base = self.runner.produce(Step.of_base(self.runner.base, Kind.SEED), finish=True).model
+            self._base.path = self.runner.base.path  # the base's folder, as an exploration's seeds have it
         return self._base
 
 

@@ -113,8 +113,12 @@ class Presenter:
 
     def label(self, run_id: str) -> str:
         if run_id not in self.labels:
-            record = self.tracker.record(run_id)
-            self.labels[run_id] = step_label(record.action_type, record.action)
+            try:
+                record = self.tracker.record(run_id)
+            except Exception:  # a model object without a run of its own (made outside the tool): no step label
+                self.labels[run_id] = ""
+            else:
+                self.labels[run_id] = step_label(record.action_type, record.action)
         return self.labels[run_id]
 
     def draw(self, model: ModelObject) -> None:
