@@ -35,7 +35,8 @@ def validate(cfg) -> None:
             _check(Path(data.source[5:]).expanduser().exists(), f"training_data.{name}: file {data.source[5:]!r} does not exist")
     for dataset in cfg.datasets:
         _check(dataset in task_stems or dataset == "all" or dataset in cfg.training_data or dataset in task_names(),
-               f"unknown dataset {dataset!r}; expected a task name (one of {task_stems} or any task in conf/tasks), 'all' or a name in training_data {sorted(cfg.training_data)}")
+               f"unknown dataset {dataset!r}; expected a task name (one of {task_stems} or any task in conf/tasks), 'all' "
+               f"or a name in training_data {sorted(cfg.training_data)}")
     for name in cfg.preference_datasets:
         if name.startswith("json:"):
             _check(Path(name[5:]).expanduser().exists(), f"preference dataset file {name[5:]!r} does not exist")

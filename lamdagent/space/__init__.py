@@ -10,4 +10,5 @@ from lamdagent.space.objects import (
 )
 from lamdagent.space.space import Action, ActionSpace
 
-__all__ = ["Action", "ActionSpace", "ConversationDatasetObject", "DatasetObject", "MixtureDatasetObject", "ModelObject", "PreferenceDatasetObject", "fingerprint"]
+__all__ = ["Action", "ActionSpace", "ConversationDatasetObject", "DatasetObject", "MixtureDatasetObject", "ModelObject", "PreferenceDatasetObject",
+           "fingerprint"]
