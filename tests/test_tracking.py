@@ -170,3 +170,37 @@ def test_a_sqlite_store_commits_through_a_write_ahead_log(tmp_path, monkeypatch)
     assert modes(f"sqlite:///{tmp_path / 'a.db'}") == ("wal", 1)  # NORMAL: no disk sync per commit
     monkeypatch.setenv("LAMDAGENT_SQLITE_WAL", "0")
     assert modes(f"sqlite:///{tmp_path / 'b.db'}") == ("delete", 2)  # sqlite's defaults: rollback journal, FULL
+
+
+def test_explorations_that_log_one_new_dataset_at_once_all_link_it(tracking_uri):
+    """Two explorations of one study log the same new dataset together: the store's unique
+    constraint refuses all but one insert (reproduced here on 11 of 30 runs without the retry);
+    every run must still end up with the dataset as its input."""
+    import threading
+
+    from mlflow import MlflowClient
+
+    from lamdagent.tracking.models import Models, dataset
+
+    client = MlflowClient(tracking_uri)
+    experiment = client.create_experiment("race")
+    ref = dataset("race-train", "race-data", [{"prompt": str(i)} for i in range(5)], "train")
+    runs = [client.create_run(experiment).info.run_id for _ in range(6)]
+    start, errors = threading.Barrier(len(runs)), []
+
+    def describe(run_id):
+        models = Models(MlflowClient(tracking_uri))
+        model_id = models.client.create_logged_model(experiment, source_run_id=run_id).model_id
+        start.wait()
+        try:
+            models.describe(run_id, model_id, {}, [ref], [], [])
+        except Exception as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=describe, args=(run,)) for run in runs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert all([d.dataset.digest for d in client.get_run(run).inputs.dataset_inputs] == [ref.digest] for run in runs)

@@ -11,14 +11,18 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
+import time
 from dataclasses import dataclass, field
 
 import mlflow
 from mlflow import MlflowClient
 from mlflow.entities import Dataset, DatasetInput, InputTag, LoggedModelInput, LoggedModelOutput
+from mlflow.exceptions import MlflowException
 
 from lamdagent.tracking.schema import tag
 
+_LOST_RACE = re.compile(r"UNIQUE constraint|duplicate key|IntegrityError|Duplicate entry", re.I)  # sqlite, postgres, mysql
 BEST_ALIAS = "best"  # the registry alias of the study's best model by val.score
 NOTE = "mlflow.note.content"  # a run's (or experiment's) description in the UI, markdown
 CONTEXT = "mlflow.data.context"  # a dataset input's role: training, evaluation
@@ -117,8 +121,21 @@ class Models:
         inputs += [DatasetInput(d.entity, [InputTag(CONTEXT, "evaluation")]) for d in evaluation]
         models = [LoggedModelInput(m) for m in dict.fromkeys(input_models) if m]
         if inputs or models:
-            self.client.log_inputs(run_id, datasets=inputs, models=models)
+            self._log_inputs(run_id, inputs, models)
         self.client.log_outputs(run_id, [LoggedModelOutput(model_id, 0)])  # the run's model (else the UI names an input model)
+
+    def _log_inputs(self, run_id: str, inputs: list[DatasetInput], models: list[LoggedModelInput]) -> None:
+        """`log_inputs`, again after a lost race: two explorations of one study that log the same
+        new dataset at once both insert it, and the store refuses the second (a unique constraint;
+        its transaction is rolled back whole). The second try finds the dataset and links it."""
+        for attempt in range(3):
+            try:
+                self.client.log_inputs(run_id, datasets=inputs, models=models)
+                return
+            except MlflowException as error:
+                if attempt == 2 or not _LOST_RACE.search(str(error)):
+                    raise
+                time.sleep(0.2 * (attempt + 1))
 
     def note(self, run_id: str, text: str, model_id: str = "") -> None:
         """The run's description (markdown, shown on its page), and its LoggedModel's."""
