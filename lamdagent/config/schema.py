@@ -74,6 +74,14 @@ class LeaseConfig:
 
 
 @dataclass
+class TrackingConfig:
+    """The tracking server as a real server (docs/tracking-server.md): how long an exploration
+    waits out its outage (a restart, its database down), retrying with backoff, before it stops."""
+
+    max_outage_seconds: float = 600.0
+
+
+@dataclass
 class RetentionConfig:
     """Disk: at the end of an exploration, keep the weights of the top-k models of the study and
     their lineage, free the rest (metrics, tags, predictions and memory are always kept)."""
@@ -126,6 +134,7 @@ class _StudyBase:
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     registered_model: str = ""  # Model Registry name; default lamdagent-<name>
     lease: LeaseConfig = field(default_factory=LeaseConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     training: LaunchConfig = field(default_factory=LaunchConfig)

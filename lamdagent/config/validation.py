@@ -72,6 +72,7 @@ def validate(cfg) -> None:
         _check(value > 0, f"{name} must be > 0, got {value}")
     CHAT_BACKENDS.check(cfg.judge.backend, "judge.backend")
     _check(cfg.judge.max_retries >= 0, f"judge.max_retries must be >= 0, got {cfg.judge.max_retries}")
+    _check(cfg.tracking.max_outage_seconds > 0, f"tracking.max_outage_seconds must be > 0 (seconds), got {cfg.tracking.max_outage_seconds}")
     _check(0 < cfg.lease.heartbeat_seconds < cfg.lease.timeout_seconds,
            f"lease.heartbeat_seconds must be > 0 and < lease.timeout_seconds, got {cfg.lease.heartbeat_seconds} and {cfg.lease.timeout_seconds}")
     _check(cfg.retention.keep_top_k is None or cfg.retention.keep_top_k >= 1, f"retention.keep_top_k must be >= 1 or null, got {cfg.retention.keep_top_k}")

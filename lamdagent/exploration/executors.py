@@ -153,7 +153,9 @@ def _run_in_worker(job: ActionJob) -> Produced:
         cfg = config_mod.load_config("", [], base=job.config)
         study = Study(cfg)
         study.connect_judge()
-        runner = Runner(study, Tracker(job.tracking_uri), job.parent, job.experiment_id, Display(Console(file=io.StringIO())),
+        tracker = Tracker(job.tracking_uri)
+        tracker.patience.limit = cfg.tracking.max_outage_seconds
+        runner = Runner(study, tracker, job.parent, job.experiment_id, Display(Console(file=io.StringIO())),
                         base=prepare_base(cfg), weights=job.weights)
         _WORKER_RUNNERS[key] = runner
     runner.tracker.log(job.run_id, tags={"worker": f"{socket.gethostname()}:{os.getpid()}"})

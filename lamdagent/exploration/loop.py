@@ -24,6 +24,7 @@ from lamdagent.faults import checkpoint
 from lamdagent.space import ModelObject
 from lamdagent.tracking import Kind, Record, Status, Tracker, traces
 from lamdagent.tracking.lease import Lease, LeaseLost
+from lamdagent.tracking.outage import TrackingOutage
 
 
 def _trailing_failures(records: list[Record]) -> int:
@@ -263,6 +264,8 @@ def start_or_resume(study: str | None, overrides: list[str], resume: str | None,
     if resume:
         try:
             parent = tracker.run(resume)
+        except TrackingOutage:
+            raise
         except Exception:
             raise UserError(f"no exploration run {resume!r} in the tracking store {tracker.tracking_uri}") from None
         if parent.data.tags.get(tr.tag("kind")) != Kind.EXPLORATION:
@@ -273,6 +276,7 @@ def start_or_resume(study: str | None, overrides: list[str], resume: str | None,
     else:
         cfg = config_mod.load_config(study or "demo", overrides)
         experiment_id = lease = None
+    tracker.patience.limit, tracker.patience.announce = cfg.tracking.max_outage_seconds, display.log
     try:
         study = Study(cfg)  # task and dataset definitions load before any compute
         EXECUTORS.check(cfg.execution.executor, "execution.executor")
@@ -303,6 +307,8 @@ def start_or_resume(study: str | None, overrides: list[str], resume: str | None,
             records = Exploration(study, tracker, run_id, experiment_id, policy, display, lease).run()
         except LeaseLost:
             raise UserError(f"another process took over exploration {run_id} (this one's lease went stale); stopped") from None
+        except TrackingOutage:  # the server is away: the run stays open, `--resume` continues it
+            raise
         except BaseException:
             tracker.close(run_id, Status.KILLED.mlflow)
             raise

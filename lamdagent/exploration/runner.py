@@ -28,6 +28,7 @@ from lamdagent.models.folders import architecture, load_model
 from lamdagent.space import Action, ModelObject
 from lamdagent.tracking import Kind, Record, Status, Tracker, WeightsFreed, traces
 from lamdagent.tracking.models import Measured
+from lamdagent.tracking.outage import TrackingOutage
 
 
 @dataclass
@@ -189,6 +190,8 @@ class Runner:
                              tags={**tags, **registered, "evaluation": json.dumps(evaluation, sort_keys=True)}, series=output.step_metrics,
                              finish=Status.OK if finish else None, measured=measured)
             return Produced(run_id, model, Status.OK)
+        except TrackingOutage:  # not the action's failure: the exploration stops, to resume later
+            raise
         except Exception as err:  # a failed action is data: recorded, and the exploration goes on
             message = str(err).splitlines()[0] if str(err) else ""
             error = message if isinstance(err, ActionFailed) else f"{type(err).__name__}: {message}" if message else type(err).__name__

@@ -98,8 +98,9 @@ def version_link(registered_name: str, version: str) -> str:
 class Models:
     """The model-centric records of a study's models, over one MlflowClient."""
 
-    def __init__(self, client: MlflowClient):
+    def __init__(self, client: MlflowClient, call=lambda fn, *args, **kwargs: fn(*args, **kwargs)):
         self.client = client
+        self._call = call  # how a call of MLflow's fluent API is made (the tracker's waits out an outage)
 
     # --- one produced model -----------------------------------------------------------------------
     def register(self, model_id: str, registered_name: str, tags: dict[str, str]) -> str:
@@ -107,7 +108,7 @@ class Models:
         `mlflow.register_model`, which (unlike `MlflowClient.create_model_version`) also records the
         version on the LoggedModel (its page then says "Registered"). Its console lines are dropped."""
         with contextlib.redirect_stderr(io.StringIO()):
-            version = mlflow.register_model(f"models:/{model_id}", registered_name, tags=tags)
+            version = self._call(mlflow.register_model, f"models:/{model_id}", registered_name, tags=tags)
         return str(version.version)
 
     def describe(self, run_id: str, model_id: str, params: dict[str, str], training: list[DataRef], evaluation: list[DataRef],

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from urllib.parse import urlparse
 from urllib.request import url2pathname
@@ -23,6 +24,7 @@ from lamdagent.faults import checkpoint
 from lamdagent.files import cache_dir, staged_dir
 from lamdagent.tracking import sqlite
 from lamdagent.tracking.models import Measured, Models
+from lamdagent.tracking.outage import Patience, PatientClient, is_remote, shorten_mlflow_retries
 from lamdagent.tracking.schema import (
     CONFIG_ARTIFACT,
     DONE,
@@ -52,9 +54,12 @@ class Tracker:
             mlflow.set_tracking_uri(tracking_uri)
         self.tracking_uri = mlflow.get_tracking_uri()
         sqlite.tune(self.tracking_uri)  # write-ahead log: a commit costs no disk sync
-        self.client = MlflowClient(self.tracking_uri)
+        if is_remote(self.tracking_uri):
+            shorten_mlflow_retries()
+        self.patience = Patience(_without_password(self.tracking_uri))  # its limit and console: set by the exploration
+        self.client = PatientClient(MlflowClient(self.tracking_uri), self.patience)  # every call waits out an outage (outage.py)
         self._registered: set[str] = set()  # registered model names known to exist (one read per name)
-        self.models = Models(self.client)  # the model-centric records: LoggedModel params and inputs, the `best` alias
+        self.models = Models(self.client, self.patience.call)  # the model-centric records: LoggedModel params and inputs, the `best` alias
 
     # --- studies and explorations -------------------------------------------------------------
     def experiment(self, study: str) -> str:
@@ -79,8 +84,7 @@ class Tracker:
                           kind: Kind = Kind.EXPLORATION, tags: dict[str, str] | None = None) -> str:
         """A parent run holding its resolved config: an exploration, or a group of baselines, replays or a report."""
         all_tags = {tag("kind"): str(kind), tag("study"): study, **{tag(k): v for k, v in (tags or {}).items()}}
-        run = self.client.create_run(experiment_id, run_name=run_name, tags=all_tags)
-        run_id = run.info.run_id
+        run_id = self._create_run(experiment_id, run_name, all_tags)
         self.client.log_batch(run_id, params=[Param(k[:250], v[:6000]) for k, v in params.items()])
         self.client.log_text(run_id, json.dumps(config, indent=2), CONFIG_ARTIFACT)
         return run_id
@@ -101,7 +105,7 @@ class Tracker:
         return self.client.get_run(run_id)
 
     def exploration_config(self, run_id: str) -> dict:
-        return json.loads(mlflow.artifacts.load_text(f"runs:/{run_id}/{CONFIG_ARTIFACT}"))
+        return json.loads(self.patience.call(mlflow.artifacts.load_text, f"runs:/{run_id}/{CONFIG_ARTIFACT}"))
 
     def metric_steps(self, run_id: str, key: str) -> set[int]:
         """The steps at which the run logged `key`."""
@@ -111,7 +115,7 @@ class Tracker:
         """The one-process-at-a-time lease on an exploration (tracking/lease.py), acquired."""
         from lamdagent.tracking.lease import Lease
 
-        return Lease(self.client, run_id, timeout, heartbeat).acquire()
+        return Lease(self.client.raw, run_id, timeout, heartbeat).acquire()  # a heartbeat never waits: a missed one is retried at the next
 
     def reopen(self, run_id: str) -> None:
         self.client.update_run(run_id, status="RUNNING")
@@ -131,7 +135,20 @@ class Tracker:
             tag("status"): str(Status.RUNNING),
             **{tag(k): v for k, v in tags.items()},
         }
-        return self.client.create_run(experiment_id, run_name=run_name or name, tags=all_tags).info.run_id
+        return self._create_run(experiment_id, run_name or name, all_tags)
+
+    def _create_run(self, experiment_id: str, run_name: str | None, tags: dict[str, str]) -> str:
+        """A new run, made once even when an outage loses the server's answer: the run carries a
+        request id (`lamdagent.request`), looked for before the request is sent again."""
+        request = uuid.uuid4().hex
+
+        def made_earlier():
+            found = self.client.raw.search_runs([experiment_id], f"tags.`{tag('request')}` = '{request}'", max_results=1)
+            return found[0] if found else None
+
+        run = self.patience.call(self.client.raw.create_run, experiment_id, run_name=run_name, tags={**tags, tag("request"): request},
+                                 recover=made_earlier)
+        return run.info.run_id
 
     def log(self, run_id: str, metrics: dict[str, float] | None = None, params: dict | None = None, tags: dict[str, str] | None = None, step: int = 0,
             series: dict[str, list[tuple[int, float]]] | None = None, *, finish: Status | None = None,
@@ -243,10 +260,10 @@ class Tracker:
         folder, _, name = path.rpartition("/")
         if name not in {Path(f.path).name for f in self.client.list_artifacts(run_id, folder or None)}:
             return None
-        return mlflow.artifacts.load_dict(f"runs:/{run_id}/{path}")
+        return self.patience.call(mlflow.artifacts.load_dict, f"runs:/{run_id}/{path}")
 
     def memory(self, run_id: str) -> str:
-        return mlflow.artifacts.load_text(f"runs:/{run_id}/{MEMORY_ARTIFACT}")
+        return self.patience.call(mlflow.artifacts.load_text, f"runs:/{run_id}/{MEMORY_ARTIFACT}")
 
     # --- models ---------------------------------------------------------------------------------
     def log_model(self, run_id: str, experiment_id: str, model_dir: Path, registered_name: str, name: str, tags: dict[str, str],
@@ -286,7 +303,7 @@ class Tracker:
         target = cache_dir() / "downloads" / model_id / "model"
         if not target.is_dir():  # only ever made whole: workers fetching the same model at once each stage their own copy
             with staged_dir(target) as staging:
-                mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{model_id}", dst_path=str(staging))
+                self.patience.call(mlflow.artifacts.download_artifacts, artifact_uri=f"models:/{model_id}", dst_path=str(staging))
         return target
 
     # --- retention ------------------------------------------------------------------------------
@@ -326,6 +343,12 @@ class Tracker:
 
     def tag_model_version(self, registered_name: str, version: str, key: str, value: str) -> None:
         self.client.set_model_version_tag(registered_name, version, tag(key), value)
+
+
+def _without_password(uri: str) -> str:
+    """The URI to show on the console: without the password of user:password@host."""
+    parsed = urlparse(uri)
+    return parsed._replace(netloc=parsed.netloc.split("@")[-1]).geturl() if "@" in parsed.netloc else uri
 
 
 def _json(value) -> str:

@@ -32,9 +32,24 @@ class TrackingServer:
     dsn: dict  # psycopg2.connect(**dsn)
     password: str
     log: Path  # the server's output
+    command: list[str] = None  # how it was started (deploy/tracking-server.sh ...), for a restart
+    env: dict = None
+    process: subprocess.Popen | None = None
 
     def log_tail(self, n: int = 60) -> str:
         return _tail(self.log, n)
+
+    def start(self) -> None:
+        """`mlflow server` (again, on the same port and database), once it answers /health."""
+        with open(self.log, "ab") as out:
+            self.process = subprocess.Popen(self.command, stdout=out, stderr=subprocess.STDOUT, env=self.env, start_new_session=True,
+                                            cwd=self.log.parent)
+        _wait_healthy(self.process, self.uri, self.log)
+
+    def stop(self) -> None:
+        """The server goes away (its database stays): what a restart or a crash looks like to clients."""
+        if self.process is not None:
+            _stop_server(self.process)
 
 
 def postgres_bin() -> Path | None:
@@ -151,14 +166,13 @@ def tracking_server():
         env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_BACKEND_STORE_URI": db_uri, "PYTHON": sys.executable}
         env.pop("MLFLOW_TRACKING_URI", None)
         command = ["bash", str(SCRIPT), "--host", "127.0.0.1", "--port", str(http_port), "--artifacts", str(artifacts), "--workers", "2"]
-        with open(log, "wb") as out:
-            server = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=base)
-        _wait_healthy(server, uri, log)
         dsn = {"host": "127.0.0.1", "port": port, "user": DB_USER, "password": password, "dbname": DB_NAME}
-        yield TrackingServer(uri, artifacts, db_uri, dsn, password, log)
+        server = TrackingServer(uri, artifacts, db_uri, dsn, password, log, command, env)
+        server.start()
+        yield server
     finally:
         if server is not None:
-            _stop_server(server)
+            server.stop()
         if (root / "data" / "postmaster.pid").exists():
             _stop_postgres(pg, root)
         shutil.rmtree(base, ignore_errors=True)
