@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 # the project's own interpreter and console scripts first (mlflow run calls `lamdagent` from the PATH)
 RUN := PATH="$(CURDIR)/$(BIN):$$PATH"
 
-.PHONY: install demo test wheel-check
+.PHONY: install demo test test-all wheel-check
 
 # A project virtual environment (.venv); afterwards `source .venv/bin/activate` gives `lamdagent`.
 # torch first: the pinned CPU build comes from local disk (a plain `torch` pulls a CUDA build).
@@ -28,8 +28,13 @@ install:
 demo: install
 	$(RUN) mlflow run . --env-manager local
 
-# The whole suite (slow end-to-end tests included).
+# CI's suite (~9 min on 2 cores): every fast test, and of the slow end-to-end tests those marked `ci`
+# (a full loop and resume, `mlflow run .`, crash-and-resume, concurrency, a tracking-server restart,
+# export, traces, the UI). `make test-all` runs every slow test too (~20 min).
 test: install
+	$(RUN) python -m pytest -q -m "not slow or ci"
+
+test-all: install
 	$(RUN) python -m pytest -q
 
 # The built wheel in a clean virtual environment, from an empty folder: a dry run and one iteration.

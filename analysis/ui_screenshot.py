@@ -6,7 +6,8 @@ drawing (or artifact browser) and the compare view (parallel coordinates over th
     python analysis/ui_screenshot.py --tracking-uri sqlite:////tmp/s/mlflow.db --experiment lamdagent/demo \
         --run <run id> --compare 5 --width 1600 --height 1000
 
-Writes runs.png, runs-by-score.png, run.png, run-artifact.png (or run-artifacts.png), compare.png and
+Writes runs.png, runs-by-score.png, run.png, run-artifact.png (or run-artifacts.png), run-traces.png (when
+the run holds traces), compare.png and
 server.log into --out, and prints each page's URL. The store is only read.
 
 Needs Debian's chromium (`apt-get install -y chromium`; .ci/run would need it too). pip's
@@ -227,6 +228,7 @@ class Selection:
     version: str | None = None
     val_dataset: str | None = None  # the dataset its val.* metrics were measured on
     inputs: list[str] = dataclasses.field(default_factory=list)  # its input runs (its description links them)
+    traces: bool = False  # the run holds traces (the agent's decision that made it): its Traces tab lists them
 
 
 def _find_image(client, run_id: str, path: str = "", depth: int = 3) -> str | None:
@@ -284,6 +286,7 @@ def pick_runs(tracking_uri: str, experiment: str, run_id: str | None = None, n_c
         parents=parents,
         val_metrics=vals,
         image_artifact=_find_image(client, chosen.info.run_id) if chosen else None,
+        traces=bool(chosen and client.search_traces(locations=[exp.experiment_id], run_id=chosen.info.run_id, max_results=1)),
     )
 
 
@@ -336,6 +339,9 @@ def pages(base: str, sel: Selection) -> list[dict]:
                         "checks": {"drawing": drawn}})
         else:
             out.append({"name": "run-artifacts", "url": f"{run_url}/artifacts?{ML}", "ready": _text("Select a file"), "checks": {}})
+        if sel.traces:
+            listed = f"{_text('Trace ID')} && {_text('action_types')}"  # the decision's row: its request names the action types
+            out.append({"name": "run-traces", "url": f"{run_url}/traces?{ML}", "ready": listed, "checks": {"decision trace listed": listed}})
     if sel.model_id:
         registered = (f"!!document.querySelector('a[href*=\"/models/{sel.registered_model}/versions/{sel.version}\"]')"
                       if sel.version else "false")

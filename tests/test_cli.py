@@ -57,6 +57,7 @@ def test_one_mlproject_argument_holds_several_overrides_and_values_keep_their_sp
 
 
 @pytest.mark.slow
+@pytest.mark.ci
 def test_mlflow_run_entry_point(tmp_path):
     """`mlflow run . --env-manager local` with -P overrides: the launcher run links the exploration."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

@@ -59,6 +59,7 @@ def _runs(client, experiment_id, parent):
 
 
 @pytest.mark.slow
+@pytest.mark.ci
 def test_three_iterations_then_resume_to_five(tracking_uri, agent, fake_openai):
     run_id, _, _ = _explore([*FAST, *agent, "iterations=3"])
     client = MlflowClient()

@@ -66,6 +66,7 @@ def _weights(model_dir: Path) -> dict:
 
 
 @pytest.mark.slow
+@pytest.mark.ci
 def test_the_exported_script_reproduces_the_tools_weights_without_lamdagent(store, tmp_path, capsys):
     out = tmp_path / "export"
     m3 = store["models"]["m3"]

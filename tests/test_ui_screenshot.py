@@ -70,8 +70,28 @@ def small_store(tmp_path: Path) -> tuple[str, dict[str, str]]:
         tracker.log(rid, metrics={"val.arith": ra, "val.facts": rf, "val.score": score}, params={"learning_rate": "0.001" if action == "sft" else "-"},
                     tags=registered, measured=Measured(model.model_id, dict.fromkeys(["val.arith", "val.facts", "val.score"], val)), finish="ok")
         tracker.log(parent, metrics={"best.val.score": max(m.score for m in made.values())}, step=max(0, it - 2))
+    _decision_trace(exp, ids["m2"], parent)
     tracker.close(parent)
     return uri, ids
+
+
+def _decision_trace(experiment_id: str, run_id: str, exploration: str) -> None:
+    """The agent's decision of m2 as the loop traces it (tracking/traces.py): a `decide` trace on the
+    run, a CHAIN span per step, a CHAT_MODEL span per request with token counts."""
+    from lamdagent.tracking import tag, traces
+
+    prompt = "You are optimising a post-training pipeline... Choose the next action type."
+    with traces.trace("decide", experiment_id=experiment_id, run_id=run_id, inputs={"iteration": 2, "action_types": ["sft", "ties"]},
+                      tags={tag("iteration"): "2", tag("trace"): "decide", tag("exploration"): exploration, tag("policy"): "llm"}) as root:
+        for step, reply in (("action_type", '{"action_type": "sft"}'), ("objects", '{"model": "m1", "dataset": "all"}')):
+            with traces.span(step, "CHAIN", inputs={"prompt": prompt, "options": 2}) as chain:
+                with traces.span("chat.completions", inputs={"messages": [{"role": "user", "content": prompt}]}, model="qwen2.5-1.5b-instruct",
+                                 attempt=0, structured_form="json_schema") as request:
+                    request.outputs({"reply": reply})
+                    request.usage(812, 9)
+                chain.outputs({"choice": reply})
+        root.outputs({"pipeline": "sft(ties(spec_arith, spec_facts), all)", "fallbacks": []})
+    traces.flush()
 
 
 def test_pick_runs_and_urls(tmp_path):
@@ -89,6 +109,7 @@ def test_pick_runs_and_urls(tmp_path):
     assert pages["runs"]["url"] == f"http://h:1/#/experiments/{e}/runs?viewStateShareKey=lamdagent&workflowType=machine_learning"
     assert pages["run"]["url"] == f"http://h:1/#/experiments/{e}/runs/{ids['m2']}?workflowType=machine_learning"
     assert pages["run-artifact"]["url"].endswith(f"/runs/{ids['m2']}/artifactPath/pipeline.png?workflowType=machine_learning")
+    assert sel.traces and pages["run-traces"]["url"] == f"http://h:1/#/experiments/{e}/runs/{ids['m2']}/traces?workflowType=machine_learning"
     assert pages["logged-model"]["url"].startswith(f"http://h:1/#/experiments/{e}/models/m-")
     assert pages["registry"]["url"] == "http://h:1/#/models/lamdagent-tiny"
     assert pages["compare"]["url"].startswith("http://h:1/#/compare-runs?runs=%5B%22")
@@ -98,6 +119,7 @@ def test_pick_runs_and_urls(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.ci
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium: apt-get install -y chromium (Debian) to run the UI check")
 @pytest.mark.timeout(600)
 def test_ui_screenshots(tmp_path):
@@ -109,13 +131,14 @@ def test_ui_screenshots(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "did not render" not in proc.stderr, proc.stderr
     names = {p.stem for p in out.glob("*.png")}
-    assert names == {"landing", "runs", "runs-by-score", "run", "run-artifact", "logged-model", "models", "registry", "compare"}
+    assert names == {"landing", "runs", "runs-by-score", "run", "run-artifact", "run-traces", "logged-model", "models", "registry", "compare"}
     assert ids["m2"] in proc.stdout
     checks = json.loads((out / "checks.json").read_text())
     failed = [f"{page}: {name}" for page, found in checks.items() for name, ok in found.items() if not ok]
     assert not failed, failed  # what each page shows: the runs table with the score and pipeline columns, the drawing, ...
     assert {"score column", "pipeline column"} <= checks["runs"].keys() and "drawing" in checks["run-artifact"]
     assert "registered version linked" in checks["logged-model"] and "best alias" in checks["registry"]
+    assert "decision trace listed" in checks["run-traces"]
     for name in names:
         img = mpimg.imread(out / f"{name}.png")
         assert img.shape[:2] == (900, 1280), (name, img.shape)

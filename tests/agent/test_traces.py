@@ -66,6 +66,7 @@ def _endpoint(server) -> list[str]:
 
 
 @pytest.mark.slow  # an exploration: the seeds are trained (~2 min)
+@pytest.mark.ci
 def test_each_decision_and_memory_rewrite_is_a_trace_on_its_action_run(tracking_uri, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     with FakeOpenAI(default=steps_agent(ITERATION_REPLIES)) as server:

@@ -60,6 +60,7 @@ def _audit(client: MlflowClient, study: str) -> tuple:
 
 
 @pytest.mark.slow
+@pytest.mark.ci
 def test_a_server_restart_during_an_iteration_costs_nothing(tracking_server, tmp_path):
     client = MlflowClient(tracking_server.uri)
     log = tmp_path / "explore.log"

@@ -34,6 +34,7 @@ def labelled_agent(label: str):
 
 
 @pytest.mark.slow
+@pytest.mark.ci
 def test_three_explorations_in_one_store_never_mix(tmp_path):
     labels = {"A": "demo", "B": "demo", "C": "other"}
     with contextlib.ExitStack() as stack:

@@ -39,6 +39,7 @@ RANDOM_KILLS = 2
 
 
 @pytest.mark.slow
+@pytest.mark.ci
 def test_kill_at_every_hook_and_at_random_times_then_resume(tmp_path, monkeypatch):
     with FakeOpenAI(default=steps_agent(STEPS)) as agent:
         store = Store(tmp_path, {"OPENAI_API_KEY": "sk-kill-test"})
