@@ -1,5 +1,6 @@
 """`lamdagent export`: a found pipeline (SFT, a TIES merge, SFT of the merge) written as files, run
-without LaMDAgent in a subprocess, gives the weights the tool made; so does an exported DPO step."""
+without LaMDAgent in a subprocess, gives the weights the tool made; so do an exported DPO step and
+exported LoRA steps (a new adapter on a full model, then that adapter trained on)."""
 
 import io
 import json
@@ -156,3 +157,38 @@ def test_an_exported_dpo_step_with_on_policy_pairs_trains_the_tools_weights(tmp_
     ours, theirs = _weights(tool.model_dir), _weights(tmp_path / "step" / "model")
     for key in ours:
         torch.testing.assert_close(theirs[key], ours[key], atol=0, rtol=0)  # bit for bit
+
+
+@pytest.mark.slow
+def test_exported_lora_steps_train_the_tools_adapters(tmp_path):
+    """LoRA: a full model gets a new adapter, then that adapter goes on training over its base; the
+    exported steps, run by the runner, give the tool's adapters bit for bit."""
+    from lamdagent.models.folders import architecture
+    from lamdagent.space import ModelObject
+    from lamdagent.training.spec import LoraSettings
+    from tests.helpers import dataset
+
+    spec = trained(tmp_path, "arith")
+    sft = ACTION_TYPES["sft"](ACTION_TYPES["sft"].Settings(learning_rate=[3e-3], epochs=1, lora=LoraSettings(enabled=True, r=4, alpha=8)))
+    first = {"model": spec, "dataset": dataset("facts", 32), "learning_rate": 3e-3}
+    tool_first = sft.run(first, context(tmp_path / "tool-1"))
+    adapter = ModelObject("m1", "run-m1", "m-m1", "fp-m1", "sft(spec_arith, facts)", architecture(spec.path), path=tool_first.model_dir,
+                          parents=[spec], adapter_base=spec)
+    second = {"model": adapter, "dataset": dataset("arith", 32), "learning_rate": 3e-3}
+    tool_second = sft.run(second, context(tmp_path / "tool-2"))
+    for n, (bindings, tool) in enumerate(((first, tool_first), (second, tool_second)), 1):
+        captured = []
+        ctx = ExportContext(tmp_path / f"step-{n}", 0, context(tmp_path).base_model_dir, capture=lambda kind, job: captured.append((kind, job)),
+                            stored=lambda model: model.path)
+        sft.run(bindings, ctx)
+        [(kind, job)] = captured
+        assert kind == "sft" and job["lora"]["enabled"] and job["lora"]["r"] == 4
+        assert job["base_dir"] == (str(spec.path) if n == 2 else None)  # the second step trains the adapter over its base
+        write_step(tmp_path / f"step-{n}", kind, job)
+        step = json.loads((tmp_path / f"step-{n}" / "step.json").read_text())
+        pipeline_runner.train(tmp_path / f"step-{n}", step, tmp_path / f"step-{n}" / "model")
+        assert (tmp_path / f"step-{n}" / "model" / "adapter_config.json").exists()
+        ours, theirs = _weights(tool.model_dir), _weights(tmp_path / f"step-{n}" / "model")
+        assert ours.keys() == theirs.keys() and any("lora" in key for key in ours)
+        for key in ours:
+            torch.testing.assert_close(theirs[key], ours[key], atol=0, rtol=0)  # bit for bit
