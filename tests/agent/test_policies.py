@@ -6,6 +6,7 @@ import pytest
 from lamdagent.agent.llm import CHAT_BACKENDS, OpenAIChatModel
 from lamdagent.agent.policies import POLICIES, LLMPolicy, RandomPolicy, parse_choice
 from lamdagent.agent.prompts import AgentContext
+from lamdagent.agent.search import GuidedPolicy
 from lamdagent.config import load_config
 from lamdagent.errors import UserError
 from tests.test_space import _model, _space
@@ -22,10 +23,12 @@ def _llm(server, **kwargs) -> LLMPolicy:
     return LLMPolicy(chat, **kwargs)
 
 
-@pytest.fixture(params=["random", "llm", "greedy", "optuna"])
+@pytest.fixture(params=["random", "llm", "greedy", "optuna", "guided"])
 def policy(request, fake_openai):
     if request.param == "llm":
         return _llm(fake_openai)
+    if request.param == "guided":
+        return GuidedPolicy(_llm(fake_openai))
     return POLICIES[request.param](None, 0)
 
 

@@ -4,8 +4,10 @@ import dataclasses
 
 import pytest
 
+from lamdagent.agent.llm import OpenAIChatModel
+from lamdagent.agent.policies import LLMPolicy
 from lamdagent.agent.prompts import AgentContext
-from lamdagent.agent.search import GreedyPolicy, OptunaPolicy, features, ranked_models
+from lamdagent.agent.search import GreedyPolicy, GuidedPolicy, OptunaPolicy, features, ranked_models
 from tests.test_space import _model, _space
 
 
@@ -45,6 +47,35 @@ def test_greedy_repeats_the_kind_of_action_that_gained_and_avoids_one_that_lost(
     third = policy.select(_space(models), _ctx(3)).action
     f3 = features(third, ranked_models(_space(models)))
     assert third.models[0].name == "m1" and (f3["type"], f3["data"], f3["hparams"]) != (gained["type"], gained["data"], gained["hparams"])
+
+
+def test_greedy_proposals_start_with_its_choice_and_offer_each_type_of_the_best_models():
+    models = [_scored("base", 0.5), _scored("a", 2.0), _scored("b", 1.0)]
+    space = _space(models)
+    proposals = GreedyPolicy(seed=0).proposals(space, _ctx(1), ranked_models(space), limit=4)
+    assert str(proposals[0]) == str(GreedyPolicy(seed=0).select(space, _ctx(1)).action)
+    assert [(p.models[0].name, p.type.name) for p in proposals[:2]] in ([("a", "sft"), ("a", "ties")], [("a", "ties"), ("a", "sft")])
+    assert [p.models[0].name for p in proposals] == ["a", "a", "b", "b"]
+
+
+def _guided(server) -> GuidedPolicy:
+    return GuidedPolicy(LLMPolicy(OpenAIChatModel("fake-model", api_key="sk-test", base_url=server.base_url, max_retries=0)))
+
+
+def test_guided_takes_the_proposal_the_llm_names_and_learns_like_greedy(fake_openai):
+    models = [_scored("base", 0.5), _scored("a", 2.0), _scored("b", 1.0)]
+    space = _space(models)
+    proposals = GreedyPolicy(seed=0).proposals(space, _ctx(1), ranked_models(space), limit=4)
+    fake_openai.script = ['{"proposal": "3"}']
+    policy = _guided(fake_openai)
+    decision = policy.select(space, _ctx(1))
+    assert str(decision.action) == str(proposals[2]) and decision.fallbacks == [] and decision.steps == 1
+    (prompt,) = fake_openai.prompts()
+    assert "3. " + str(proposals[2]) in prompt and "input scores: b 1.000" in prompt
+    assert prompt.index("- a = ") < prompt.index("- b = ") < prompt.index("- base = ")  # models best first
+    schema = fake_openai.requests[0]["response_format"]["json_schema"]["schema"]
+    assert schema["properties"]["proposal"]["enum"] == ["1", "2", "3", "4"]
+    assert policy.pending[1].fingerprint == decision.action.fingerprint  # its outcome steers the next proposals
 
 
 def test_optuna_learns_which_kind_of_action_pays():
