@@ -66,3 +66,30 @@ def test_a_parsed_config_is_reused_but_never_shared(tmp_path):
     first = load_single_file(path, torch.float32)
     first.config.pad_token_id = 99  # what a caller may do to its model's config
     assert load_single_file(path, torch.float32).config.pad_token_id != 99
+
+
+def test_the_warm_up_stream_is_none_of_the_tasks_splits():
+    from lamdagent.evaluation.tasks import load_task
+    from lamdagent.models.warm import warm_rows
+
+    rows = warm_rows()
+    assert len(rows) == 900 and sum(r["completion"].startswith(" [[") for r in rows) == 300  # choice answers in the [[X]] format
+    arith = {r["prompt"] for r in rows if "How many" in r["prompt"]}
+    for split in ("train", "val", "test"):
+        drawn = [ex.prompt for ex in load_task("arith").examples(split, 50)]
+        assert sum(p in arith for p in drawn) < len(drawn) / 2  # an independent draw, not the same stream
+
+
+@pytest.mark.slow
+def test_the_warm_base_already_half_knows_the_skills(tmp_path, monkeypatch):
+    """builtin:tiny-llama-warm is built once (cached by its recipe) and knows the facts the random base does not."""
+    from lamdagent.evaluation.evaluator import evaluate
+    from lamdagent.evaluation.tasks import load_task
+    from lamdagent.models.folders import resolve_base_model
+
+    warm = resolve_base_model("builtin:tiny-llama-warm")
+    assert warm == resolve_base_model("builtin:tiny-llama-warm") and not (warm / "trainer").exists()
+    cold = resolve_base_model("builtin:tiny-llama")
+    facts = [load_task("facts")]
+    scores = {path: evaluate(*load_model(path), facts, "val", 30).scores["facts"] for path in (warm, cold)}
+    assert scores[cold] == 0.0 and scores[warm] >= 0.5, scores
