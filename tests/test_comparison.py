@@ -34,7 +34,7 @@ def test_a_short_comparison_logs_explorations_and_writes_its_files(tracking_uri,
     from lamdagent.cli import main
 
     out = tmp_path / "compare"
-    argv = ["compare-policies", "--policies", "random,greedy", "--seeds", "2", "--budget", "1", "--no-baselines", "--out", str(out),
+    argv = ["compare-policies", "--study", "demo", "--policies", "random,greedy", "--seeds", "2", "--budget", "1", "--no-baselines", "--out", str(out),
             *FAST, "tasks=[arith,facts]", "datasets=[arith,facts,all]"]
     assert main(argv) == 0
     for name in ("best_so_far_by_iteration.png", "best_so_far_by_seconds.png", "comparison.md", "comparison.csv", "comparison.json"):

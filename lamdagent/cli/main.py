@@ -9,6 +9,7 @@ import sys
 
 from rich.console import Console
 
+from lamdagent.config.loading import DEFAULT_STUDY
 from lamdagent.errors import UserError
 from lamdagent.files import add_conf_dir
 
@@ -26,7 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lamdagent", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     explore = commands.add_parser("explore", parents=[common], help="run (or resume) an exploration of a study")
-    explore.add_argument("--study", default="demo", help="a study in conf/studies/ or a YAML path (default: demo)")
+    explore.add_argument("--study", default=DEFAULT_STUDY, help=f"a study in conf/studies/ or a YAML path (default: {DEFAULT_STUDY})")
     explore.add_argument("--resume", default="", help="exploration run id to continue, or 'latest': the study's latest unfinished one")
     explore.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
     explore.add_argument("--dry-run", action="store_true", help="validate the study offline and list what it would download")
@@ -37,13 +38,13 @@ def _parser() -> argparse.ArgumentParser:
     gc.add_argument("--tracking-uri", default=None)
     baselines = commands.add_parser("baselines", parents=[common],
                                     help="run the paper's baselines of a study (base, specialists, full FT, TIES grid, random, merges only)")
-    baselines.add_argument("--study", default="demo")
+    baselines.add_argument("--study", default=DEFAULT_STUDY)
     baselines.add_argument("--only", default="", help="comma-separated subset of base, specialists, full, ties_grid, random_policy, merges_only (default: all)")
     baselines.add_argument("--grid", default="0.2,0.5,0.8", help="TIES grid: the weights each specialist may take")
     baselines.add_argument("--tracking-uri", default=None)
     baselines.add_argument("overrides", nargs="*", help="omegaconf dotlist, applied to the study (e.g. iterations=5)")
     report = commands.add_parser("report", parents=[common], help="the final report: top-k on test and OOD tasks, tables, figures")
-    report.add_argument("--study", default="demo")
+    report.add_argument("--study", default=DEFAULT_STUDY)
     report.add_argument("--top-k", type=int, default=3)
     report.add_argument("--out", default="", help="output folder (default: reports/<study>)")
     report.add_argument("--tracking-uri", default=None)
@@ -61,8 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--tracking-uri", default=None)
     compare = commands.add_parser("compare-policies", parents=[common],
                                   help="the search benchmark: policies x seeds at one budget, best-so-far curves and held-out test scores")
-    compare.add_argument("--study", default="demo")
-    compare.add_argument("--policies", default="llm,greedy,optuna,random", help="comma-separated registered policies")
+    compare.add_argument("--study", default=DEFAULT_STUDY)
+    compare.add_argument("--policies", default="guided,llm,greedy,optuna,random", help="comma-separated registered policies")
     compare.add_argument("--seeds", type=int, default=3, help="explorations per policy (agent.seed = 0, 1, ...)")
     compare.add_argument("--budget", type=int, default=10, help="iterations of each exploration")
     compare.add_argument("--no-baselines", action="store_true", help="skip full fine-tuning, the specialists and the TIES grid")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lamdagent.config.loading import DEFAULT_STUDY
 from lamdagent.console import Display
 from lamdagent.errors import UserError
 from lamdagent.experiments.replay import Substitution
@@ -33,12 +34,12 @@ def main(kind: str, argv: list[str] | None = None, doc: str = "") -> int:
     from lamdagent.console import quiet_libraries
 
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--study", default="demo")
+    parser.add_argument("--study", default=DEFAULT_STUDY)
     parser.add_argument("--ranks", default="1,2", help="ranks by validation score of the agent's models to replay")
     if kind == "data":
         parser.add_argument("--factors", default="2,4,6", help="data scale factors")
     else:
-        parser.add_argument("--base-model", default="builtin:tiny-llama-large")
+        parser.add_argument("--base-model", default="builtin:tiny-llama-large-warm")
     parser.add_argument("--out", default="", help="output folder (default: reports/<study>/scaling)")
     parser.add_argument("--tracking-uri", default=None)
     args = parser.parse_args(argv)

@@ -20,6 +20,8 @@ from lamdagent.files import conf_files, load_yaml
 
 SECRET_KEY = re.compile(r"(api_?key|(^|_)token|secret|password)$", re.IGNORECASE)
 
+DEFAULT_STUDY = "mixed"  # what `mlflow run .` and a command without --study run: the world of uneven data
+
 def study_names() -> list[str]:
     return sorted(conf_files("studies"))
 

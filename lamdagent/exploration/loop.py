@@ -260,7 +260,7 @@ def start_or_resume(study: str | None, overrides: list[str], resume: str | None,
     """Validate everything, then run the exploration. Returns (exploration run id, records, cfg).
     `tags` (under `lamdagent.`) mark a new exploration, e.g. as a baseline."""
     if resume == "latest":
-        resume = tracker.latest_unfinished(study or "demo")
+        resume = tracker.latest_unfinished(study or config_mod.DEFAULT_STUDY)
     if resume:
         try:
             parent = tracker.run(resume)
@@ -274,7 +274,7 @@ def start_or_resume(study: str | None, overrides: list[str], resume: str | None,
         experiment_id = parent.info.experiment_id
         lease = tracker.lease(resume, cfg.lease.timeout_seconds, cfg.lease.heartbeat_seconds)  # before any work
     else:
-        cfg = config_mod.load_config(study or "demo", overrides)
+        cfg = config_mod.load_config(study or config_mod.DEFAULT_STUDY, overrides)
         experiment_id = lease = None
     tracker.patience.limit, tracker.patience.announce = cfg.tracking.max_outage_seconds, display.log
     try:

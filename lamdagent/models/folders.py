@@ -24,8 +24,9 @@ TOKENIZER_VOCAB = 600
 # A larger sibling (about 6x the parameters, same tokenizer) for model-size scaling replays offline.
 TINY_LLAMA_LARGE = {**TINY_LLAMA, "hidden_size": 256, "intermediate_size": 512, "num_hidden_layers": 6, "num_attention_heads": 8,
                     "num_key_value_heads": 8}
-TINY_CONFIGS = {"tiny-llama": TINY_LLAMA, "tiny-llama-large": TINY_LLAMA_LARGE, "tiny-llama-warm": TINY_LLAMA}
-WARM = ("tiny-llama-warm",)  # pre-trained briefly on the synthetic skills' formats (models/warm.py)
+TINY_CONFIGS = {"tiny-llama": TINY_LLAMA, "tiny-llama-large": TINY_LLAMA_LARGE, "tiny-llama-warm": TINY_LLAMA,
+                "tiny-llama-large-warm": TINY_LLAMA_LARGE}
+WARM = ("tiny-llama-warm", "tiny-llama-large-warm")  # pre-trained briefly on the synthetic skills' formats (models/warm.py)
 
 
 def _tokenizer_corpus() -> list[str]:

@@ -78,7 +78,7 @@ def test_an_endpoint_failing_every_request_stops_the_exploration_in_one_line(tra
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     with FakeOpenAI(default=lambda request: (503, "model is loading")) as server:
-        code = main(["explore", *FAST, "iterations=2", "agent.backend=openai", "agent.model=fake", f"agent.base_url={server.base_url}",
+        code = main(["explore", "--study", "demo", *FAST, "iterations=2", "agent.backend=openai", "agent.model=fake", f"agent.base_url={server.base_url}",
                      "agent.request_retries=0"])
     out = " ".join(capsys.readouterr().out.split())
     assert code == 2
