@@ -217,6 +217,7 @@ class LLMPolicy(Policy):
 
 
 POLICIES: Registry[Callable[..., Policy]] = Registry("agent policy")
+CHAT_POLICIES = frozenset({"llm", "guided"})  # the policies that ask the configured chat model (agent.backend)
 
 
 @POLICIES.register("random")
