@@ -88,10 +88,15 @@ def greedy_policy(agent_cfg, seed: int = 0) -> Policy:
     return GreedyPolicy(seed)
 
 
+UNTRIED_BONUS = 0.01  # an untried kind of action is worth more than one that gained nothing
+
+
 class GreedyPolicy(LearningPolicy):
     """Hill-climbing: extend the best model that still has an untried action, with the action
     whose kind (type, data, hyperparameters) gained most on average so far. A kind not tried yet
-    is estimated at half its type's average gain (a new type: no gain); a merge takes the best partner."""
+    is estimated at half its type's average gain when that is positive, plus a small bonus: it comes
+    before any kind that gained nothing or lost (else a merge of two near-copies, which gains exactly
+    nothing, would be repeated for ever). A merge takes the best partner."""
 
     name = "greedy"
 
@@ -112,7 +117,9 @@ class GreedyPolicy(LearningPolicy):
         def promise(action: Action) -> float:
             f = features(action, ranked)
             kind, of_type = gains.get((f["type"], f["data"], f["hparams"])), gains.get((f["type"],))
-            return statistics.fmean(kind) if kind else 0.5 * statistics.fmean(of_type) if of_type else 0.0
+            if kind:
+                return statistics.fmean(kind)
+            return max(0.5 * statistics.fmean(of_type), 0.0) + UNTRIED_BONUS if of_type else UNTRIED_BONUS
 
         actions = [a for name in space.available_types() for a in space.actions(name)]
         chosen: list[Action] = []

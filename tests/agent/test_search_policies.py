@@ -49,6 +49,18 @@ def test_greedy_repeats_the_kind_of_action_that_gained_and_avoids_one_that_lost(
     assert third.models[0].name == "m1" and (f3["type"], f3["data"], f3["hparams"]) != (gained["type"], gained["data"], gained["hparams"])
 
 
+def test_greedy_does_not_repeat_a_kind_that_gained_nothing_while_untried_kinds_remain():
+    policy = GreedyPolicy(seed=0)
+    models = [_scored("base", 0.5), _scored("a", 2.0)]
+    kinds = []
+    for iteration in range(1, 5):
+        action = policy.select(_space(models), _ctx(iteration)).action
+        f = features(action, ranked_models(_space(models)))
+        kinds.append((f["type"], f["data"], f["hparams"]))
+        models.append(_made_by(action, f"m{iteration}", 2.0, iteration))  # every action gains exactly nothing
+    assert len(set(kinds)) == 4, kinds
+
+
 def test_greedy_proposals_start_with_its_choice_and_offer_each_type_of_the_best_models():
     models = [_scored("base", 0.5), _scored("a", 2.0), _scored("b", 1.0)]
     space = _space(models)
