@@ -156,6 +156,11 @@ class GuidedPolicy(GreedyPolicy):
         super().__init__(seed)
         self.llm = llm
 
+    @property
+    def chat(self):
+        """The chat model asked (the loop traces its requests and reports its retries and structured-output form)."""
+        return self.llm.chat
+
     def select(self, space: ActionSpace, ctx: AgentContext) -> Decision:
         ranked = ranked_models(space)
         proposals = self.proposals(space, ctx, ranked, self.PROPOSALS)

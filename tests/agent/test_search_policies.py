@@ -88,6 +88,7 @@ def test_guided_takes_the_proposal_the_llm_names_and_learns_like_greedy(fake_ope
     schema = fake_openai.requests[0]["response_format"]["json_schema"]["schema"]
     assert schema["properties"]["proposal"]["enum"] == ["1", "2", "3", "4"]
     assert policy.pending[1].fingerprint == decision.action.fingerprint  # its outcome steers the next proposals
+    assert policy.chat is policy.llm.chat  # what the loop traces and reports on
 
 
 def test_optuna_learns_which_kind_of_action_pays():
