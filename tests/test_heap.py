@@ -25,4 +25,6 @@ def test_settle_freezes_what_lives_once_per_process(monkeypatch):
     frozen = gc.get_freeze_count()
     after = Cycle()
     heap.settle()
-    assert _tracked(after) and gc.get_freeze_count() == frozen  # once per process
+    # once per process: the new object stays with the collector; the frozen count can only shrink
+    # (frozen objects that other threads free leave the permanent generation)
+    assert _tracked(after) and gc.get_freeze_count() <= frozen
