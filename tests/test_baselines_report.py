@@ -26,11 +26,12 @@ def store(tmp_path_factory):
     folder = tmp_path_factory.mktemp("store")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
-    display = Display(Console(file=io.StringIO()))
+    console = io.StringIO()
+    display = Display(Console(file=console, width=400))
     with display:
         exploration, _, _ = start_or_resume("demo", STUDY, None, Tracker(uri), display)
         group = run_baselines("demo", STUDY, Tracker(uri), display, only=["base", "specialists", "full", "ties_grid"], grid=(0.5, 1.0))
-    return {"uri": uri, "folder": folder, "exploration": exploration, "baselines": group}
+    return {"uri": uri, "folder": folder, "exploration": exploration, "baselines": group, "console": console.getvalue()}
 
 
 def _runs(uri, filter_string):
@@ -54,6 +55,8 @@ def test_baselines_are_tagged_runs_and_the_grid_marks_its_best_trial(store):
     assert {r.data.tags["lamdagent.pipeline"] for r in full} == {"sft(base, all)"}
     (best,) = [r for r in full if r.data.tags.get("lamdagent.best_trial") == "true"]
     assert best.data.metrics["val.score"] == max(r.data.metrics["val.score"] for r in full)
+    # a best trial at the grid's longest edge (6 epochs) may be under-trained: said on the console, never otherwise
+    assert ("the grid's edge" in store["console"]) == (float(best.data.params["epochs"]) == 6.0)
 
 
 def test_report_numbers_equal_the_store(store, tmp_path):

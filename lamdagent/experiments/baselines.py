@@ -148,10 +148,14 @@ def full_grid(runner: Runner, base: ModelObject, data, epoch_factors: tuple[floa
                                                                            "grid.epochs": [float(settings.epochs) * f for f in epoch_factors]},
                 tags={"best_run": best.run_id})
     tracker.finish_child(grid_run, Status.OK)
-    lines = ", ".join(f"{t.model.pipeline if t.model else '?'} epochs={float(settings.epochs) * f:g}: "
-                      f"{t.model.score:.3f}" if t.model and t.model.score is not None else "failed"
-                      for t, (_, f) in zip(trials, itertools.product(settings.learning_rate, epoch_factors)))
+    grid = [(trial, float(settings.epochs) * factor) for trial, (_, factor) in zip(trials, itertools.product(settings.learning_rate, epoch_factors))]
+    lines = ", ".join(f"{t.model.pipeline if t.model else '?'} epochs={epochs:g}: {t.model.score:.3f}"
+                      if t.model and t.model.score is not None else "failed" for t, epochs in grid)
     runner.display.log(f"full fine-tuning grid ({len(trials)} trials on {data.describe()}): {lines}; best val.score {best.model.score:.3f}")
+    longest = max(epochs for _, epochs in grid)
+    if len(epoch_factors) > 1 and next(epochs for t, epochs in grid if t is best) == longest:
+        runner.display.log(f"[yellow]full fine-tuning's best trial trained longest ({longest:g} epochs, the grid's edge): it may be "
+                           f"under-trained, and a search that beats it may only train longer (widen the grid with sft.epochs={longest:g})[/]")
     return best
 
 
