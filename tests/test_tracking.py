@@ -204,3 +204,35 @@ def test_explorations_that_log_one_new_dataset_at_once_all_link_it(tracking_uri)
         thread.join()
     assert not errors
     assert all([d.dataset.digest for d in client.get_run(run).inputs.dataset_inputs] == [ref.digest] for run in runs)
+
+
+def test_explorations_that_start_one_study_at_once_all_describe_it(tracking_uri):
+    """Explorations of one study started together all write its description and shared views
+    (experiment tags: the store reads, then inserts): without the retry the losers' inserts are
+    refused by the unique constraint (it failed CI's three-explorations test; 17 of 60 plain writes in a trial)."""
+    import threading
+
+    from mlflow import MlflowClient
+
+    from lamdagent.tracking.models import NOTE, Models
+
+    client = MlflowClient(tracking_uri)
+    experiment = client.create_experiment("race")
+    start, errors = threading.Barrier(6), []
+
+    def describe():
+        models = Models(MlflowClient(tracking_uri))
+        start.wait()
+        try:
+            models.describe_study(experiment, "the study")
+            models.share_runs_view(experiment, ["metrics.`val.score`"], "run")
+        except Exception as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=describe) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert client.get_experiment(experiment).tags[NOTE] == "the study"

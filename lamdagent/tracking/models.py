@@ -126,17 +126,9 @@ class Models:
         self.client.log_outputs(run_id, [LoggedModelOutput(model_id, 0)])  # the run's model (else the UI names an input model)
 
     def _log_inputs(self, run_id: str, inputs: list[DatasetInput], models: list[LoggedModelInput]) -> None:
-        """`log_inputs`, again after a lost race: two explorations of one study that log the same
-        new dataset at once both insert it, and the store refuses the second (a unique constraint;
-        its transaction is rolled back whole). The second try finds the dataset and links it."""
-        for attempt in range(3):
-            try:
-                self.client.log_inputs(run_id, datasets=inputs, models=models)
-                return
-            except MlflowException as error:
-                if attempt == 2 or not _LOST_RACE.search(str(error)):
-                    raise
-                time.sleep(0.2 * (attempt + 1))
+        """`log_inputs`; two explorations of one study that log the same new dataset at once both
+        insert it, and the second, having lost the race, finds it and links it."""
+        _again_after_lost_race(lambda: self.client.log_inputs(run_id, datasets=inputs, models=models))
 
     def note(self, run_id: str, text: str, model_id: str = "") -> None:
         """The run's description (markdown, shown on its page), and its LoggedModel's."""
@@ -147,7 +139,7 @@ class Models:
     def describe_study(self, experiment_id: str, text: str) -> None:
         """The experiment's description, unless it has one (a person's edit is kept)."""
         if NOTE not in self.client.get_experiment(experiment_id).tags:
-            self.client.set_experiment_tag(experiment_id, NOTE, text)
+            _again_after_lost_race(lambda: self.client.set_experiment_tag(experiment_id, NOTE, text))
 
     def share_runs_view(self, experiment_id: str, columns: list[str], expand: str) -> None:
         """The study's shared runs views (view_link): `columns` (ag-grid ids such as
@@ -165,8 +157,8 @@ class Models:
                  "runsHiddenMode": "FIRST_10_RUNS", "hideEmptyCharts": True, "useGroupedValuesInCharts": True, "groupBy": None,
                  "groupsExpanded": {}, "viewMaximized": False, "runListHidden": False, "isAccordionReordered": False}
         by_score = {**state, "orderByKey": "metrics.`val.score`", "searchFilter": MODELS_ONLY}
-        self.client.set_experiment_tag(experiment_id, key, json.dumps(state, separators=(",", ":")))
-        self.client.set_experiment_tag(experiment_id, SHARED_VIEW + BY_SCORE, json.dumps(by_score, separators=(",", ":")))
+        for name, view in ((key, state), (SHARED_VIEW + BY_SCORE, by_score)):
+            _again_after_lost_race(lambda: self.client.set_experiment_tag(experiment_id, name, json.dumps(view, separators=(",", ":"))))
 
     # --- the study's best -------------------------------------------------------------------------
     def version_of_run(self, run_id: str):
@@ -202,6 +194,20 @@ class Models:
         version = str(max(scored)[1])
         self.client.set_registered_model_alias(registered_name, BEST_ALIAS, version)
         return version
+
+
+def _again_after_lost_race(write) -> None:
+    """A write that inserts a row two processes may insert at once (a new dataset, an experiment
+    tag: the store reads, then inserts); the one that loses the race is refused by a unique
+    constraint, its transaction rolled back whole, and its next try finds the row and updates it."""
+    for attempt in range(3):
+        try:
+            write()
+            return
+        except MlflowException as error:
+            if attempt == 2 or not _LOST_RACE.search(str(error)):
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 def _score(tags: dict[str, str]) -> float:
