@@ -53,3 +53,30 @@ def test_a_mixture_shuffles_its_parts_together_deterministically():
 def test_an_unknown_dataset_is_one_line_before_any_compute():
     with pytest.raises(UserError, match="unknown dataset 'nope'; expected a task name"):
         load_config("mixed", ["datasets=[arith,nope]"])
+
+
+def test_a_candidate_dataset_may_have_its_own_size_and_all_holds_each_at_its_size():
+    study = Study(load_config("demo", ["data.train_size=20", "data.train_sizes={choice: 50, facts: 10}"]))
+    assert study.dataset("choice").num_examples == 50 and study.dataset("facts").num_examples == 10
+    assert study.dataset("arith").num_examples == 20
+    assert isinstance(study.all_data, MixtureDatasetObject) and study.all_data.num_examples == 20 + 50 + 10
+    assert len(study.all_data.rows()) == 20 + 50 + 10
+    uniform = Study(load_config("demo", ["data.train_size=20"]))
+    assert study.all_data.fingerprint != uniform.all_data.fingerprint  # other sizes: other data, never a cache hit
+
+
+@pytest.mark.parametrize("override, message", [
+    ("data.train_sizes={nope: 5}", r"data.train_sizes names 'nope', which is not a task dataset of this study; expected one of \['arith', 'choice', 'facts'\]"),
+    ("data.train_sizes={all: 5}", "data.train_sizes names 'all'"),
+    ("data.train_sizes={facts: 0}", "data.train_sizes.facts must be > 0, got 0"),
+])
+def test_a_bad_dataset_size_is_one_line_before_any_compute(override, message):
+    with pytest.raises(UserError, match=message):
+        load_config("demo", [override])
+
+
+def test_a_data_scaling_replay_scales_every_dataset_size():
+    from lamdagent.experiments.replay import Substitution
+
+    raw = {"data": {"train_size": 200, "train_sizes": {"arith_extra": 600}}, "training_data": {"chat": {"size": 10}}}
+    assert Substitution(2.0).overrides(raw) == ["data.train_size=400", "data.train_sizes.arith_extra=1200", "training_data.chat.size=20"]

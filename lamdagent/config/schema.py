@@ -55,6 +55,7 @@ class TrainingDataConfig:
 @dataclass
 class DataConfig:
     train_size: int = 400  # training examples per task
+    train_sizes: dict[str, int] = field(default_factory=dict)  # a candidate dataset of another size, by name (a small clean set, a big noisy one)
     val_size: int = 50
     test_size: int = 100
 

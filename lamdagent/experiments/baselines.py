@@ -25,6 +25,7 @@ from lamdagent.tracking import Kind, Status, Tracker
 
 BASELINES = ("base", "specialists", "full", "ties_grid", "random_policy", "merges_only")
 FULL_EPOCH_FACTORS = (0.5, 1.0, 2.0)  # full fine-tuning's epochs grid, times the study's sft.epochs
+FULL_MAX_WIDENINGS = 2  # times the grid doubles its longest epochs while its best trial sits there
 MERGE_TYPES = ("ties", "dare_ties", "task_arithmetic", "linear", "slerp")
 
 
@@ -121,42 +122,70 @@ def ties_grid(runner: Runner, base: ModelObject, specialists: list[ModelObject],
     return best
 
 
-def full_grid(runner: Runner, base: ModelObject, data, epoch_factors: tuple[float, ...] = FULL_EPOCH_FACTORS) -> Produced:
+def full_grid(runner: Runner, base: ModelObject, data, epoch_factors: tuple[float, ...] = FULL_EPOCH_FACTORS,
+              widenings: int = FULL_MAX_WIDENINGS) -> Produced:
     """Full fine-tuning, fairly tuned: SFT of the base on all candidate data for each of the study's
     learning rates x (epochs x each factor), one nested trial run each under a `full` run; the best on
-    the validation split is tagged, so a search cannot win by merely training longer."""
+    the validation split is tagged, so a search cannot win by merely training longer. While the best
+    trial is at the grid's longest edge, its learning rate is tried again at twice the epochs (at most
+    `widenings` times): an under-trained baseline is no baseline."""
     tracker, study = runner.tracker, runner.study
     settings = study.cfg.sft
     grid_run = tracker.start_child(runner.parent, Kind.BASELINE_GROUP, 0, "full", {"baseline": "full"}, experiment_id=runner.experiment_id)
     runner = runner.under(grid_run)
-    trials = []
-    for number, (rate, factor) in enumerate(itertools.product(settings.learning_rate, epoch_factors)):
-        epochs = float(settings.epochs) * factor
+    grid: list[tuple[Produced, float, float]] = []  # (trial, learning rate, epochs)
+
+    def trial(rate: float, epochs: float) -> None:
+        number = len(grid)
         action = Action(ACTION_TYPES["sft"](settings), {"model": base, "dataset": data, "learning_rate": rate}, study.cfg.seed)
         action = action.with_settings({"epochs": epochs})
         step = Step.of_action(action, Kind.BASELINE, number, f"full_{number}",
                               tags={"baseline": "full", "trial": str(number), "settings": json.dumps({"epochs": epochs})})
         step.params["epochs"] = epochs
-        trials.append(runner.produce(step, finish=True))
-    scored = [t for t in trials if t.model is not None and t.model.score is not None]
-    if not scored:
+        grid.append((runner.produce(step, finish=True), rate, epochs))
+
+    def best() -> tuple[Produced, float, float] | None:
+        scored = [entry for entry in grid if entry[0].model is not None and entry[0].model.score is not None]
+        return max(scored, key=lambda entry: entry[0].model.score) if scored else None
+
+    def scores() -> list[tuple[float | None, float, float]]:
+        return [(t.model.score if t.model else None, rate, epochs) for t, rate, epochs in grid]
+
+    for rate, factor in itertools.product(settings.learning_rate, epoch_factors):
+        trial(rate, float(settings.epochs) * factor)
+    for _ in range(widenings if len(epoch_factors) > 1 else 0):
+        if (wider := widening(scores())) is None:
+            break
+        runner.display.log(f"[yellow]full fine-tuning's best trial trained longest ({wider[1] / 2:g} epochs, the grid's edge): "
+                           f"widening the grid to {wider[1]:g} epochs at learning rate {wider[0]:g}[/]")
+        trial(*wider)
+    if best() is None:
         tracker.finish_child(grid_run, Status.FAILED)
         raise UserError("full fine-tuning failed in every trial of its grid; see the trial runs")
-    best = max(scored, key=lambda t: t.model.score)
-    tracker.log(best.run_id, tags={"best_trial": "true"})
-    tracker.log(grid_run, metrics={"val.score": best.model.score}, params={"grid.learning_rate": list(settings.learning_rate),
-                                                                           "grid.epochs": [float(settings.epochs) * f for f in epoch_factors]},
-                tags={"best_run": best.run_id})
+    chosen, _, _ = best()
+    tracker.log(chosen.run_id, tags={"best_trial": "true"})
+    tracker.log(grid_run, metrics={"val.score": chosen.model.score},
+                params={"grid.learning_rate": sorted({rate for _, rate, _ in grid}), "grid.epochs": sorted({epochs for _, _, epochs in grid})},
+                tags={"best_run": chosen.run_id})
     tracker.finish_child(grid_run, Status.OK)
-    grid = [(trial, float(settings.epochs) * factor) for trial, (_, factor) in zip(trials, itertools.product(settings.learning_rate, epoch_factors))]
     lines = ", ".join(f"{t.model.pipeline if t.model else '?'} epochs={epochs:g}: {t.model.score:.3f}"
-                      if t.model and t.model.score is not None else "failed" for t, epochs in grid)
-    runner.display.log(f"full fine-tuning grid ({len(trials)} trials on {data.describe()}): {lines}; best val.score {best.model.score:.3f}")
-    longest = max(epochs for _, epochs in grid)
-    if len(epoch_factors) > 1 and next(epochs for t, epochs in grid if t is best) == longest:
-        runner.display.log(f"[yellow]full fine-tuning's best trial trained longest ({longest:g} epochs, the grid's edge): it may be "
-                           f"under-trained, and a search that beats it may only train longer (widen the grid with sft.epochs={longest:g})[/]")
-    return best
+                      if t.model and t.model.score is not None else "failed" for t, _, epochs in grid)
+    runner.display.log(f"full fine-tuning grid ({len(grid)} trials on {data.describe()}): {lines}; best val.score {chosen.model.score:.3f}")
+    if len(epoch_factors) > 1 and widening(scores()):
+        longest = max(epochs for _, _, epochs in grid)
+        runner.display.log(f"[yellow]full fine-tuning's best trial still trained longest ({longest:g} epochs, after {widenings} widenings): it "
+                           f"may be under-trained, and a search that beats it may only train longer (widen the grid with sft.epochs={longest:g})[/]")
+    return chosen
+
+
+def widening(trials: list[tuple[float | None, float, float]]) -> tuple[float, float] | None:
+    """The next trial of a grid of (val score or None, learning rate, epochs) trials: twice the epochs at the
+    best trial's learning rate when the best (the first of equals) trained longest; None when it did not."""
+    scored = [trial for trial in trials if trial[0] is not None]
+    if not scored:
+        return None
+    _, rate, epochs = max(scored, key=lambda trial: trial[0])
+    return (rate, 2 * epochs) if epochs == max(e for _, _, e in trials) else None
 
 
 def _merge_all(ctx: ActionContext, base: ModelObject, models: list[ModelObject], weights: dict[str, float], density: float):

@@ -42,6 +42,8 @@ class Substitution:
         items = []
         if self.data_scale != 1:
             items.append(f"data.train_size={max(1, round(cfg['data']['train_size'] * self.data_scale))}")
+            for name, size in cfg["data"].get("train_sizes", {}).items():
+                items.append(f"data.train_sizes.{name}={max(1, round(size * self.data_scale))}")
             for name, data in cfg.get("training_data", {}).items():
                 items.append(f"training_data.{name}.size={max(1, round(data['size'] * self.data_scale))}")
         if self.base_model:

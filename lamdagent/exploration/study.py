@@ -32,11 +32,11 @@ class Study:
             data = self.cfg.training_data[name]
             return ConversationDatasetObject(name, data.source, data.size, data.subset, self.cfg.seed)
         task = next((t for t in self.tasks if t.name == Path(name).stem), None) or load_task(name)
-        return DatasetObject(task.name, [task], self.cfg.data.train_size, self.cfg.seed)
+        return DatasetObject(task.name, [task], self.cfg.data.train_sizes.get(name, self.cfg.data.train_size), self.cfg.seed)
 
     def _union(self, candidates: list) -> DatasetObject | MixtureDatasetObject:
         """`all`: every candidate dataset of the study together (the paper's fully fine-tuned data)."""
-        if all(isinstance(d, DatasetObject) for d in candidates):
+        if all(isinstance(d, DatasetObject) and d.size == self.cfg.data.train_size for d in candidates):
             tasks = [task for d in candidates for task in d.tasks] or self.tasks
             return DatasetObject("all", tasks, self.cfg.data.train_size, self.cfg.seed)
         return MixtureDatasetObject("all", candidates, self.cfg.seed)
