@@ -15,8 +15,8 @@ from lamdagent.space import DatasetObject, MixtureDatasetObject
 def test_all_is_every_candidate_dataset_not_only_the_targets():
     study = Study(load_config("mixed", []))
     assert [d.name for d in study.datasets] == ["arith", "arith_extra", "choice", "choice_extra", "facts", "facts_extra", "spelling", "all"]
-    assert [t.name for t in study.all_data.tasks] == ["arith", "arith_extra", "choice", "choice_extra", "facts", "facts_extra", "spelling"]
-    assert study.all_data.num_examples == 7 * study.cfg.data.train_size
+    assert [d.name for d in study.all_data.parts] == ["arith", "arith_extra", "choice", "choice_extra", "facts", "facts_extra", "spelling"]
+    assert study.all_data.num_examples == 4 * 200 + 3 * 600  # the harmful data outnumber the clean three to one
     assert study.task_names == ["arith", "choice", "facts"]  # training-only data is never a target
 
 
