@@ -66,13 +66,18 @@ def test_a_candidate_dataset_may_have_its_own_size_and_all_holds_each_at_its_siz
 
 
 @pytest.mark.parametrize("override, message", [
-    ("data.train_sizes={nope: 5}", r"data.train_sizes names 'nope', which is not a task dataset of this study; expected one of \['arith', 'choice', 'facts'\]"),
+    ("data.train_sizes={nope: 5}", r"names 'nope', which is not a task dataset; expected one of this study's \['arith', 'choice', 'facts'\] or any task"),
     ("data.train_sizes={all: 5}", "data.train_sizes names 'all'"),
     ("data.train_sizes={facts: 0}", "data.train_sizes.facts must be > 0, got 0"),
 ])
 def test_a_bad_dataset_size_is_one_line_before_any_compute(override, message):
     with pytest.raises(UserError, match=message):
         load_config("demo", [override])
+
+
+def test_a_study_that_drops_a_sized_dataset_still_loads():
+    cfg = load_config("mixed", ["datasets=[arith, choice, facts, all]"])  # arith_extra's size is unused, not an error
+    assert Study(cfg).all_data.num_examples == 3 * cfg.data.train_size
 
 
 def test_a_data_scaling_replay_scales_every_dataset_size():

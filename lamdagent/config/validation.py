@@ -60,8 +60,9 @@ def validate(cfg) -> None:
         value = getattr(cfg.data, name)
         _check(value > 0, f"data.{name} must be > 0, got {value}")
     sized = [d for d in (cfg.datasets or task_stems) if d != "all" and d not in cfg.training_data]
-    for name, value in cfg.data.train_sizes.items():
-        _check(name in sized, f"data.train_sizes names {name!r}, which is not a task dataset of this study; expected one of {sized}")
+    for name, value in cfg.data.train_sizes.items():  # a size of a task this study does not train on is unused, as a typo is not
+        _check(name in sized or name in task_names(),
+               f"data.train_sizes names {name!r}, which is not a task dataset; expected one of this study's {sized} or any task in conf/tasks")
         _check(value > 0, f"data.train_sizes.{name} must be > 0, got {value}")
     batch = cfg.evaluation.batch_size
     _check(batch == "auto" or (isinstance(batch, int) and not isinstance(batch, bool)), f"evaluation.batch_size must be a number or 'auto', got {batch!r}")
