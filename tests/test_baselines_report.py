@@ -134,4 +134,3 @@ def test_scaling_scripts_reject_bad_ranks_and_factors_in_one_line(store, capsys)
     assert "rank 99 does not exist" in capsys.readouterr().out
     assert scaling.main("data", ["--study", "demo", "--factors", "0", "--ranks", "1", "--tracking-uri", store["uri"]]) == 2
     assert "data scale must be > 0" in capsys.readouterr().out
-

@@ -144,10 +144,6 @@ def full_grid(runner: Runner, base: ModelObject, data, epoch_factors: tuple[floa
         step.params["epochs"] = epochs
         grid.append((runner.produce(step, finish=True), rate, epochs))
 
-    def best() -> tuple[Produced, float, float] | None:
-        scored = [entry for entry in grid if entry[0].model is not None and entry[0].model.score is not None]
-        return max(scored, key=lambda entry: entry[0].model.score) if scored else None
-
     def scores() -> list[tuple[float | None, float, float]]:
         return [(t.model.score if t.model else None, rate, epochs) for t, rate, epochs in grid]
 
@@ -159,10 +155,10 @@ def full_grid(runner: Runner, base: ModelObject, data, epoch_factors: tuple[floa
         runner.display.log(f"[yellow]full fine-tuning's best trial trained longest ({wider[1] / 2:g} epochs, the grid's edge): "
                            f"widening the grid to {wider[1]:g} epochs at learning rate {wider[0]:g}[/]")
         trial(*wider)
-    if best() is None:
+    if (index := best_trial(scores())) is None:
         tracker.finish_child(grid_run, Status.FAILED)
         raise UserError("full fine-tuning failed in every trial of its grid; see the trial runs")
-    chosen, _, _ = best()
+    chosen = grid[index][0]
     tracker.log(chosen.run_id, tags={"best_trial": "true"})
     tracker.log(grid_run, metrics={"val.score": chosen.model.score},
                 params={"grid.learning_rate": sorted({rate for _, rate, _ in grid}), "grid.epochs": sorted({epochs for _, _, epochs in grid})},
@@ -178,13 +174,19 @@ def full_grid(runner: Runner, base: ModelObject, data, epoch_factors: tuple[floa
     return chosen
 
 
+def best_trial(trials: list[tuple[float | None, float, float]]) -> int | None:
+    """The index of the best of (val score or None, learning rate, epochs) trials, the first of
+    equals; None when none was scored."""
+    scored = [i for i, trial in enumerate(trials) if trial[0] is not None]
+    return max(scored, key=lambda i: trials[i][0]) if scored else None
+
+
 def widening(trials: list[tuple[float | None, float, float]]) -> tuple[float, float] | None:
-    """The next trial of a grid of (val score or None, learning rate, epochs) trials: twice the epochs at the
-    best trial's learning rate when the best (the first of equals) trained longest; None when it did not."""
-    scored = [trial for trial in trials if trial[0] is not None]
-    if not scored:
+    """The next trial of a grid: twice the epochs at the best trial's learning rate when the best
+    trained longest; None when it did not."""
+    if (best := best_trial(trials)) is None:
         return None
-    _, rate, epochs = max(scored, key=lambda trial: trial[0])
+    _, rate, epochs = trials[best]
     return (rate, 2 * epochs) if epochs == max(e for _, _, e in trials) else None
 
 
