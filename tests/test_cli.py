@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
         (["explore", "--study", "nope"], "error: unknown study 'nope'"),
         (["explore", "agent.temprature=0"], "did you mean 'agent.temperature'?"),
         (["explore", "tasks=[arith,gsm9k]"], "unknown task 'gsm9k'"),
-        (["explore", "--resume", "0123456789abcdef"], "no exploration run '0123456789abcdef'"),
+        (["explore", "--resume", "0123456789abcdef"], "no run '0123456789abcdef'"),
         (["explore", "agent.backend=openai", "agent.model=gpt-4o"], "needs an API key in $OPENAI_API_KEY"),
         (["explore", "base_model=/no/such/model"], "neither an existing folder"),
     ],

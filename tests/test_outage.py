@@ -115,3 +115,18 @@ def test_a_run_whose_answer_was_lost_is_created_once(tracking_uri):
 def test_max_outage_seconds_is_checked_before_any_work():
     with pytest.raises(UserError, match=r"tracking.max_outage_seconds must be > 0 \(seconds\), got 0"):
         load_config("demo", ["tracking.max_outage_seconds=0"])
+
+
+def test_a_missing_run_is_named_and_an_unreachable_server_is_never_reported_as_one(tracking_uri, monkeypatch):
+    from lamdagent.tracking import RunNotFound
+
+    with pytest.raises(RunNotFound, match=r"^no run '0{32}' in the tracking store sqlite:"):
+        Tracker(tracking_uri).run("0" * 32)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    away = Tracker(f"http://127.0.0.1:{port}")
+    away.patience.limit, away.patience.sleep = 0.2, lambda seconds: None
+    with pytest.raises(TrackingOutage):
+        away.run("0" * 32)

@@ -1,5 +1,6 @@
 """A study's candidate training datasets: targets' data, other tasks' data, and `all` of them."""
 
+import json
 import re
 
 import pytest
@@ -85,3 +86,36 @@ def test_a_data_scaling_replay_scales_every_dataset_size():
 
     raw = {"data": {"train_size": 200, "train_sizes": {"arith_extra": 600}}, "training_data": {"chat": {"size": 10}}}
     assert Substitution(2.0).overrides(raw) == ["data.train_size=400", "data.train_sizes.arith_extra=1200", "training_data.chat.size=20"]
+
+
+@pytest.mark.slow
+@pytest.mark.ci
+def test_an_sft_on_a_mixture_records_its_training_data_on_the_run_and_the_logged_model(tracking_uri):
+    """`all` of candidates of different sizes is a mixture: its rows are the run's training input, and
+    the LoggedModel's training loss is measured on it."""
+    from mlflow import MlflowClient
+    from rich.console import Console
+
+    from lamdagent.console import Display
+    from lamdagent.exploration.runner import Runner, Step
+    from lamdagent.exploration.seeds import prepare_base, sft_action
+    from lamdagent.tracking import Kind, Tracker
+    from tests.conftest import FAST
+
+    cfg = load_config("demo", [*FAST, "data.train_sizes={arith: 24}", "tasks=[arith,facts]"])
+    study, tracker = Study(cfg), Tracker()
+    experiment = tracker.experiment(cfg.name)
+    parent = tracker.start_exploration(experiment, cfg.name, {}, {})
+    with Display(Console(quiet=True)) as display:
+        runner = Runner(study, tracker, parent, experiment, display, base=prepare_base(cfg), weights={"arith": 1.0, "facts": 1.0})
+        base = runner.produce(Step.of_base(runner.base, Kind.SEED), finish=True).model
+        base.path = runner.base.path
+        assert isinstance(study.all_data, MixtureDatasetObject)
+        made = runner.produce(Step.of_action(sft_action(study, base, study.all_data), Kind.ACTION, 1, "m1"), finish=True)
+    client = MlflowClient()
+    inputs = client.get_run(made.run_id).inputs.dataset_inputs
+    training = [d.dataset for d in inputs if any(t.value == "training" for t in d.tags)]
+    assert [d.name for d in training] == ["all/train"]
+    assert json.loads(training[0].profile)["num_rows"] == study.all_data.num_examples == sum(part.num_examples for part in study.all_data.parts)
+    logged = {m.key: m for m in client.get_logged_model(made.model.model_id).metrics}
+    assert logged["train.loss"].dataset_name == "all/train" and logged["train.loss"].dataset_digest == training[0].digest

@@ -18,6 +18,9 @@ class ChatError(Exception):
 
 class ChatModel(Protocol):
     name: str
+    structured_form: str | None  # the structured-output form the endpoint accepted (None: constrained locally)
+    negotiation: list[str]  # every step down of that form, and why
+    retries: int  # retried requests so far
 
     def chat(self, messages: list[dict], *, max_tokens: int = 256, temperature: float = 0.0) -> str:
         """A free-text reply."""

@@ -4,6 +4,7 @@ field over a prefix tree of the options, so its reply is always one of them."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import logging
@@ -85,10 +86,12 @@ class LocalChatModel:
         log.info("loaded %s from %s in %.1f s", self.name, model_dir, time.perf_counter() - started)
         self.seed = seed
         self.max_prompt_tokens = max_prompt_tokens
-        self._calls = 0
+        self.structured_form: str | None = None  # replies are constrained here, not by an endpoint
+        self.negotiation: list[str] = []
+        self.retries = 0
 
     def chat(self, messages: list[dict], *, max_tokens: int = 256, temperature: float = 0.0) -> str:
-        """Free-text reply: greedy when `temperature` is 0, else sampled, seeded by `seed` and the call count."""
+        """Free-text reply: greedy when `temperature` is 0, else sampled, seeded by `seed` and the request."""
         with traces.span("local.generate", inputs={"messages": messages}, model=self.name, max_tokens=max_tokens, temperature=temperature) as span:
             reply, prompt_tokens, reply_tokens = self._generate(messages, max_tokens, temperature)
             span.outputs({"reply": reply})
@@ -110,7 +113,7 @@ class LocalChatModel:
         prompt = torch.tensor([self._prompt_ids(messages)])
         sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self._next_seed())
+            torch.manual_seed(self._seed_for(messages))
             output = self.model.generate(
                 input_ids=prompt,
                 attention_mask=torch.ones_like(prompt),
@@ -129,8 +132,8 @@ class LocalChatModel:
         The JSON is written field by field; for each field the candidates are the values of the options
         still consistent with the values already chosen, scored by the log-probability of `value"` plus
         the following `,` or `}`. The best is taken (temperature 0) or one is sampled from
-        softmax(scores / temperature) with a generator seeded by `seed` and the call count."""
-        generator = torch.Generator().manual_seed(self._next_seed())
+        softmax(scores / temperature) with a generator seeded by `seed` and the request."""
+        generator = torch.Generator().manual_seed(self._seed_for(messages))
         cache = DynamicCache(config=self.model.config)
         pending = self._prompt_ids(messages)  # tokens not yet run through the model
         prompt_tokens = len(pending)
@@ -151,9 +154,11 @@ class LocalChatModel:
             remaining = [option for option in remaining if option[key] == values[choice]]
         return json.dumps(remaining[0]), prompt_tokens
 
-    def _next_seed(self) -> int:
-        self._calls += 1
-        return self.seed + self._calls - 1
+    def _seed_for(self, messages: list[dict]) -> int:
+        """Sampling's seed: `seed` and the request itself, so the same request gets the same reply in
+        this process or in another one (a resumed exploration decides as one that ran through)."""
+        digest = hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).digest()
+        return (self.seed + int.from_bytes(digest[:4], "big")) % 2**31
 
     def _encode(self, text: str) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=False)

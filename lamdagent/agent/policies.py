@@ -7,12 +7,12 @@ import random
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import ClassVar
 
 from lamdagent.agent import prompts
 from lamdagent.agent.llm import ChatError, ChatModel
-from lamdagent.agent.prompts import AgentContext
 from lamdagent.faults import checkpoint
+from lamdagent.journal import Cause, Entry, Fallback, Journal
 from lamdagent.registry import Registry
 from lamdagent.space import Action, ActionSpace
 from lamdagent.tracking import traces
@@ -22,28 +22,60 @@ from lamdagent.tracking import traces
 class Decision:
     action: Action
     transcript: list[dict] = field(default_factory=list)  # prompts and raw replies, for artifacts
-    fallbacks: list[str] = field(default_factory=list)  # why the policy fell back to a random choice
+    fallbacks: list[Fallback] = field(default_factory=list)  # the steps that fell back to a random choice, and why
     retries: int = 0  # re-asks after an invalid reply
     endpoint_retries: int = 0  # retried requests to the agent's endpoint while deciding
-    endpoint_failures: int = 0  # steps that fell back because the endpoint failed (not because a reply was invalid)
     steps: int = 0  # inference steps asked (action type, objects)
+
+    @property
+    def endpoint_failures(self) -> int:
+        """Steps that fell back because the endpoint failed (not because a reply was invalid)."""
+        return sum(f.cause == Cause.ENDPOINT for f in self.fallbacks)
 
 
 class Policy(ABC):
-    name: str
+    """Chooses the next action from the action space and the exploration's journal, which holds all
+    the history a policy may use: a policy keeps none of its own, so a resumed exploration decides as
+    one that ran through. What the loop may use of a policy is declared here, with defaults."""
+
+    name: ClassVar[str]
+    uses_chat: ClassVar[bool] = False  # it asks the configured chat model (agent.backend): checked before any compute
+    chat: ChatModel | None = None  # the chat model it asks: the loop traces its requests
+
+    @classmethod
+    @abstractmethod
+    def from_config(cls, agent_cfg, seed: int = 0) -> Policy:
+        """The policy `agent` settings describe; `seed` is its own randomness."""
 
     @abstractmethod
-    def select(self, space: ActionSpace, ctx: AgentContext) -> Decision:
-        """One valid action of `space`."""
+    def select(self, space: ActionSpace, journal: Journal, iteration: int) -> Decision:
+        """One valid action of `space` for decision `iteration`."""
 
-    @abstractmethod
-    def remember(self, ctx: AgentContext, action: str, result: str, best: str) -> tuple[str, list[dict]]:
-        """The new memory text after an iteration, and the transcript that produced it."""
+    def remember(self, journal: Journal, entry: Entry) -> tuple[str, list[dict]]:
+        """The new memory text after `entry`'s outcome, and the transcript that produced it (by
+        default a summary written without an LLM)."""
+        return summary_memory(journal, entry), []
+
+    @property
+    def structured_form(self) -> str | None:
+        """The structured-output form the chat endpoint accepted (None: no endpoint)."""
+        return self.chat.structured_form if self.chat is not None else None
+
+    @property
+    def negotiation(self) -> list[str]:
+        """Every step down of the structured-output form so far, and why."""
+        return self.chat.negotiation if self.chat is not None else []
+
+    @property
+    def endpoint_retries(self) -> int:
+        """Retried requests of the chat endpoint so far."""
+        return self.chat.retries if self.chat is not None else 0
 
 
-def summary_memory(ctx: AgentContext, action: str, result: str, best: str) -> str:
+def summary_memory(journal: Journal, entry: Entry) -> str:
     """A memory written without an LLM: the last result and the best model."""
-    return f"Last (iteration {ctx.iteration}): {action} -> {result}\nBest so far: {best}"
+    return (f"Last (iteration {entry.iteration}): {prompts.action_text(entry)} -> {prompts.result_text(journal, entry)}\n"
+            f"Best so far: {prompts.best_text(journal)}")
 
 
 def memory_problem(reply: str, old_memory: str, prompt: str) -> str:
@@ -62,6 +94,20 @@ def memory_problem(reply: str, old_memory: str, prompt: str) -> str:
     return ""
 
 
+POLICIES: Registry[type[Policy]] = Registry("agent policy")
+
+
+def chat_policies() -> list[str]:
+    """The registered policies that ask the configured chat model, in the order they were registered."""
+    return [name for name, policy in POLICIES.items() if policy.uses_chat]
+
+
+def benchmark_policies() -> list[str]:
+    """Every registered policy, those that ask the chat model first (compare-policies' default)."""
+    return chat_policies() + [name for name, policy in POLICIES.items() if not policy.uses_chat]
+
+
+@POLICIES.register("random")
 class RandomPolicy(Policy):
     """The paper's ablation: an action type uniformly at random, then its objects uniformly."""
 
@@ -70,13 +116,14 @@ class RandomPolicy(Policy):
     def __init__(self, seed: int = 0):
         self.seed = seed
 
-    def select(self, space: ActionSpace, ctx: AgentContext) -> Decision:
-        rng = random.Random(f"{self.seed}/{ctx.iteration}")
+    @classmethod
+    def from_config(cls, agent_cfg, seed: int = 0) -> Policy:
+        return cls(seed)
+
+    def select(self, space: ActionSpace, journal: Journal, iteration: int) -> Decision:
+        rng = random.Random(f"{self.seed}/{iteration}")
         type_name = rng.choice(space.available_types())
         return Decision(rng.choice(space.actions(type_name)))
-
-    def remember(self, ctx, action, result, best):
-        return summary_memory(ctx, action, result, best), []
 
 
 _JSON_OBJECT = re.compile(r"\{.*?\}", re.DOTALL)
@@ -132,12 +179,14 @@ def parse_choice(reply: str, options: list[dict[str, str]], ignore: frozenset[st
     return None, f"{json.dumps(parsed)} is not one of the valid choices"
 
 
+@POLICIES.register("llm")
 class LLMPolicy(Policy):
     """LaMDAgent's agent: action type first, then all its objects in one step, from prompts
     holding the memory. Replies are validated; after `max_retries` re-asks the policy falls back
     to a random valid choice and says why."""
 
     name = "llm"
+    uses_chat = True
 
     def __init__(self, chat: ChatModel, *, temperature: float = 0.0, max_retries: int = 2, memory_max_tokens: int = 96, seed: int = 0):
         self.chat = chat
@@ -145,6 +194,14 @@ class LLMPolicy(Policy):
         self.max_retries = max_retries
         self.memory_max_tokens = memory_max_tokens
         self.seed = seed
+
+    @classmethod
+    def from_config(cls, agent_cfg, seed: int = 0) -> LLMPolicy:
+        """The paper's LLM agent, over the configured chat backend (checked before any compute)."""
+        from lamdagent.agent.llm import CHAT_BACKENDS
+
+        return cls(CHAT_BACKENDS[agent_cfg.backend](agent_cfg, seed), temperature=agent_cfg.temperature, max_retries=agent_cfg.max_retries,
+                   memory_max_tokens=agent_cfg.memory_max_tokens, seed=seed)
 
     def ask(self, prompt: str, options: list[dict[str, str]], step: str, decision: Decision, rng: random.Random,
              ignore: frozenset[str] = frozenset()) -> dict[str, str]:
@@ -155,11 +212,11 @@ class LLMPolicy(Policy):
             choice = self._ask_step(prompt, options, step, decision, rng, ignore)
             asked = decision.transcript[before[0]:]
             fell_back = decision.fallbacks[before[1]:]
-            span.outputs({"choice": choice, "fallback": fell_back[0] if fell_back else None,
+            span.outputs({"choice": choice, "fallback": str(fell_back[0]) if fell_back else None,
                           "invalid": [t["problem"] for t in asked if t["problem"]]})
             span.attributes(attempts=len(asked), invalid_replies=sum(1 for t in asked if t["problem"] and t["reply"] is not None))
             if fell_back:
-                span.fail(fell_back[0])
+                span.fail(str(fell_back[0]))
             return choice
 
     def _ask_step(self, prompt: str, options: list[dict[str, str]], step: str, decision: Decision, rng: random.Random,
@@ -171,8 +228,7 @@ class LLMPolicy(Policy):
                 reply = self.chat.choose(messages, options, temperature=self.temperature)
             except ChatError as err:  # the client already retried with backoff: fall back now
                 decision.transcript.append({"step": step, "attempt": attempt, "messages": list(messages), "reply": None, "problem": str(err)})
-                decision.fallbacks.append(f"{step}: endpoint error ({err}); chose at random")
-                decision.endpoint_failures += 1
+                decision.fallbacks.append(Fallback(step, Cause.ENDPOINT, str(err)))
                 return rng.choice(options)
             checkpoint("agent_call")
             choice, problem = parse_choice(reply, options, ignore)
@@ -185,61 +241,38 @@ class LLMPolicy(Policy):
                 {"role": "assistant", "content": reply},
                 {"role": "user", "content": f"Invalid reply: {problem}. Reply again with JSON only."},
             ]
-        decision.fallbacks.append(f"{step}: no valid reply after {self.max_retries + 1} attempts ({problem}); chose at random")
+        decision.fallbacks.append(Fallback(step, Cause.INVALID, f"{self.max_retries + 1} attempts; {problem}"))
         return rng.choice(options)
 
-    def select(self, space: ActionSpace, ctx: AgentContext) -> Decision:
-        rng = random.Random(f"{self.seed}/{ctx.iteration}")
+    def select(self, space: ActionSpace, journal: Journal, iteration: int) -> Decision:
+        rng = random.Random(f"{self.seed}/{iteration}")
         decision = Decision(action=None)  # type: ignore[arg-type]
         types = space.available_types()
-        type_prompt = prompts.action_type_prompt(ctx, space, types)
+        type_prompt = prompts.action_type_prompt(journal, iteration, space, types)
         type_name = self.ask(type_prompt, [{"action_type": t} for t in types], "action_type", decision, rng)["action_type"]
         slots = space.choice_slots(type_name)
         by_choice = {json.dumps({k: a.names()[k] for k in slots}): a for a in space.actions(type_name)}
         options = [json.loads(key) for key in by_choice]
         fixed = frozenset(s.name for s in space.action_types[type_name].slots) - set(slots)
-        choice = self.ask(prompts.objects_prompt(ctx, space, type_name), options, "objects", decision, rng, fixed)
+        choice = self.ask(prompts.objects_prompt(journal, iteration, space, type_name), options, "objects", decision, rng, fixed)
         decision.action = by_choice[json.dumps(choice)]
         return decision
 
-    def remember(self, ctx, action, result, best):
-        prompt = prompts.memory_prompt(ctx, action, result, best, max_words=max(20, int(self.memory_max_tokens * 0.7)))
+    def remember(self, journal: Journal, entry: Entry) -> tuple[str, list[dict]]:
+        """The LLM rewrites its memory after `entry`; a useless rewrite never erases what it knew."""
+        prompt = prompts.memory_prompt(journal, entry, max_words=max(20, int(self.memory_max_tokens * 0.7)))
         messages = [{"role": "user", "content": prompt}]
         try:
             reply = self.chat.chat(messages, max_tokens=self.memory_max_tokens, temperature=self.temperature)
-            problem = memory_problem(reply, ctx.memory, prompt)
+            problem = memory_problem(reply, journal.memory(), prompt)
         except ChatError as err:
             reply, problem = "", f"endpoint error ({err})"
         transcript = [{"step": "memory", "messages": messages, "reply": reply, "problem": problem}]
-        if problem:  # never let a useless rewrite erase what the agent knew
-            return summary_memory(ctx, action, result, best), transcript
+        if problem:
+            return summary_memory(journal, entry), transcript
         return reply.strip(), transcript
-
-
-POLICIES: Registry[Callable[..., Policy]] = Registry("agent policy")
-CHAT_POLICIES = frozenset({"llm", "guided"})  # the policies that ask the configured chat model (agent.backend)
-
-
-@POLICIES.register("random")
-def random_policy(agent_cfg, seed: int = 0) -> Policy:
-    """The paper's random-policy ablation."""
-    return RandomPolicy(seed)
-
-
-@POLICIES.register("llm")
-def llm_policy(agent_cfg, seed: int = 0) -> Policy:
-    """The paper's LLM agent, over the configured chat backend."""
-    from lamdagent.agent.llm import CHAT_BACKENDS
-
-    return LLMPolicy(
-        CHAT_BACKENDS[agent_cfg.backend](agent_cfg, seed),
-        temperature=agent_cfg.temperature,
-        max_retries=agent_cfg.max_retries,
-        memory_max_tokens=agent_cfg.memory_max_tokens,
-        seed=seed,
-    )
 
 
 def make_policy(agent_cfg, seed: int = 0) -> Policy:
     """The policy `agent.policy` names, its chat model checked before any compute."""
-    return POLICIES[agent_cfg.policy](agent_cfg, seed)
+    return POLICIES[agent_cfg.policy].from_config(agent_cfg, seed)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
 from string import Template
 
 from lamdagent.files import prompt_file
+from lamdagent.journal import Entry, Journal
 from lamdagent.space import ActionSpace, ModelObject
 
 EMPTY_MEMORY = "(empty: this is the first iteration)"
@@ -14,18 +14,6 @@ EMPTY_MEMORY = "(empty: this is the first iteration)"
 
 def template(name: str) -> Template:
     return Template(prompt_file(f"{name}.txt").read_text())
-
-
-@dataclass
-class AgentContext:
-    """What the agent knows when it decides: read back from the tracking server each iteration."""
-
-    tasks: list[str]
-    iteration: int
-    iterations: int
-    memory: str = ""
-    tried: set[str] = field(default_factory=set)  # action types tried so far
-    in_flight: list[str] = field(default_factory=list)  # actions of this round already chosen, results not known yet
 
 
 def describe_model(model: ModelObject) -> str:
@@ -42,40 +30,39 @@ def best_first(models: list[ModelObject]) -> list[ModelObject]:
     return sorted(models, key=lambda m: (m.score is None, -(m.score or 0.0), m.iteration))
 
 
-def directive(ctx: AgentContext) -> str:
+def directive(iteration: int, budget: int) -> str:
     """The exploration directive: explore early, exploit late (the paper's instruction)."""
-    if ctx.iteration <= max(1, ctx.iterations // 3):
+    if iteration <= max(1, budget // 3):
         return "this is early in the search: prefer actions, datasets and models you have not tried yet."
-    if ctx.iteration > ctx.iterations - max(1, ctx.iterations // 5):
+    if iteration > budget - max(1, budget // 5):
         return "the budget is nearly spent: build on the best models found so far."
     return "balance trying new combinations with improving on the best models so far."
 
 
-def _common(ctx: AgentContext, space: ActionSpace) -> dict[str, str]:
+def _common(journal: Journal, iteration: int, space: ActionSpace) -> dict[str, str]:
     return {
-        "tasks": ", ".join(ctx.tasks),
-        "memory": ctx.memory.strip() or EMPTY_MEMORY,
-        "iteration": str(ctx.iteration),
-        "iterations": str(ctx.iterations),
+        "tasks": ", ".join(journal.tasks),
+        "memory": journal.memory().strip() or EMPTY_MEMORY,
+        "iteration": str(iteration),
+        "iterations": str(journal.budget),
         "models": "\n".join([describe_model(m) for m in best_first(space.models)] + [
-            f"- (running now, result not known yet; choose something different) {action}" for action in ctx.in_flight]),
-        "directive": directive(ctx),
+            f"- (running now, result not known yet; choose something different) {e.label} = {e.pipeline}" for e in journal.pending()]),
+        "directive": directive(iteration, journal.budget),
     }
 
 
-def action_type_prompt(ctx: AgentContext, space: ActionSpace, type_names: list[str]) -> str:
+def action_type_prompt(journal: Journal, iteration: int, space: ActionSpace, type_names: list[str]) -> str:
     """The candidates are listed in an order shuffled per iteration (seeded): a listing order that
     never changes is a position bias the agent can fall into."""
-    lines = []
-    for name in random.Random(f"types/{ctx.iteration}").sample(type_names, len(type_names)):
+    lines, tried = [], journal.tried_types()
+    for name in random.Random(f"types/{iteration}").sample(type_names, len(type_names)):
         action_type = space.action_types[name]
         slots = ", ".join(s.name for s in action_type.slots)
-        tried = "" if name in ctx.tried else " (not tried yet)"
-        lines.append(f"- {name}({slots}): {action_type.description}{tried}")
-    return template("action_type").substitute(_common(ctx, space), action_types="\n".join(lines))
+        lines.append(f"- {name}({slots}): {action_type.description}{'' if name in tried else ' (not tried yet)'}")
+    return template("action_type").substitute(_common(journal, iteration, space), action_types="\n".join(lines))
 
 
-def objects_prompt(ctx: AgentContext, space: ActionSpace, type_name: str) -> str:
+def objects_prompt(journal: Journal, iteration: int, space: ActionSpace, type_name: str) -> str:
     """Slots and their candidates, described compactly (never the cross product of bindings)."""
     action_type = space.action_types[type_name]
     candidates = space.candidates(type_name)
@@ -97,7 +84,7 @@ def objects_prompt(ctx: AgentContext, space: ActionSpace, type_name: str) -> str
         lines.append(f"(fixed by the study, not yours to choose: {', '.join(fixed)})")
     reply = "{" + ", ".join(f'"{s.name}": "<{s.kind}>"' for s in action_type.slots if s.name in chosen) + "}"
     return template("objects").substitute(
-        _common(ctx, space),
+        _common(journal, iteration, space),
         action_type=type_name,
         action_description=action_type.description,
         slots="\n".join(lines),
@@ -105,27 +92,48 @@ def objects_prompt(ctx: AgentContext, space: ActionSpace, type_name: str) -> str
     )
 
 
-def proposals_prompt(ctx: AgentContext, space: ActionSpace, proposals: list) -> str:
+def proposals_prompt(journal: Journal, iteration: int, space: ActionSpace, proposals: list) -> str:
     """The guided policy's one step: numbered proposals, each with the scores of the models it uses."""
     lines = []
     for number, action in enumerate(proposals, 1):
         inputs = ", ".join(f"{m.name} {m.score:.3f}" if m.score is not None else m.name for m in action.models)
         lines.append(f"{number}. {action} (input scores: {inputs})")
-    return template("proposal").substitute(_common(ctx, space), proposals="\n".join(lines))
+    return template("proposal").substitute(_common(journal, iteration, space), proposals="\n".join(lines))
 
 
 def _value(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def memory_prompt(ctx: AgentContext, action: str, result: str, best: str, max_words: int) -> str:
+def action_text(entry: Entry) -> str:
+    """The action of a decision and the pipeline it makes."""
+    return f"{entry.label} = {entry.pipeline}"
+
+
+def result_text(journal: Journal, entry: Entry) -> str:
+    """What a finished action gave: its model's scores, or why it failed."""
+    if entry.model is None:
+        return f"FAILED ({entry.error})"
+    model = entry.model
+    per_task = ", ".join(f"{t} {v:.2f}" for t, v in model.scores.items())
+    repeated = " (a repeat of an earlier action: its model was reused, nothing new was learned)" if journal.repeated(entry) else ""
+    return f"{model.name} scored {model.score:.3f} ({per_task}){repeated}"
+
+
+def best_text(journal: Journal) -> str:
+    best = journal.best()
+    return "none yet" if best is None else f"{best.name} = {best.pipeline} with score {best.score:.3f}"
+
+
+def memory_prompt(journal: Journal, entry: Entry, max_words: int) -> str:
+    """The memory rewrite after `entry`'s outcome, from the memory before it."""
     return template("memory").substitute(
-        tasks=", ".join(ctx.tasks),
-        memory=ctx.memory.strip() or EMPTY_MEMORY,
-        iteration=str(ctx.iteration),
-        iterations=str(ctx.iterations),
-        action=action,
-        result=result,
-        best=best,
+        tasks=", ".join(journal.tasks),
+        memory=journal.memory().strip() or EMPTY_MEMORY,
+        iteration=str(entry.iteration),
+        iterations=str(journal.budget),
+        action=action_text(entry),
+        result=result_text(journal, entry),
+        best=best_text(journal),
         max_words=str(max_words),
     )

@@ -3,10 +3,9 @@ greedy hill-climbing (extend the best model with its most promising untried acti
 model-based search through optuna (TPE over an encoding of the action, ask-and-tell); and the
 guided policy, the LLM agent choosing among greedy's proposals.
 
-Both learn from their own decisions' outcomes, read back from the space's models at the next
-decision (a model made by an action carries its fingerprint), so they need no hook in the loop
-and are deterministic given the seed, the iteration and what they have seen. A resumed
-exploration starts their history afresh (the scores of the models in the pool still steer greedy).
+They learn from the outcomes of the exploration's earlier decisions, read from its journal with the
+pool each decision saw, so they keep no history of their own: a resumed exploration, in another
+process, makes the same decisions as one that ran through (given the seed and the iteration).
 """
 
 from __future__ import annotations
@@ -15,82 +14,96 @@ import itertools
 import random
 import statistics
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from lamdagent.agent import prompts
-from lamdagent.agent.policies import POLICIES, Decision, LLMPolicy, Policy, summary_memory
-from lamdagent.agent.prompts import AgentContext
+from lamdagent.agent.policies import POLICIES, Decision, LLMPolicy, Policy
+from lamdagent.journal import Entry, Journal
 from lamdagent.space import Action, ActionSpace, ModelObject
+
+if TYPE_CHECKING:
+    from lamdagent.actions import ActionType
 
 TOP_RANKS = 4  # input models are encoded by their score rank, capped: 0 (best), 1, 2, 3, 4 (any other)
 
 
-def ranked_models(space: ActionSpace) -> list[ModelObject]:
-    """The scored models of the pool, best first (earlier models first on ties)."""
-    return sorted((m for m in space.models if m.score is not None), key=lambda m: (-m.score, m.iteration))
+def ranked_models(models: list[ModelObject]) -> list[ModelObject]:
+    """The scored models, best first (earlier models first on ties)."""
+    return sorted((m for m in models if m.score is not None), key=lambda m: (-m.score, m.iteration))
 
 
 def _label(value) -> str:
+    """A hyperparameter's value as the agent names it (Action.names)."""
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def features(action: Action, ranked: list[ModelObject]) -> dict[str, str]:
-    """The action as categorical features: its type, its data, its hyperparameters and the score
-    ranks of its input models (what transfers from one iteration's pool to the next)."""
-    rank = {m.fingerprint: i for i, m in enumerate(ranked)}
-    models = action.models
-    data = [v.name for slot, v in action.bindings.items() if slot not in action.hparams and not isinstance(v, ModelObject)]
+def _features(action_type: ActionType, names: dict[str, str], ranked: list[ModelObject]) -> dict[str, str]:
+    rank = {m.name: i for i, m in enumerate(ranked)}
+    kinds = {slot.name: slot.kind for slot in action_type.slots}
+    models = [names[slot] for slot, kind in kinds.items() if kind == "model"]
+    data = [names[slot] for slot, kind in kinds.items() if kind in ("dataset", "preference")]
 
-    def rank_of(model: ModelObject) -> str:
-        return str(min(rank.get(model.fingerprint, TOP_RANKS), TOP_RANKS))
+    def rank_of(name: str) -> str:
+        return str(min(rank.get(name, TOP_RANKS), TOP_RANKS))
 
     return {
-        "type": action.type.name,
+        "type": action_type.name,
         "data": data[0] if data else "-",
-        "hparams": ",".join(f"{k}={_label(v)}" for k, v in action.hparams.items()) or "-",
+        "hparams": ",".join(f"{slot}={names[slot]}" for slot, kind in kinds.items() if kind == "hparam") or "-",
         "rank_a": rank_of(models[0]) if models else "-",
         "rank_b": rank_of(models[1]) if len(models) > 1 else "-",
     }
 
 
+def features(action: Action, ranked: list[ModelObject]) -> dict[str, str]:
+    """The action as categorical features: its type, its data, its hyperparameters and the score
+    ranks of its input models in `ranked` (what transfers from one iteration's pool to the next)."""
+    return _features(action.type, action.names(), ranked)
+
+
 @dataclass
-class Pending:
-    """A decision whose outcome is read back later: its features, its fingerprint, and the best
-    score among its inputs (the gain is measured against it)."""
+class Outcome:
+    """A past decision as a learning policy sees it: its features when it was made, the best score
+    among its inputs and the score of the model it made."""
 
     features: dict[str, str]
-    fingerprint: str
     base_score: float
+    score: float
+
+    @property
+    def gain(self) -> float:
+        return self.score - self.base_score
+
+
+def outcomes(journal: Journal, space: ActionSpace) -> list[Outcome]:
+    """Every decision of the journal that made a scored model, in the order the outcomes arrived,
+    encoded with the ranks of the pool it saw (decisions of an action type the study no longer has
+    are left out)."""
+    found = []
+    for entry in journal.finished():
+        if entry.model is None or entry.model.score is None or entry.action_type not in space.action_types:
+            continue
+        ranked = ranked_models(journal.pool_at(entry))
+        found.append(Outcome(_features(space.action_types[entry.action_type], entry.action, ranked), entry.model.score - entry.gain,
+                             entry.model.score))
+    return found
 
 
 class LearningPolicy(Policy):
-    """A policy that remembers its decisions and reads their outcomes from the pool."""
+    """A policy that learns from the outcomes of the journal's decisions."""
 
     def __init__(self, seed: int = 0):
         self.seed = seed
-        self.pending: dict[int, Pending] = {}  # iteration -> its decision
 
-    def outcomes(self, space: ActionSpace, before: int) -> list[tuple[Pending, float]]:
-        """(decision, score of the model it made) for this policy's decisions before iteration `before`."""
-        score_of = {m.fingerprint: m.score for m in space.models if m.score is not None}
-        return [(p, score_of[p.fingerprint]) for it, p in sorted(self.pending.items()) if it < before and p.fingerprint in score_of]
-
-    def decided(self, action: Action, ranked: list[ModelObject], ctx: AgentContext) -> Decision:
-        base = max((m.score for m in action.models if m.score is not None), default=0.0)
-        self.pending[ctx.iteration] = Pending(features(action, ranked), action.fingerprint, base)
-        return Decision(action)
-
-    def remember(self, ctx, action, result, best):
-        return summary_memory(ctx, action, result, best), []
-
-
-@POLICIES.register("greedy")
-def greedy_policy(agent_cfg, seed: int = 0) -> Policy:
-    return GreedyPolicy(seed)
+    @classmethod
+    def from_config(cls, agent_cfg, seed: int = 0) -> Policy:
+        return cls(seed)
 
 
 UNTRIED_BONUS = 0.01  # an untried kind of action is worth more than one that gained nothing
 
 
+@POLICIES.register("greedy")
 class GreedyPolicy(LearningPolicy):
     """Hill-climbing: extend the best model that still has an untried action, with the action
     whose kind (type, data, hyperparameters) gained most on average so far. A kind not tried yet
@@ -100,19 +113,19 @@ class GreedyPolicy(LearningPolicy):
 
     name = "greedy"
 
-    def select(self, space: ActionSpace, ctx: AgentContext) -> Decision:
-        ranked = ranked_models(space)
-        return self.decided(self.proposals(space, ctx, ranked, limit=1)[0], ranked, ctx)
+    def select(self, space: ActionSpace, journal: Journal, iteration: int) -> Decision:
+        return Decision(self.proposals(space, journal, iteration, limit=1)[0])
 
-    def proposals(self, space: ActionSpace, ctx: AgentContext, ranked: list[ModelObject], limit: int) -> list[Action]:
+    def proposals(self, space: ActionSpace, journal: Journal, iteration: int, limit: int) -> list[Action]:
         """Up to `limit` actions, the most promising first: for each scored model from the best down,
         its most promising action of each type (the first is greedy's own choice)."""
-        rng = random.Random(f"{self.seed}/{ctx.iteration}")
+        rng = random.Random(f"{self.seed}/{iteration}")
+        ranked = ranked_models(space.models)
         gains: dict[tuple, list[float]] = {}
-        for pending, score in self.outcomes(space, ctx.iteration):
-            f = pending.features
+        for outcome in outcomes(journal, space):
+            f = outcome.features
             for key in ((f["type"], f["data"], f["hparams"]), (f["type"],)):
-                gains.setdefault(key, []).append(score - pending.base_score)
+                gains.setdefault(key, []).append(outcome.gain)
 
         def promise(action: Action) -> float:
             f = features(action, ranked)
@@ -137,12 +150,6 @@ class GreedyPolicy(LearningPolicy):
 
 
 @POLICIES.register("guided")
-def guided_policy(agent_cfg, seed: int = 0) -> Policy:
-    from lamdagent.agent.policies import llm_policy
-
-    return GuidedPolicy(llm_policy(agent_cfg, seed), seed)
-
-
 class GuidedPolicy(GreedyPolicy):
     """The LLM agent choosing among greedy's proposals: the search proposes its most promising
     actions (each of the best models' best action of each type), the LLM picks one in a single
@@ -150,38 +157,33 @@ class GuidedPolicy(GreedyPolicy):
     A small LLM cannot weigh hundreds of bindings; it can weigh four."""
 
     name = "guided"
+    uses_chat = True
     PROPOSALS = 4
 
     def __init__(self, llm: LLMPolicy, seed: int = 0):
         super().__init__(seed)
         self.llm = llm
+        self.chat = llm.chat
 
-    @property
-    def chat(self):
-        """The chat model asked (the loop traces its requests and reports its retries and structured-output form)."""
-        return self.llm.chat
+    @classmethod
+    def from_config(cls, agent_cfg, seed: int = 0) -> Policy:
+        return cls(LLMPolicy.from_config(agent_cfg, seed), seed)
 
-    def select(self, space: ActionSpace, ctx: AgentContext) -> Decision:
-        ranked = ranked_models(space)
-        proposals = self.proposals(space, ctx, ranked, self.PROPOSALS)
+    def select(self, space: ActionSpace, journal: Journal, iteration: int) -> Decision:
+        proposals = self.proposals(space, journal, iteration, self.PROPOSALS)
         decision = Decision(action=proposals[0])
         if len(proposals) > 1:
             options = [{"proposal": str(number)} for number in range(1, len(proposals) + 1)]
-            rng = random.Random(f"{self.seed}/{ctx.iteration}/guided")
-            choice = self.llm.ask(prompts.proposals_prompt(ctx, space, proposals), options, "proposal", decision, rng)
+            rng = random.Random(f"{self.seed}/{iteration}/guided")
+            choice = self.llm.ask(prompts.proposals_prompt(journal, iteration, space, proposals), options, "proposal", decision, rng)
             decision.action = proposals[int(choice["proposal"]) - 1]
-        self.decided(decision.action, ranked, ctx)
         return decision
 
-    def remember(self, ctx, action, result, best):
-        return self.llm.remember(ctx, action, result, best)
+    def remember(self, journal: Journal, entry: Entry) -> tuple[str, list[dict]]:
+        return self.llm.remember(journal, entry)
 
 
 @POLICIES.register("optuna")
-def optuna_policy(agent_cfg, seed: int = 0) -> Policy:
-    return OptunaPolicy(seed)
-
-
 class OptunaPolicy(LearningPolicy):
     """Model-based search: optuna's TPE sampler, told the features and score of every decision so
     far (ask-and-tell), proposes the features of the next action; the available action that
@@ -190,19 +192,19 @@ class OptunaPolicy(LearningPolicy):
     name = "optuna"
     WEIGHTS = {"type": 8, "data": 4, "rank_a": 2, "rank_b": 1, "hparams": 1}
 
-    def select(self, space: ActionSpace, ctx: AgentContext) -> Decision:
+    def select(self, space: ActionSpace, journal: Journal, iteration: int) -> Decision:
         import optuna
 
-        rng = random.Random(f"{self.seed}/{ctx.iteration}")
-        ranked = ranked_models(space)
+        rng = random.Random(f"{self.seed}/{iteration}")
+        ranked = ranked_models(space.models)
         distributions = {name: optuna.distributions.CategoricalDistribution(choices) for name, choices in self.vocabulary(space).items()}
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         sampler = optuna.samplers.TPESampler(seed=rng.randrange(2**31), n_startup_trials=3)
         study = optuna.create_study(direction="maximize", sampler=sampler)
-        for pending, score in self.outcomes(space, ctx.iteration):
-            params = {k: v for k, v in pending.features.items() if v in distributions[k].choices}
+        for outcome in outcomes(journal, space):
+            params = {k: v for k, v in outcome.features.items() if v in distributions[k].choices}
             if len(params) == len(distributions):
-                study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions, value=score))
+                study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions, value=outcome.score))
         wanted = study.ask(fixed_distributions=distributions).params
 
         def match(action: Action) -> tuple:
@@ -210,7 +212,7 @@ class OptunaPolicy(LearningPolicy):
             return sum(w for k, w in self.WEIGHTS.items() if f[k] == wanted[k]), rng.random()
 
         actions = [a for name in space.available_types() for a in space.actions(name)]
-        return self.decided(max(actions, key=match), ranked, ctx)
+        return Decision(max(actions, key=match))
 
     @staticmethod
     def vocabulary(space: ActionSpace) -> dict[str, list[str]]:

@@ -91,7 +91,10 @@ def compare_policies(args, console: Console, overrides: list[str]) -> int:
     from lamdagent.experiments.comparison import compare
     from lamdagent.tracking import Tracker
 
-    policies = [p.strip() for p in args.policies.split(",") if p.strip()]
+    from lamdagent.agent.policies import benchmark_policies
+
+    policies = [p.strip() for p in args.policies.split(",") if p.strip() and p.strip() != "all"] if args.policies else []
+    policies = policies or benchmark_policies()  # --policies all, or none given: every registered policy
     out = Path(args.out or f"reports/{args.study}/compare")
     with Display(console) as display:
         result = compare(args.study, overrides, policies, args.seeds, args.budget, Tracker(args.tracking_uri), display, out, not args.no_baselines)

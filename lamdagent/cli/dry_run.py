@@ -8,8 +8,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from lamdagent.agent.policies import CHAT_POLICIES
-from lamdagent.agent.prompts import AgentContext, action_type_prompt
+from lamdagent.agent.policies import chat_policies
+from lamdagent.agent.prompts import action_type_prompt
+from lamdagent.journal import Journal
 from lamdagent.exploration.executors import EXECUTORS
 from lamdagent.exploration.study import Study
 from lamdagent.models.folders import BUILTIN_PREFIX
@@ -57,12 +58,12 @@ def dry_run(study: Study, console: Console) -> None:
     console.print(table)
     console.print(f"initial models: {', '.join(m.name for m in seeds)}; datasets: {', '.join(d.describe() for d in study.datasets)}")
     console.print(f"agent: {cfg.agent.policy} policy, backend {cfg.agent.backend}, model {cfg.agent.model}")
-    if cfg.agent.policy in CHAT_POLICIES and cfg.agent.backend == "openai" and not os.environ.get(cfg.agent.api_key_env):
+    if cfg.agent.policy in chat_policies() and cfg.agent.backend == "openai" and not os.environ.get(cfg.agent.api_key_env):
         console.print(f"[yellow]note: ${cfg.agent.api_key_env} is not set; a real run needs it")
-    context = AgentContext(study.task_names, 1, cfg.iterations)
+    journal = Journal(study.task_names, cfg.iterations, seeds)
     console.rule("first prompt of the paper's LLM agent (action type step)" + ("" if cfg.agent.policy == "llm" else
                  f"; the {cfg.agent.policy} policy asks differently"))
-    console.print(action_type_prompt(context, space, space.available_types()), markup=False, highlight=False)
+    console.print(action_type_prompt(journal, 1, space, space.available_types()), markup=False, highlight=False)
     console.rule("a real run would download")
     for what, where in downloads(study) or [("nothing", "everything is local or built in")]:
         console.print(f"- {what}: {where}", markup=False, highlight=False)

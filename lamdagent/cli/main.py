@@ -63,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     compare = commands.add_parser("compare-policies", parents=[common],
                                   help="the search benchmark: policies x seeds at one budget, best-so-far curves and held-out test scores")
     compare.add_argument("--study", default=DEFAULT_STUDY)
-    compare.add_argument("--policies", default="guided,llm,greedy,optuna,random", help="comma-separated registered policies")
+    compare.add_argument("--policies", default="all", help="comma-separated registered policies (default: all of them)")
     compare.add_argument("--seeds", type=int, default=3, help="explorations per policy (agent.seed = 0, 1, ...)")
     compare.add_argument("--budget", type=int, default=10, help="iterations of each exploration")
     compare.add_argument("--no-baselines", action="store_true", help="skip full fine-tuning, the specialists and the TIES grid")
@@ -154,10 +154,7 @@ def _top(args, console: Console) -> int:
     from lamdagent.tracking import Tracker
 
     tracker = Tracker(args.tracking_uri)
-    try:
-        parent = tracker.run(args.exploration)
-    except Exception:
-        raise UserError(f"no exploration run {args.exploration!r} in {tracker.tracking_uri}") from None
+    parent = tracker.run(args.exploration)  # RunNotFound: a one-line error
     records = tracker.children(args.exploration, parent.info.experiment_id)
     tasks = sorted({t for r in records for t in r.scores})
     console.print(top_table(records, tasks, args.k))

@@ -103,9 +103,9 @@ def validate(cfg) -> None:
                 _check(bool(values), f"{action}.{slot.name} must list at least one value")
                 for value in values:
                     _check(isinstance(value, (int, float)) and not isinstance(value, bool), f"{action}.{slot.name} values must be numbers, got {value!r}")
-    from lamdagent.agent.policies import CHAT_POLICIES
+    from lamdagent.agent.policies import chat_policies
 
-    if cfg.agent.policy not in CHAT_POLICIES or cfg.agent.backend == "local":
+    if cfg.agent.policy not in chat_policies() or cfg.agent.backend == "local":
         return
     _check(bool(cfg.agent.base_url) or cfg.agent.model.startswith("gpt"), "agent.base_url is required for a non-OpenAI model name")
 

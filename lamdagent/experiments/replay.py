@@ -65,10 +65,7 @@ def pipeline_runs(tracker: Tracker, run_id: str) -> list[Record]:
 
 def source_config(tracker: Tracker, run_id: str) -> tuple[dict, str, str]:
     """(resolved config, parent run id, experiment id) of the run's exploration (or baselines group)."""
-    try:
-        run = tracker.run(run_id)
-    except Exception:
-        raise UserError(f"no run {run_id!r} in the tracking store {tracker.tracking_uri}") from None
+    run = tracker.run(run_id)  # RunNotFound: a one-line error
     parent = run.data.tags.get("mlflow.parentRunId")
     if not parent or not run.data.tags.get(tr.tag("pipeline")):
         raise UserError(f"run {run_id!r} is not a model of a LaMDAgent study (no lamdagent.pipeline tag or parent run)")

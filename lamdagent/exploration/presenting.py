@@ -9,12 +9,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from lamdagent.space import ConversationDatasetObject, DatasetObject, ModelObject, PreferenceDatasetObject
+from lamdagent.space import ModelObject, PreferenceDatasetObject
+from lamdagent.space.lineage import walk
 from lamdagent.tracking import Tracker
 from lamdagent.tracking.models import BEST_ALIAS, BY_SCORE, DataRef, dataset, model_link, run_link, version_link, view_link
 
 DRAWING = "pipeline.png"  # the artifact path of a model run's pipeline drawing
-DATASETS = (DatasetObject, ConversationDatasetObject, PreferenceDatasetObject)
 SHORT = {"learning_rate": "lr", "weight": "w", "density": "d"}
 
 
@@ -28,17 +28,10 @@ def step_label(action_type: str, action: dict) -> str:
 
 
 def training_data(bindings: list) -> list[DataRef]:
-    """The datasets an action trains on, as MLflow datasets (built once per process and dataset)."""
-    refs = []
-    for data in bindings:
-        if isinstance(data, DatasetObject):
-            rows = data.rows
-        elif isinstance(data, PreferenceDatasetObject):
-            rows = data.pairs
-        else:
-            rows = data.rows
-        refs.append(dataset(data.fingerprint, f"{data.name}/train", rows, "train"))
-    return refs
+    """The datasets an action trains on, as MLflow datasets (built once per process and dataset); a
+    mixture (`all` of a study whose candidates differ in size or kind) is one dataset of all its rows."""
+    return [dataset(data.fingerprint, f"{data.name}/train", data.pairs if isinstance(data, PreferenceDatasetObject) else data.rows, "train")
+            for data in bindings]
 
 
 def validation_data(study) -> DataRef:
@@ -60,17 +53,7 @@ def split_data(study, tasks: list, split: str, n: int, label: str) -> DataRef:
 
 def lineage(model: ModelObject) -> list[ModelObject]:
     """The model and its ancestors, each once, ancestors first."""
-    seen: dict[str, ModelObject] = {}
-
-    def visit(m: ModelObject) -> None:
-        if m.run_id in seen:
-            return
-        for parent in m.parents:
-            visit(parent)
-        seen[m.run_id] = m
-
-    visit(model)
-    return list(seen.values())
+    return walk([model], lambda m: m.parents, key=lambda m: m.run_id)
 
 
 class Presenter:

@@ -20,12 +20,13 @@ from lamdagent.errors import ActionFailed
 from lamdagent.evaluation.evaluator import evaluate, weighted_score
 from lamdagent.exploration import heap
 from lamdagent.exploration.cost import CostMeter
-from lamdagent.exploration.presenting import DATASETS, Presenter, step_label, training_data, validation_data
+from lamdagent.exploration.presenting import Presenter, step_label, training_data, validation_data
 from lamdagent.exploration.study import Study
 from lamdagent.faults import checkpoint
+from lamdagent.journal import models_from_records
 from lamdagent.files import cache_dir
 from lamdagent.models.folders import architecture, load_model
-from lamdagent.space import Action, ModelObject
+from lamdagent.space import TRAINING_DATA, Action, ModelObject
 from lamdagent.tracking import Kind, Record, Status, Tracker, WeightsFreed, traces
 from lamdagent.tracking.models import Measured
 from lamdagent.tracking.outage import TrackingOutage
@@ -37,6 +38,7 @@ class Produced:
     model: ModelObject | None  # None when the step failed
     status: Status
     error: str = ""
+    seconds: float | None = None  # what producing it took here: building or reusing, evaluating, logging
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,7 @@ class Step:
         return cls(kind, iteration, name, action.fingerprint, action.pipeline(), list(action.models),
                    lambda ctx: action.type.run(action.bindings, ctx), dict(action.hparams),
                    {"action_type": action.type.name, "action": json.dumps(action.names()), **(tags or {})},
-                   [v for v in action.bindings.values() if isinstance(v, DATASETS)])
+                   [v for v in action.bindings.values() if isinstance(v, TRAINING_DATA)])
 
     @classmethod
     def of_base(cls, base: BaseModel, kind: Kind, tags: dict[str, str] | None = None, iteration: int = 0, name: str = "base") -> Step:
@@ -186,10 +188,11 @@ class Runner:
                                 parents=list(step.inputs), cost_seconds=cost.metrics["cost.seconds"], adapter_base=adapter_base,
                                 score=score.get("val.score"))
             measured = self._describe_model(step, model, registered)
-            self.tracker.log(run_id, metrics={**pending, **val_metrics, **score}, params=step.params,
+            seconds = time.perf_counter() - started
+            self.tracker.log(run_id, metrics={**pending, **val_metrics, **score, "step.seconds": seconds}, params=step.params,
                              tags={**tags, **registered, "evaluation": json.dumps(evaluation, sort_keys=True)}, series=output.step_metrics,
                              finish=Status.OK if finish else None, measured=measured)
-            return Produced(run_id, model, Status.OK)
+            return Produced(run_id, model, Status.OK, seconds=seconds)
         except TrackingOutage:  # not the action's failure: the exploration stops, to resume later
             raise
         except Exception as err:  # a failed action is data: recorded, and the exploration goes on
@@ -198,9 +201,10 @@ class Runner:
             self.tracker.log_text(run_id, traceback.format_exc(), "error.txt")
             if storing:  # a failed run keeps no (half-)registered model
                 self.tracker.discard_models(run_id, self.experiment_id, Status.FAILED)
-            self.tracker.log(run_id, metrics=pending, params=step.params, tags={"error": error[:4000]},
+            seconds = time.perf_counter() - started
+            self.tracker.log(run_id, metrics={**pending, "step.seconds": seconds}, params=step.params, tags={"error": error[:4000]},
                              finish=Status.FAILED if finish else None)
-            return Produced(run_id, None, Status.FAILED, error)
+            return Produced(run_id, None, Status.FAILED, error, seconds)
         finally:
             self.display.done_step()
             shutil.rmtree(work, ignore_errors=True)
@@ -222,18 +226,20 @@ class Runner:
             scores.update(fresh)
         score = weighted_score(scores, self.weights) if self.weights is not None else None
         model = ModelObject(step.name, run_id, cached.model_id, step.fingerprint, step.pipeline, cached.arch, scores, score,
-                            iteration=step.iteration, parents=list(step.inputs), adapter_base=adapter_base)
+                            iteration=step.iteration, parents=list(step.inputs), cost_seconds=cached.model_cost_seconds, adapter_base=adapter_base)
         self.presenter.labels[run_id] = step.label
         self.tracker.models.note(run_id, self.presenter.describe(model, source_run=cached.source_run or cached.run_id))
+        seconds = time.perf_counter() - started
         self.tracker.log(
             run_id,
-            metrics={**extra, **{f"val.{t}": v for t, v in scores.items()}, "cost.seconds": time.perf_counter() - started,
-                     **({"val.score": score} if score is not None else {})},
+            metrics={**extra, **{f"val.{t}": v for t, v in scores.items()}, "cost.seconds": seconds, "step.seconds": seconds,
+                     **({"val.score": score} if score is not None else {}),
+                     **({"model.cost_seconds": cached.model_cost_seconds} if cached.model_cost_seconds is not None else {})},
             tags={"model_id": cached.model_id, "arch": cached.arch, "source_run": cached.source_run or cached.run_id,
                   "evaluation": json.dumps(evaluation, sort_keys=True), **({"adapter_of": cached.adapter_of} if cached.adapter_of else {})},
             params=step.params, finish=Status.CACHED if finish else None,
         )
-        return Produced(run_id, model, Status.CACHED)
+        return Produced(run_id, model, Status.CACHED, seconds=seconds)
 
     def start(self, step: Step, tags: dict[str, str] | None = None) -> str:
         """The nested run of a step, tagged with its identity and lineage (and `tags`)."""
@@ -262,11 +268,12 @@ class Runner:
         params = {"action_type": step.tags.get("action_type", "base"), **json.loads(step.tags.get("action", "{}")),
                   **{k: str(v) for k, v in step.params.items()}, **({"source": step.tags["source"]} if "source" in step.tags else {}),
                   "pipeline": step.pipeline}
-        self.tracker.models.describe(model.run_id, model.model_id, params, training_data(step.datasets), [val],
-                                     [m.model_id for m in step.inputs])
+        training = training_data(step.datasets)
+        self.tracker.models.describe(model.run_id, model.model_id, params, training, [val], [m.model_id for m in step.inputs])
         if model.score is not None:
             self._present(model)
-        return Measured(model.model_id, dict.fromkeys([f"val.{t}" for t in model.scores] + ["val.score"], val))
+        measured_on = {**dict.fromkeys([f"val.{t}" for t in model.scores] + ["val.score"], val), **({"train.loss": training[0]} if training else {})}
+        return Measured(model.model_id, measured_on)
 
     def _present(self, model: ModelObject) -> None:
         """A scored model made here: its pipeline drawing and description on its run; its registry
@@ -328,19 +335,3 @@ def _merged(model_dir: Path, adapter_base: Path) -> Path:
 
 def _folder_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
-
-
-def models_from_records(records: list[Record], known: list[ModelObject] = (), fetch=None) -> list[ModelObject]:
-    """Model objects of successful runs, in order, with their parents linked by run id; `fetch`
-    builds an adapter's base model when it is not among them."""
-    by_run = {m.run_id: m for m in known}
-    models = []
-    for r in records:
-        if r.status not in (Status.OK, Status.CACHED):
-            continue
-        model = ModelObject(r.name, r.run_id, r.model_id, r.fingerprint, r.pipeline, r.arch, dict(r.scores), r.score,
-                            r.iteration, parents=[by_run[i] for i in r.inputs if i in by_run], cost_seconds=r.cost_seconds,
-                            adapter_base=by_run.get(r.adapter_of) or (fetch(r.adapter_of) if r.adapter_of and fetch else None))
-        by_run[r.run_id] = model
-        models.append(model)
-    return models

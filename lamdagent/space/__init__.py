@@ -6,9 +6,10 @@ from lamdagent.space.objects import (
     MixtureDatasetObject,
     ModelObject,
     PreferenceDatasetObject,
+    TRAINING_DATA,
     fingerprint,
 )
 from lamdagent.space.space import Action, ActionSpace
 
 __all__ = ["Action", "ActionSpace", "ConversationDatasetObject", "DatasetObject", "MixtureDatasetObject", "ModelObject", "PreferenceDatasetObject",
-           "fingerprint"]
+           "TRAINING_DATA", "fingerprint"]

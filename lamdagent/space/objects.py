@@ -171,3 +171,6 @@ class PreferenceDatasetObject:
 
             raise ActionFailed(f"preference dataset {self.name!r} lacks columns {sorted(missing)}")
         return [{k: row[k] for k in ("prompt", "chosen", "rejected")} for row in data.select(range(min(self.size, len(data))))]
+
+
+TRAINING_DATA = (DatasetObject, ConversationDatasetObject, MixtureDatasetObject, PreferenceDatasetObject)  # what a dataset slot binds

@@ -9,16 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from lamdagent.actions import ActionType
-from lamdagent.space.objects import (
-    ConversationDatasetObject,
-    DatasetObject,
-    MixtureDatasetObject,
-    ModelObject,
-    PreferenceDatasetObject,
-    fingerprint,
-)
+from lamdagent.space.objects import TRAINING_DATA, DatasetObject, ModelObject, PreferenceDatasetObject, fingerprint
 
-OBJECTS = (ModelObject, DatasetObject, ConversationDatasetObject, MixtureDatasetObject, PreferenceDatasetObject)
+OBJECTS = (ModelObject, *TRAINING_DATA)
 
 
 def _label(value: Any) -> str:

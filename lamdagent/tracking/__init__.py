@@ -12,7 +12,7 @@ from lamdagent.tracking.schema import (
     experiment_name,
     tag,
 )
-from lamdagent.tracking.tracker import Tracker, WeightsFreed
+from lamdagent.tracking.tracker import RunNotFound, Tracker, WeightsFreed
 
-__all__ = ["CONFIG_ARTIFACT", "DONE", "FREED", "MEMORY_ARTIFACT", "PREFIX", "Kind", "Record", "Status", "Tracker", "WeightsFreed",
+__all__ = ["CONFIG_ARTIFACT", "DONE", "FREED", "MEMORY_ARTIFACT", "PREFIX", "Kind", "Record", "RunNotFound", "Status", "Tracker", "WeightsFreed",
            "experiment_name", "tag"]

@@ -161,11 +161,6 @@ class Models:
             _again_after_lost_race(lambda: self.client.set_experiment_tag(experiment_id, name, json.dumps(view, separators=(",", ":"))))
 
     # --- the study's best -------------------------------------------------------------------------
-    def version_of_run(self, run_id: str):
-        """The model version registered from the run, if any."""
-        found = self.client.search_model_versions(f"run_id = '{run_id}'")
-        return found[0] if found else None
-
     def score_version(self, registered_name: str, version: str, score: float, pipeline: str, run_text: str) -> bool:
         """A version's score (tag `lamdagent.val_score`, and its description); the `best` alias moves
         to it when it beats the version holding it. Whether it moved."""

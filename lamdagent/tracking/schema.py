@@ -83,6 +83,10 @@ class Record:
     weights: str = ""  # `freed` once the retention policy deleted the model's weight files
     evaluation: dict[str, str] = field(default_factory=dict)  # task -> the definition its val.<task> was scored under
     settings: dict = field(default_factory=dict)  # the action type's settings where the step overrode the study's (a tuning grid's trial)
+    pool: list[str] | None = None  # the names of the models the policy saw when it chose this action (None: not recorded)
+    fallbacks: list[dict] = field(default_factory=list)  # the agent's fallbacks in this decision: step, cause, detail
+    model_cost_seconds: float | None = None  # what making the model took (a reused model: its source's cost)
+    step_seconds: float | None = None  # what the step took in this run: building or reusing, evaluating, logging
 
     @property
     def done(self) -> bool:
@@ -123,4 +127,8 @@ class Record:
             weights=tags.get(tag("weights"), ""),
             evaluation=json.loads(tags.get(tag("evaluation"), "{}")),
             settings=json.loads(tags.get(tag("settings"), "{}")),
+            pool=json.loads(tags[tag("pool")]) if tag("pool") in tags else None,
+            fallbacks=json.loads(tags.get(tag("fallbacks"), "[]")),
+            model_cost_seconds=metrics.get("model.cost_seconds", metrics.get("cost.seconds")),
+            step_seconds=metrics.get("step.seconds", metrics.get("cost.seconds")),
         )

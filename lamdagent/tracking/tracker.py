@@ -42,6 +42,10 @@ BATCH = 1000  # MLflow's limit of metrics per log_batch
 TAGS_PER_BATCH = 100  # and of tags
 
 
+class RunNotFound(UserError):
+    """The tracking store has no run of this id (a store that cannot be reached is an outage instead)."""
+
+
 class WeightsFreed(Exception):
     """The retention policy deleted this model's weights; the model must be rebuilt."""
 
@@ -89,20 +93,24 @@ class Tracker:
         self.client.log_text(run_id, json.dumps(config, indent=2), CONFIG_ARTIFACT)
         return run_id
 
-    def latest_unfinished(self, study: str) -> str:
-        """The run id of the study's most recently started exploration that did not finish."""
+    def latest_exploration(self, study: str) -> str:
+        """The run id of the study's most recently started exploration."""
         found = self.client.get_experiment_by_name(experiment_name(study))
-        runs = self.client.search_runs(
-            [found.experiment_id], f"tags.`{tag('kind')}` = '{Kind.EXPLORATION}' and attributes.status != 'FINISHED'",
-            order_by=["attributes.start_time DESC"], max_results=1,
-        ) if found else []
+        runs = self.client.search_runs([found.experiment_id], f"tags.`{tag('kind')}` = '{Kind.EXPLORATION}'",
+                                       order_by=["attributes.start_time DESC"], max_results=1) if found else []
         if not runs:
-            raise UserError(f"no unfinished exploration of study {study!r} in the tracking store {self.tracking_uri}")
+            raise UserError(f"no exploration of study {study!r} in the tracking store {self.tracking_uri} to resume")
         return runs[0].info.run_id
 
     def run(self, run_id: str) -> Run:
-        """A run as MLflow stores it (info, tags, params, latest metrics)."""
-        return self.client.get_run(run_id)
+        """A run as MLflow stores it (info, tags, params, latest metrics). RunNotFound (a UserError)
+        when the store has no such run; an unreachable server is an outage, never "not found"."""
+        try:
+            return self.client.get_run(run_id)
+        except mlflow.exceptions.MlflowException as err:
+            if err.error_code == "RESOURCE_DOES_NOT_EXIST":
+                raise RunNotFound(f"no run {run_id!r} in the tracking store {_without_password(self.tracking_uri)}") from None
+            raise
 
     def exploration_config(self, run_id: str) -> dict:
         return json.loads(self.patience.call(mlflow.artifacts.load_text, f"runs:/{run_id}/{CONFIG_ARTIFACT}"))
@@ -223,7 +231,7 @@ class Tracker:
         return [Record.from_run(run) for run in self.search_runs(experiment_id, filter_string)]
 
     def record(self, run_id: str) -> Record:
-        return Record.from_run(self.client.get_run(run_id))
+        return Record.from_run(self.run(run_id))
 
     def find_by_fingerprint(self, experiment_id: str, fingerprint: str, evaluation: dict[str, str] | None = None) -> Record | None:
         """A finished run of the study that holds exactly this model with its weights (see

@@ -5,17 +5,31 @@ import pytest
 
 from lamdagent.agent.llm import CHAT_BACKENDS, OpenAIChatModel
 from lamdagent.agent.policies import POLICIES, LLMPolicy, RandomPolicy, parse_choice
-from lamdagent.agent.prompts import AgentContext
 from lamdagent.agent.search import GuidedPolicy
 from lamdagent.config import load_config
 from lamdagent.errors import UserError
+from lamdagent.journal import Cause, Entry
+from tests.journals import journal_of
 from tests.test_space import _model, _space
 
 OPTIONS = [{"model": "a", "dataset": "all"}, {"model": "b", "dataset": "all"}]
 
 
-def _ctx(iteration=1, memory="Lessons: sft on all helped.") -> AgentContext:
-    return AgentContext(["arith", "facts"], iteration, 10, memory)
+MEMORY = "Lessons: sft on all helped."
+
+
+def _journal(space, memory=MEMORY):
+    return journal_of(space.models, memory)
+
+
+def _outcome(space, text: str, iteration: int = 3, memory: str = MEMORY):
+    """A journal whose latest decision (iteration `iteration`) made a model scored as `text` says, and that entry."""
+    journal = _journal(space, memory)
+    model = _model(text.split()[0])
+    model.score, model.scores = float(text.split()[-1]), {"arith": 0.4}
+    entry = journal.decide(Entry(iteration, "run-x", "ties", {"model_a": "a", "model_b": "b"}, "fp-x", "ties(a, b)", [], []))
+    journal.finish("run-x", "ok", model)
+    return journal, entry
 
 
 def _llm(server, **kwargs) -> LLMPolicy:
@@ -29,38 +43,38 @@ def policy(request, fake_openai):
         return _llm(fake_openai)
     if request.param == "guided":
         return GuidedPolicy(_llm(fake_openai))
-    return POLICIES[request.param](None, 0)
+    return POLICIES[request.param].from_config(None, 0)
 
 
 def test_contract_selects_a_valid_action_of_the_space(policy):
     space = _space([_model("base"), _model("a"), _model("b")])
     for iteration in range(1, 4):
-        action = policy.select(space, _ctx(iteration)).action
+        action = policy.select(space, _journal(space), iteration).action
         assert action.type.name in space.available_types()
         assert space.find(action.type.name, action.names()) is not None
 
 
 def test_contract_is_deterministic(policy):
     space = _space([_model("base"), _model("a")])
-    first = [str(policy.select(space, _ctx(i)).action) for i in range(1, 4)]
-    assert first == [str(policy.select(space, _ctx(i)).action) for i in range(1, 4)]
+    first = [str(policy.select(space, _journal(space), i).action) for i in range(1, 4)]
+    assert first == [str(policy.select(space, _journal(space), i).action) for i in range(1, 4)]
 
 
 def test_contract_memory_is_text(policy):
-    memory, _ = policy.remember(_ctx(), "sft(model=a, dataset=all)", "m1 scored 1.2", "m1")
+    memory, _ = policy.remember(*_outcome(_space([_model("a"), _model("b")]), "m1 scored 1.2"))
     assert isinstance(memory, str) and memory.strip()
 
 
 def test_random_policy_samples_action_types_uniformly():
     space = _space([_model(f"m{i}") for i in range(8)])  # ties has far more bindings than sft
-    types = [RandomPolicy(seed=3).select(space, _ctx(i)).action.type.name for i in range(1, 201)]
+    types = [RandomPolicy(seed=3).select(space, _journal(space), i).action.type.name for i in range(1, 201)]
     assert 70 <= types.count("ties") <= 130
 
 
 def test_two_steps_with_memory_directive_and_anti_bias(fake_openai):
     fake_openai.script = ['{"action_type": "ties"}', '{"model_a": "b", "model_b": "a", "weight": "0.7"}']
     space = _space([_model("base"), _model("a"), _model("b")])
-    decision = _llm(fake_openai).select(space, _ctx(memory="Lessons: merging a and b looked promising."))
+    decision = _llm(fake_openai).select(space, _journal(space, "Lessons: merging a and b looked promising."), 1)
     assert decision.action.names() == {"model_a": "b", "model_b": "a", "weight": "0.7", "density": "0.5"}
     assert decision.fallbacks == []
     type_prompt, objects_prompt = fake_openai.prompts()
@@ -84,7 +98,8 @@ def test_malformed_and_invalid_replies_are_retried(fake_openai):
         '{"model": "zzz", "dataset": "arith", "learning_rate": "0.001"}',  # not in the space
         '```json\n{"model": "a", "dataset": "arith", "learning_rate": 0.001}\n```',  # fenced, number
     ]
-    decision = _llm(fake_openai, max_retries=2).select(_space([_model("base"), _model("a")]), _ctx())
+    space = _space([_model("base"), _model("a")])
+    decision = _llm(fake_openai, max_retries=2).select(space, _journal(space), 1)
     assert str(decision.action) == "sft(model=a, dataset=arith, learning_rate=0.001)"
     assert decision.fallbacks == []
     problems = [t["problem"] for t in decision.transcript]
@@ -96,24 +111,24 @@ def test_malformed_and_invalid_replies_are_retried(fake_openai):
 def test_falls_back_to_a_random_valid_action_and_says_why(fake_openai):
     fake_openai.default = lambda request: '{"action_type": "dpo"}'
     space = _space([_model("base"), _model("a")])
-    decision = _llm(fake_openai, max_retries=1).select(space, _ctx())
+    decision = _llm(fake_openai, max_retries=1).select(space, _journal(space), 1)
     assert space.find(decision.action.type.name, decision.action.names()) is not None
-    assert len(decision.fallbacks) == 2  # the type step and the objects step
-    assert "no valid reply after 2 attempts" in decision.fallbacks[0]
+    assert [(f.step, f.cause) for f in decision.fallbacks] == [("action_type", Cause.INVALID), ("objects", Cause.INVALID)]
+    assert "no valid reply (2 attempts; " in str(decision.fallbacks[0])
 
 
 def test_memory_is_rewritten_by_the_llm(fake_openai):
     fake_openai.script = ["Lessons: ties hurt facts.\nNext: sft m2 on all."]
-    memory, transcript = _llm(fake_openai).remember(_ctx(3), "ties(a, b)", "m3 scored 0.4", "m2 with 1.1")
+    memory, transcript = _llm(fake_openai).remember(*_outcome(_space([_model("a"), _model("b")]), "m3 scored 0.4"))
     assert memory == "Lessons: ties hurt facts.\nNext: sft m2 on all."
     prompt = fake_openai.prompts()[0]
-    assert "Lessons: sft on all helped." in prompt and "ties(a, b)" in prompt and "m3 scored 0.4" in prompt
+    assert "Lessons: sft on all helped." in prompt and "ties(model_a=a, model_b=b) = ties(a, b)" in prompt and "m3 scored 0.400" in prompt
 
 
 def test_empty_memory_reply_keeps_a_written_summary(fake_openai):
     fake_openai.script = [""]
-    memory, _ = _llm(fake_openai).remember(_ctx(3), "ties(a, b)", "m3 scored 0.4", "m2")
-    assert "m3 scored 0.4" in memory
+    memory, _ = _llm(fake_openai).remember(*_outcome(_space([_model("a"), _model("b")]), "m3 scored 0.4"))
+    assert "m3 scored 0.400" in memory
 
 
 def test_server_errors_are_retried_by_the_client(fake_openai):
@@ -157,14 +172,15 @@ def test_parse_choice_accepts_a_looser_reply_only_when_it_names_exactly_one_opti
 
 def test_a_rewrite_that_copies_the_prompt_is_replaced_by_a_summary(fake_openai):
     fake_openai.default = lambda request: "Old notes:\n" + request["messages"][0]["content"].split("New experiment")[1]
-    memory, transcript = _llm(fake_openai).remember(_ctx(3), "ties(model_a=a, model_b=b) = ties(a, b)", "m3 scored 0.4", "m2")
+    memory, transcript = _llm(fake_openai).remember(*_outcome(_space([_model("a"), _model("b")]), "m3 scored 0.4"))
     assert transcript[0]["problem"] == "the reply copies the prompt"
     assert memory.startswith("Last (iteration 3): ties(model_a=a, model_b=b)")
 
 
 def test_a_fixed_value_named_in_the_reply_is_tolerated(fake_openai):
     fake_openai.script = ['{"action_type": "ties"}', '{"model_a": "a", "model_b": "base", "weight": "0.3", "density": "0.9"}']
-    decision = _llm(fake_openai).select(_space([_model("base"), _model("a")]), _ctx())
+    space = _space([_model("base"), _model("a")])
+    decision = _llm(fake_openai).select(space, _journal(space), 1)
     assert decision.fallbacks == [] and decision.action.names()["density"] == "0.5"
 
 
@@ -172,10 +188,11 @@ def test_an_endpoint_that_keeps_failing_gives_a_logged_fallback_not_a_crash(fake
     fake_openai.script = [(503, "down")] * 20
     space = _space([_model("base"), _model("a")])
     policy = _llm(fake_openai)
-    decision = policy.select(space, _ctx())
+    decision = policy.select(space, _journal(space), 1)
     assert space.find(decision.action.type.name, decision.action.names()) is not None
-    assert len(decision.fallbacks) == 2 and "endpoint error (InternalServerError" in decision.fallbacks[0]
-    memory, transcript = policy.remember(_ctx(2), "sft(a, all)", "m2 scored 1.0", "m2")
+    assert [f.cause for f in decision.fallbacks] == [Cause.ENDPOINT] * 2 and decision.endpoint_failures == 2
+    assert "endpoint error (InternalServerError" in str(decision.fallbacks[0])
+    memory, transcript = policy.remember(*_outcome(space, "m2 scored 1.0", iteration=2))
     assert memory.startswith("Last (iteration 2)") and transcript[0]["problem"].startswith("endpoint error")
 
 

@@ -6,27 +6,18 @@ import pytest
 
 from lamdagent.agent.llm import OpenAIChatModel
 from lamdagent.agent.policies import LLMPolicy
-from lamdagent.agent.prompts import AgentContext
 from lamdagent.agent.search import GreedyPolicy, GuidedPolicy, OptunaPolicy, features, ranked_models
+from tests.journals import journal_of, made
 from tests.test_space import _model, _space
-
-
-def _ctx(iteration: int) -> AgentContext:
-    return AgentContext(["arith", "facts"], iteration, 10)
 
 
 def _scored(name: str, score: float, iteration: int = 0):
     return dataclasses.replace(_model(name), score=score, iteration=iteration)
 
 
-def _made_by(action, name: str, score: float, iteration: int):
-    """The model an action produced, as the next iteration's pool holds it."""
-    return dataclasses.replace(_model(name), fingerprint=action.fingerprint, score=score, iteration=iteration, parents=action.models)
-
-
 def test_greedy_extends_the_best_model():
     models = [_scored("base", 0.5), _scored("a", 2.0), _scored("b", 1.0)]
-    action = GreedyPolicy(seed=0).select(_space(models), _ctx(1)).action
+    action = GreedyPolicy(seed=0).select(_space(models), journal_of(models), 1).action
     assert action.models[0].name == "a"
     if action.type.name == "ties":
         assert action.models[1].name == "b"  # the best partner
@@ -34,38 +25,38 @@ def test_greedy_extends_the_best_model():
 
 def test_greedy_repeats_the_kind_of_action_that_gained_and_avoids_one_that_lost():
     policy = GreedyPolicy(seed=0)
-    models = [_scored("base", 0.5), _scored("a", 2.0)]
-    first = policy.select(_space(models), _ctx(1)).action
-    gained = features(first, ranked_models(_space(models)))
-    models.append(_made_by(first, "m1", 3.0, 1))  # it gained 1.0: the new best
-    second = policy.select(_space(models), _ctx(2)).action
+    journal = journal_of([_scored("base", 0.5), _scored("a", 2.0)])
+    first = policy.select(_space(journal.models()), journal, 1).action
+    gained = features(first, ranked_models(journal.models()))
+    made(journal, first, "m1", 3.0, 1)  # it gained 1.0: the new best
+    second = GreedyPolicy(seed=0).select(_space(journal.models()), journal, 2).action  # a new policy object: the journal is the history
     assert second.models[0].name == "m1"
-    f = features(second, ranked_models(_space(models)))
+    f = features(second, ranked_models(journal.models()))
     assert (f["type"], f["data"], f["hparams"]) == (gained["type"], gained["data"], gained["hparams"])
 
-    models.append(_made_by(second, "m2", 0.1, 2))  # the same kind now lost badly on average
-    third = policy.select(_space(models), _ctx(3)).action
-    f3 = features(third, ranked_models(_space(models)))
+    made(journal, second, "m2", 0.1, 2)  # the same kind now lost badly on average
+    third = policy.select(_space(journal.models()), journal, 3).action
+    f3 = features(third, ranked_models(journal.models()))
     assert third.models[0].name == "m1" and (f3["type"], f3["data"], f3["hparams"]) != (gained["type"], gained["data"], gained["hparams"])
 
 
 def test_greedy_does_not_repeat_a_kind_that_gained_nothing_while_untried_kinds_remain():
     policy = GreedyPolicy(seed=0)
-    models = [_scored("base", 0.5), _scored("a", 2.0)]
+    journal = journal_of([_scored("base", 0.5), _scored("a", 2.0)])
     kinds = []
     for iteration in range(1, 5):
-        action = policy.select(_space(models), _ctx(iteration)).action
-        f = features(action, ranked_models(_space(models)))
+        action = policy.select(_space(journal.models()), journal, iteration).action
+        f = features(action, ranked_models(journal.models()))
         kinds.append((f["type"], f["data"], f["hparams"]))
-        models.append(_made_by(action, f"m{iteration}", 2.0, iteration))  # every action gains exactly nothing
+        made(journal, action, f"m{iteration}", 2.0, iteration)  # every action gains exactly nothing
     assert len(set(kinds)) == 4, kinds
 
 
 def test_greedy_proposals_start_with_its_choice_and_offer_each_type_of_the_best_models():
     models = [_scored("base", 0.5), _scored("a", 2.0), _scored("b", 1.0)]
-    space = _space(models)
-    proposals = GreedyPolicy(seed=0).proposals(space, _ctx(1), ranked_models(space), limit=4)
-    assert str(proposals[0]) == str(GreedyPolicy(seed=0).select(space, _ctx(1)).action)
+    space, journal = _space(models), journal_of(models)
+    proposals = GreedyPolicy(seed=0).proposals(space, journal, 1, limit=4)
+    assert str(proposals[0]) == str(GreedyPolicy(seed=0).select(space, journal, 1).action)
     assert [(p.models[0].name, p.type.name) for p in proposals[:2]] in ([("a", "sft"), ("a", "ties")], [("a", "ties"), ("a", "sft")])
     assert [p.models[0].name for p in proposals] == ["a", "a", "b", "b"]
 
@@ -76,32 +67,31 @@ def _guided(server) -> GuidedPolicy:
 
 def test_guided_takes_the_proposal_the_llm_names_and_learns_like_greedy(fake_openai):
     models = [_scored("base", 0.5), _scored("a", 2.0), _scored("b", 1.0)]
-    space = _space(models)
-    proposals = GreedyPolicy(seed=0).proposals(space, _ctx(1), ranked_models(space), limit=4)
+    space, journal = _space(models), journal_of(models)
+    proposals = GreedyPolicy(seed=0).proposals(space, journal, 1, limit=4)
     fake_openai.script = ['{"proposal": "3"}']
     policy = _guided(fake_openai)
-    decision = policy.select(space, _ctx(1))
+    decision = policy.select(space, journal, 1)
     assert str(decision.action) == str(proposals[2]) and decision.fallbacks == [] and decision.steps == 1
     (prompt,) = fake_openai.prompts()
     assert "3. " + str(proposals[2]) in prompt and "input scores: b 1.000" in prompt
     assert prompt.index("- a = ") < prompt.index("- b = ") < prompt.index("- base = ")  # models best first
     schema = fake_openai.requests[0]["response_format"]["json_schema"]["schema"]
     assert schema["properties"]["proposal"]["enum"] == ["1", "2", "3", "4"]
-    assert policy.pending[1].fingerprint == decision.action.fingerprint  # its outcome steers the next proposals
-    assert policy.chat is policy.llm.chat  # what the loop traces and reports on
+    assert policy.chat is policy.llm.chat and policy.structured_form == "json_schema"  # what the loop traces and reports on
 
 
 def test_optuna_learns_which_kind_of_action_pays():
     policy = OptunaPolicy(seed=0)
-    models = [_scored("base", 0.5), _scored("a", 1.0), _scored("b", 1.0)]
+    journal = journal_of([_scored("base", 0.5), _scored("a", 1.0), _scored("b", 1.0)])
     chosen = []
     for iteration in range(1, 13):
-        space = _space(models)
-        action = policy.select(space, _ctx(iteration)).action
+        space = _space(journal.models())
+        action = policy.select(space, journal, iteration).action
         assert space.find(action.type.name, action.names()) is not None
         chosen.append(action.type.name)
         score = 2.0 + iteration / 100 if action.type.name == "ties" else 0.2  # merges pay in this world, SFT does not
-        models.append(_made_by(action, f"m{iteration}", score, iteration))
+        made(journal, action, f"m{iteration}", score, iteration)
     assert chosen[-4:].count("ties") >= 3, chosen  # after its start-up trials it exploits what paid
 
 
@@ -110,7 +100,7 @@ def test_optuna_features_cover_the_studys_vocabulary():
     vocabulary = OptunaPolicy.vocabulary(space)
     for name in space.available_types():
         for action in space.actions(name):
-            f = features(action, ranked_models(space))
+            f = features(action, ranked_models(space.models))
             assert all(f[k] in vocabulary[k] for k in vocabulary), f
 
 

@@ -40,7 +40,7 @@ BAD = [
     (["explore", "retention.keep_top_k=lots"], "bad config value for 'retention.keep_top_k'"),
     (["explore", "base_model=/no/such/model"], "neither an existing folder"),
     (["explore", "iterations"], "override 'iterations' is not key=value"),
-    (["explore", "--resume", "latest", "--study", "nosuchstudy"], "no unfinished exploration of study 'nosuchstudy'"),
+    (["explore", "--resume", "latest", "--study", "nosuchstudy"], "no exploration of study 'nosuchstudy'"),
     (["gc", "--study", "demo", "--keep-top-k", "0"], "--keep-top-k must be >= 1"),
     (["gc", "--study", "nosuchstudy", "--keep-top-k", "2"], "no study 'nosuchstudy'"),
 ]

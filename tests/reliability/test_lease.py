@@ -79,4 +79,4 @@ def test_resume_latest_names_the_study_when_there_is_nothing_to_resume(tracking_
     from lamdagent.cli.main import main
 
     assert main(["explore", "--resume", "latest", "--study", "demo"]) == 2
-    assert "no unfinished exploration of study 'demo'" in capsys.readouterr().out
+    assert "no exploration of study 'demo'" in capsys.readouterr().out

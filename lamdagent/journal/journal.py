@@ -1,0 +1,181 @@
+"""The journal of an exploration: every decision in order, with the pool its policy saw, the action,
+its outcome (model, per-task scores, status, failure), its cost, the agent's fallbacks and the memory
+after it. Plain data: built from the tracking server's records (`journal/reading.py`), so it is the
+same after a resume, in another process or on another machine, and extended in memory as the loop
+goes. The loop asks it for the best model, the trailing failures and what was tried; every policy
+reads its history from it and keeps none of its own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from lamdagent.space.objects import ModelObject
+
+FAILED = "failed"  # the status of an action that made no model (tracking.Status.FAILED)
+
+
+class Cause(StrEnum):
+    """Why a step of the agent's decision fell back to a random choice."""
+
+    ENDPOINT = "endpoint error"  # the endpoint failed after the client's retries
+    INVALID = "no valid reply"  # every reply was invalid after the re-asks
+
+
+@dataclass(frozen=True)
+class Fallback:
+    """One step of a decision that fell back to a random valid choice."""
+
+    step: str  # action_type, objects, proposal
+    cause: Cause
+    detail: str  # the endpoint's error, or what was wrong with the last reply
+
+    @property
+    def reason(self) -> str:
+        """What the end-of-run count groups by: the step and the cause."""
+        return f"{self.step}: {self.cause}"
+
+    def __str__(self) -> str:
+        return f"{self.reason} ({self.detail}); chose at random"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"step": self.step, "cause": str(self.cause), "detail": self.detail}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Fallback:
+        return cls(data["step"], Cause(data["cause"]), data.get("detail", ""))
+
+
+@dataclass
+class Entry:
+    """One decision of the exploration and, once its run ends, its outcome."""
+
+    iteration: int
+    run_id: str
+    action_type: str
+    action: dict[str, str]  # slot -> the name of the bound model, dataset or value
+    fingerprint: str
+    pipeline: str
+    inputs: list[ModelObject]  # the action's input models
+    pool: list[str]  # the names of the models the policy saw when it decided
+    fallbacks: list[Fallback] = field(default_factory=list)
+    status: str | None = None  # ok, cached or failed; None while it runs
+    model: ModelObject | None = None  # the model it made (None while running, or failed)
+    error: str = ""  # why it failed
+    cost_seconds: float | None = None  # compute it took here: building (or reusing) and evaluating
+    memory: str | None = None  # the agent's memory after it (read back for the latest entry only)
+    memory_seq: int = 0  # the order in which outcomes arrived (a round of k > 1 finishes in any order)
+
+    @property
+    def finished(self) -> bool:
+        return self.status is not None
+
+    @property
+    def label(self) -> str:
+        """The action as the agent names it: `sft(model=m1, dataset=all, learning_rate=0.001)`."""
+        return f"{self.action_type}({', '.join(f'{k}={v}' for k, v in self.action.items())})"
+
+    @property
+    def gain(self) -> float | None:
+        """The new model's score minus its best input's (None without a scored model)."""
+        if self.model is None or self.model.score is None:
+            return None
+        return self.model.score - max((m.score for m in self.inputs if m.score is not None), default=0.0)
+
+    @property
+    def no_gain(self) -> bool:
+        """The model scores exactly like one of its inputs on every task: the action changed nothing
+        that the targets measure (a merge of near-copies, a repeat)."""
+        return self.model is not None and bool(self.model.scores) and any(m.scores == self.model.scores for m in self.inputs)
+
+
+@dataclass
+class Journal:
+    """An exploration's history: its initial models and its decisions, in the order they were made."""
+
+    tasks: list[str]
+    budget: int  # the exploration's iterations in total
+    seeds: list[ModelObject]
+    entries: list[Entry] = field(default_factory=list)
+
+    # --- what happened --------------------------------------------------------------------------
+    def finished(self) -> list[Entry]:
+        """Decisions whose outcome is known, in the order the outcomes arrived."""
+        return sorted((e for e in self.entries if e.finished), key=lambda e: (e.memory_seq, e.iteration))
+
+    def pending(self) -> list[Entry]:
+        """Decisions whose action is still running (a round of k > 1)."""
+        return [e for e in self.entries if not e.finished]
+
+    def models(self) -> list[ModelObject]:
+        """The pool now: the initial models, then every model made, in the order they arrived."""
+        return self.seeds + [e.model for e in self.finished() if e.model is not None]
+
+    def model(self, name: str) -> ModelObject | None:
+        return next((m for m in self.models() if m.name == name), None)
+
+    def best(self) -> ModelObject | None:
+        """The model with the best validation score (the earliest on ties)."""
+        return max((m for m in self.models() if m.score is not None), key=lambda m: m.score, default=None)
+
+    def best_score(self) -> float:
+        best = self.best()
+        return best.score if best is not None else 0.0
+
+    def trailing_failures(self) -> int:
+        """How many of the latest outcomes in a row are failures."""
+        count = 0
+        for entry in reversed(self.finished()):
+            if entry.status != FAILED:
+                break
+            count += 1
+        return count
+
+    def tried_types(self) -> set[str]:
+        """Action types with a known outcome."""
+        return {e.action_type for e in self.finished()}
+
+    def done(self) -> set[str]:
+        """Fingerprints of the initial models and of every action computed or running."""
+        return {m.fingerprint for m in self.seeds} | {e.fingerprint for e in self.entries}
+
+    def repeated(self, entry: Entry) -> bool:
+        """Whether `entry`'s model is one this exploration had before it (with `repeat_actions`)."""
+        return any(m.fingerprint == entry.fingerprint for m in self.seeds) or any(
+            e is not entry and e.fingerprint == entry.fingerprint and e.model is not None and e.memory_seq < entry.memory_seq
+            for e in self.finished())
+
+    def memory(self) -> str:
+        """The agent's memory: the text written after the latest outcome ("" before any)."""
+        written = [e for e in self.finished() if e.memory is not None]
+        return written[-1].memory if written else ""
+
+    def memory_seq(self) -> int:
+        return max((e.memory_seq for e in self.entries), default=0)
+
+    def remaining(self) -> list[int]:
+        """Iteration numbers of the budget without a known outcome, in order (a killed round may leave gaps)."""
+        known = {e.iteration for e in self.entries if e.finished}
+        return [i for i in range(1, self.budget + 1) if i not in known]
+
+    def pool_at(self, entry: Entry) -> list[ModelObject]:
+        """The models its policy saw when it decided `entry`."""
+        by_name = {m.name: m for m in self.seeds + [e.model for e in self.entries if e.model is not None]}
+        return [by_name[name] for name in entry.pool if name in by_name]
+
+    def entry(self, run_id: str) -> Entry:
+        return next(e for e in self.entries if e.run_id == run_id)
+
+    # --- what the loop adds ---------------------------------------------------------------------
+    def decide(self, entry: Entry) -> Entry:
+        """A decision made: its action runs from now on."""
+        self.entries.append(entry)
+        self.entries.sort(key=lambda e: e.iteration)
+        return entry
+
+    def finish(self, run_id: str, status: str, model: ModelObject | None, error: str = "", cost_seconds: float | None = None) -> Entry:
+        """A decision's outcome arrived (its memory is set once the agent rewrote it)."""
+        entry = self.entry(run_id)
+        entry.status, entry.model, entry.error, entry.cost_seconds = str(status), model, error, cost_seconds
+        entry.memory_seq = self.memory_seq() + 1
+        return entry
