@@ -7,3 +7,9 @@ class UserError(Exception):
 
 class ActionFailed(Exception):
     """An action could not produce a model; the exploration records it and goes on."""
+
+
+def require(condition: bool, message: str) -> None:
+    """A one-line UserError with `message` unless `condition` holds (checks of a config, before any compute)."""
+    if not condition:
+        raise UserError(message)

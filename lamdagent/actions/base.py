@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Literal
 
+from lamdagent.errors import require
 from lamdagent.registry import Registry
 
 SlotKind = Literal["model", "dataset", "preference", "hparam"]
@@ -18,6 +19,28 @@ class Slot:
     name: str
     kind: SlotKind
     description: str = ""
+
+
+def check_values(values: list, name: str, low: float = 0.0, high: float | None = None, low_open: bool = False) -> None:
+    """An hparam's choices: at least one, each a number within [low, high] (or (low, high] when `low_open`)."""
+    require(bool(values), f"{name} must list at least one value")
+    for value in values:
+        require(isinstance(value, (int, float)) and not isinstance(value, bool), f"{name} values must be numbers, got {value!r}")
+        above = value > low if low_open else value >= low
+        within = f"{'>' if low_open else '>='} {low:g}" + (f" and <= {high:g}" if high is not None else "")
+        require(above and (high is None or value <= high), f"{name} values must be {within}, got {value!r}")
+
+
+def check_positive(settings: Any, prefix: str, *names: str) -> None:
+    for name in names:
+        value = getattr(settings, name)
+        require(value > 0, f"{prefix}.{name} must be > 0, got {value}")
+
+
+def check_non_negative(settings: Any, prefix: str, *names: str) -> None:
+    for name in names:
+        value = getattr(settings, name)
+        require(value >= 0, f"{prefix}.{name} must be >= 0, got {value}")
 
 
 @dataclass
@@ -73,6 +96,15 @@ class ActionType(ABC):
 
     def __init__(self, settings: Any):
         self.settings = settings
+
+    @classmethod
+    def check(cls, settings: Any, prefix: str) -> None:
+        """One-line errors for a bad settings section (`prefix`: its name in the config), before any
+        compute: every hparam slot lists numbers, then the section's own `check`."""
+        for slot in cls.slots:
+            if slot.kind == "hparam":
+                check_values(list(getattr(settings, slot.name)), f"{prefix}.{slot.name}")
+        settings.check(prefix)
 
     def hparam_choices(self) -> dict[str, list]:
         """The values the study offers for each hparam slot."""

@@ -9,6 +9,8 @@ from lamdagent.actions.base import (
     ActionOutput,
     ActionType,
     Slot,
+    check_positive,
+    check_values,
     register_action,
 )
 from lamdagent.errors import ActionFailed
@@ -24,6 +26,12 @@ class DPOSettings:
     max_length: int = 256
     on_policy: bool = True  # rejected = the model's own wrong answer where it has one
     lora: LoraSettings = field(default_factory=LoraSettings)
+
+    def check(self, prefix: str) -> None:
+        check_values(self.beta, f"{prefix}.beta", low_open=True)
+        check_values(self.learning_rate, f"{prefix}.learning_rate", low_open=True)
+        check_positive(self, prefix, "epochs", "batch_size", "max_length")
+        self.lora.check(f"{prefix}.lora")
 
 
 def on_policy_pairs(rows: list[dict], model, tokenizer, tasks: dict, batch_size: int = 64, chat_template: bool = False) -> tuple[list[dict], int]:

@@ -15,6 +15,7 @@ from lamdagent.actions.base import (
     ActionOutput,
     ActionType,
     Slot,
+    check_values,
     register_action,
 )
 from lamdagent.errors import ActionFailed
@@ -97,6 +98,10 @@ class TiesSettings:
     weight: list = field(default_factory=lambda: [0.5])
     density: list = field(default_factory=lambda: [0.5])
 
+    def check(self, prefix: str) -> None:
+        check_values(self.weight, f"{prefix}.weight", high=1.0)
+        check_values(self.density, f"{prefix}.density", high=1.0, low_open=True)
+
 
 @register_action
 class Ties(MergeAction):
@@ -124,6 +129,9 @@ class DareTies(Ties):
 class WeightSettings:
     weight: list = field(default_factory=lambda: [0.5])
 
+    def check(self, prefix: str) -> None:
+        check_values(self.weight, f"{prefix}.weight", high=1.0)
+
 
 @register_action
 class TaskArithmetic(MergeAction):
@@ -150,6 +158,9 @@ class Linear(MergeAction):
 @dataclass
 class SlerpSettings:
     t: list = field(default_factory=lambda: [0.5])
+
+    def check(self, prefix: str) -> None:
+        check_values(self.t, f"{prefix}.t", high=1.0)
 
 
 @register_action

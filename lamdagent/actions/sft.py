@@ -9,6 +9,9 @@ from lamdagent.actions.base import (
     ActionOutput,
     ActionType,
     Slot,
+    check_non_negative,
+    check_positive,
+    check_values,
     register_action,
 )
 from lamdagent.errors import ActionFailed
@@ -24,6 +27,12 @@ class SFTSettings:
     warmup_steps: int = 0
     weight_decay: float = 0.0
     lora: LoraSettings = field(default_factory=LoraSettings)
+
+    def check(self, prefix: str) -> None:
+        check_values(self.learning_rate, f"{prefix}.learning_rate", low_open=True)
+        check_positive(self, prefix, "epochs", "batch_size", "max_length")
+        check_non_negative(self, prefix, "warmup_steps", "weight_decay")
+        self.lora.check(f"{prefix}.lora")
 
 
 @register_action

@@ -9,9 +9,18 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 from lamdagent.actions import ACTION_TYPES
+from lamdagent.errors import require
+
+
+def _at_least(section: Any, prefix: str, low: float, *names: str, strict: bool = False) -> None:
+    """Each named field of `section` is >= low (> low when `strict`)."""
+    for name in names:
+        value = getattr(section, name)
+        require(value > low if strict else value >= low, f"{prefix}.{name} must be {'>' if strict else '>='} {low:g}, got {value}")
 
 
 @dataclass
@@ -25,11 +34,15 @@ class AgentConfig:
     temperature: float = 0.7
     max_retries: int = 2  # re-asks after an invalid reply, before the logged random fallback
     request_timeout: float = 300.0  # seconds per request: a small model on a busy CPU takes minutes for a long prompt
-    on_endpoint_failure: str = "stop"  # stop: every step of a decision failing at the endpoint stops the exploration | random: fall back to random choices
+    on_endpoint_failure: Literal["stop", "random"] = "stop"  # stop: every step of a decision failing at the endpoint stops the exploration | random: fall back to random choices
     request_retries: int = 3  # retries of a timed-out, refused, 429 or 5xx request, with bounded backoff
     memory_max_tokens: int = 96
     structured_output: bool = True  # send a JSON schema (response_format) to the endpoint
     trace: bool = True  # MLflow traces of the agent's and the judge's LLM calls, linked to the action runs (docs/tracking.md)
+
+    def check(self) -> None:
+        _at_least(self, "agent", 0, "temperature", "max_retries", "request_retries")
+        _at_least(self, "agent", 0, "memory_max_tokens", "request_timeout", strict=True)
 
 
 @dataclass
@@ -41,6 +54,9 @@ class JudgeConfig:
     base_url: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
     max_retries: int = 2  # re-asks after an unparseable judgement, which is then counted, not scored
+
+    def check(self) -> None:
+        _at_least(self, "judge", 0, "max_retries")
 
 
 @dataclass
@@ -59,11 +75,23 @@ class DataConfig:
     val_size: int = 50
     test_size: int = 100
 
+    def check(self) -> None:
+        _at_least(self, "data", 0, "train_size", "val_size", "test_size", strict=True)
+        for name, value in self.train_sizes.items():
+            require(value > 0, f"data.train_sizes.{name} must be > 0, got {value}")
+
 
 @dataclass
 class EvaluationConfig:
     batch_size: Any = 64  # a number, or auto: by the free memory (GPU or RAM)
-    backend: str = "hf"  # hf (batched transformers generate) | vllm (needs vLLM and a GPU; imported only then)
+    backend: Literal["hf", "vllm"] = "hf"  # hf (batched transformers generate) | vllm (needs vLLM and a GPU; imported only then)
+
+    def check(self) -> None:
+        batch = self.batch_size
+        require(batch == "auto" or (isinstance(batch, int) and not isinstance(batch, bool) and batch > 0),
+                f"evaluation.batch_size must be a number > 0 or 'auto', got {batch!r}")
+        require(self.backend != "vllm" or _installed("vllm"),
+                "evaluation.backend=vllm needs vLLM: pip install vllm (a CUDA machine), or use evaluation.backend=hf")
 
 
 @dataclass
@@ -73,6 +101,10 @@ class LeaseConfig:
     timeout_seconds: float = 300.0  # a lease without a heartbeat for this long is stale
     heartbeat_seconds: float = 30.0
 
+    def check(self) -> None:
+        require(0 < self.heartbeat_seconds < self.timeout_seconds, "lease.heartbeat_seconds must be > 0 and < lease.timeout_seconds, "
+                f"got {self.heartbeat_seconds} and {self.timeout_seconds}")
+
 
 @dataclass
 class TrackingConfig:
@@ -81,6 +113,9 @@ class TrackingConfig:
 
     max_outage_seconds: float = 600.0
 
+    def check(self) -> None:
+        require(self.max_outage_seconds > 0, f"tracking.max_outage_seconds must be > 0 (seconds), got {self.max_outage_seconds}")
+
 
 @dataclass
 class RetentionConfig:
@@ -88,6 +123,9 @@ class RetentionConfig:
     their lineage, free the rest (metrics, tags, predictions and memory are always kept)."""
 
     keep_top_k: int | None = None  # None: keep every model's weights
+
+    def check(self) -> None:
+        require(self.keep_top_k is None or self.keep_top_k >= 1, f"retention.keep_top_k must be >= 1 or null, got {self.keep_top_k}")
 
 
 @dataclass
@@ -101,15 +139,27 @@ class ExecutionConfig:
     num_gpus: float = 0.0
     memory_gb: float | None = None
 
+    def check(self) -> None:
+        """The executor's name is a plug-in of the exploration layer, checked there (EXECUTORS) before any run starts."""
+        require(self.parallel >= 1, f"execution.parallel must be >= 1, got {self.parallel}")
+        require(self.num_cpus > 0 and self.num_gpus >= 0 and (self.memory_gb is None or self.memory_gb > 0),
+                f"execution resources must be positive, got num_cpus={self.num_cpus}, num_gpus={self.num_gpus}, memory_gb={self.memory_gb}")
+        require(self.executor != "ray" or _installed("ray"), "execution.executor=ray needs Ray: pip install 'lamdagent[cluster]' (or ray)")
+
 
 @dataclass
 class LaunchConfig:
     """How SFT and DPO train: in this process, or through `accelerate launch` (multi-GPU; docs/multi-gpu.md)."""
 
-    launcher: str = "inprocess"  # inprocess | accelerate
+    launcher: Literal["inprocess", "accelerate"] = "inprocess"
     accelerate_config: str | None = None  # an accelerate config file (DDP, FSDP, DeepSpeed), passed through
     num_processes: int = 1
     args: list[str] = field(default_factory=list)  # more `accelerate launch` arguments, passed through
+
+    def check(self) -> None:
+        require(self.num_processes >= 1, f"training.num_processes must be >= 1, got {self.num_processes}")
+        require(not self.accelerate_config or Path(self.accelerate_config).expanduser().exists(),
+                f"training.accelerate_config: file {self.accelerate_config!r} does not exist")
 
 
 @dataclass
@@ -140,6 +190,12 @@ class _StudyBase:
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     training: LaunchConfig = field(default_factory=LaunchConfig)
 
+
+
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
 
 
 def _schema() -> type:

@@ -22,16 +22,6 @@ STEP_MARK = "LAMDAGENT_STEP"  # `LAMDAGENT_STEP step total`, printed by the main
 ERROR_MARK = "LAMDAGENT_ERROR"  # `LAMDAGENT_ERROR message`, printed by a worker that failed
 
 
-def check_launch_config(launch) -> None:
-    """One-line errors for a bad `training` section, before any compute."""
-    if launch.launcher not in ("inprocess", "accelerate"):
-        raise UserError(f"training.launcher must be 'inprocess' or 'accelerate', got {launch.launcher!r}")
-    if launch.num_processes < 1:
-        raise UserError(f"training.num_processes must be >= 1, got {launch.num_processes}")
-    if launch.accelerate_config and not Path(launch.accelerate_config).expanduser().exists():
-        raise UserError(f"training.accelerate_config: file {launch.accelerate_config!r} does not exist")
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

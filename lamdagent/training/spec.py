@@ -17,6 +17,13 @@ class LoraSettings:
     dropout: float = 0.0
     target_modules: str = "all-linear"
 
+    def check(self, prefix: str) -> None:
+        from lamdagent.errors import require
+
+        for name in ("r", "alpha"):
+            require(getattr(self, name) > 0, f"{prefix}.{name} must be > 0, got {getattr(self, name)}")
+        require(0 <= self.dropout < 1, f"{prefix}.dropout must be >= 0 and < 1, got {self.dropout}")
+
 
 @dataclass
 class ModelOnDisk:

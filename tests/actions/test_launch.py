@@ -14,7 +14,8 @@ from lamdagent.errors import ActionFailed, UserError
 from lamdagent.evaluation.tasks import load_task
 from lamdagent.models.folders import is_adapter
 from lamdagent.space import PreferenceDatasetObject
-from lamdagent.training.launch import accelerate_command, check_launch_config
+from lamdagent.config import load_config
+from lamdagent.training.launch import accelerate_command
 from lamdagent.training.spec import LoraSettings
 from tests.helpers import base_model, context, dataset
 
@@ -42,14 +43,14 @@ def _weights(model_dir):
     return load_file(model_dir / "model.safetensors")
 
 
-def test_check_launch_config_errors(tmp_path):
-    check_launch_config(LaunchConfig())
-    with pytest.raises(UserError, match="launcher must be 'inprocess' or 'accelerate'"):
-        check_launch_config(LaunchConfig(launcher="torchrun"))
+def test_a_bad_training_section_is_one_line_before_any_compute(tmp_path):
+    LaunchConfig().check()
+    with pytest.raises(UserError, match=r"training.launcher.*Invalid value 'torchrun', expected one of \['inprocess', 'accelerate'\]"):
+        load_config("demo", ["training.launcher=torchrun"])
     with pytest.raises(UserError, match="num_processes must be >= 1"):
-        check_launch_config(LaunchConfig(launcher="accelerate", num_processes=0))
+        LaunchConfig(launcher="accelerate", num_processes=0).check()
     with pytest.raises(UserError, match="does not exist"):
-        check_launch_config(LaunchConfig(launcher="accelerate", accelerate_config=str(tmp_path / "missing.yaml")))
+        load_config("demo", ["training.launcher=accelerate", f"training.accelerate_config={tmp_path / 'missing.yaml'}"])
 
 
 def test_accelerate_command_passes_the_config_through(tmp_path):
