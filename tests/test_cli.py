@@ -56,6 +56,39 @@ def test_one_mlproject_argument_holds_several_overrides_and_values_keep_their_sp
         "agent.temperature=0", "sft.learning_rate=1e-4", "task_weights={arith: 2, facts: 1}"]
 
 
+@pytest.mark.parametrize("argv, expected", [
+    (["explore", "--study", "demo", "agent.policy=greedy", "--resume", "latest", "iterations=6"],
+     dict(study="demo", resume="latest", overrides=["agent.policy=greedy", "iterations=6"])),  # overrides before and after options
+    (["explore", "a=1", "--dry-run", "b=2", "--study", "s", "c=3"], dict(study="s", dry_run=True, overrides=["a=1", "b=2", "c=3"])),
+    (["--conf-dir", "A", "--tracking-uri", "u1", "explore", "--conf-dir", "B"], dict(conf_dir=["A", "B"], tracking_uri="u1")),
+    (["--tracking-uri", "u1", "top", "R", "--tracking-uri", "u2", "-k", "3"], dict(tracking_uri="u2", exploration="R", k=3)),  # the later wins
+    (["--include", "p.py", "score", "--task", "t", "--input", "x", "--include", "q"], dict(include=["p.py", "q"], task="t")),
+    (["export", "R", "--tracking-uri", "u", "D"], dict(run_id="R", dir="D", tracking_uri="u", include=[], conf_dir=[])),
+])
+def test_overrides_anywhere_and_common_options_before_or_after_the_command(argv, expected):
+    from lamdagent.cli.main import parse_args
+
+    args = vars(parse_args(argv))
+    assert {k: args[k] for k in expected} == expected
+
+
+@pytest.mark.parametrize("argv", [["top", "R", "extra"], ["explore", "--bogus", "a=1"], ["explor"], ["--conf-dir"]])
+def test_what_no_command_takes_is_still_refused(argv, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2 and "error:" in capsys.readouterr().err
+
+
+def test_the_readme_form_conf_dir_before_the_command(tmp_path, tracking_uri, capsys, monkeypatch):
+    from lamdagent import files
+
+    monkeypatch.setattr(files, "_extra_conf_dirs", [])  # what --conf-dir adds is undone after the test
+    (tmp_path / "mine" / "studies").mkdir(parents=True)
+    (tmp_path / "mine" / "studies" / "my_study.yaml").write_text("name: my_study\ntasks: [arith]\niterations: 1\n")
+    assert main(["--conf-dir", str(tmp_path / "mine"), "explore", "--study", "my_study", "--dry-run", "iterations=2"]) == 0
+    assert "study my_study" in capsys.readouterr().out
+
+
 @pytest.mark.slow
 @pytest.mark.ci
 def test_mlflow_run_entry_point(tmp_path):

@@ -100,11 +100,13 @@ class ActionType(ABC):
     @classmethod
     def check(cls, settings: Any, prefix: str) -> None:
         """One-line errors for a bad settings section (`prefix`: its name in the config), before any
-        compute: every hparam slot lists numbers, then the section's own `check`."""
+        compute: every hparam slot lists numbers, then the section's own `check(prefix)` where its
+        Settings declare one (a plug-in's need not)."""
         for slot in cls.slots:
             if slot.kind == "hparam":
                 check_values(list(getattr(settings, slot.name)), f"{prefix}.{slot.name}")
-        settings.check(prefix)
+        if hasattr(cls.Settings, "check"):
+            settings.check(prefix)
 
     def hparam_choices(self) -> dict[str, list]:
         """The values the study offers for each hparam slot."""

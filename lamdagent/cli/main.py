@@ -20,46 +20,67 @@ def split_overrides(values: list[str]) -> list[str]:
     return [item for value in values for item in re.split(r"\s+(?=[\w.]+=)", value.strip()) if item]
 
 
+COMMON_OPTIONS = {  # accepted by every command, before or after its name
+    "--conf-dir": dict(action="append", default=[], metavar="DIR",
+                       help="a folder of your own studies/ and tasks/ (and prompts/), searched first; also $LAMDAGENT_CONF_PATH and ./conf"),
+    "--include": dict(action="append", default=[], metavar="MODULE_OR_PATH",
+                      help="import your own metrics, extractors, action types, ... first: a module on sys.path, a .py file or a folder "
+                           "of them (repeatable; also $LAMDAGENT_INCLUDE, which the processes started from here inherit)"),
+    "--tracking-uri": dict(default=None, metavar="URI", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)"),
+}
+BEFORE = "before_"  # the dest prefix of the common options given before the command
+
+
+def add_common_options(parser: argparse.ArgumentParser, dest_prefix: str = "") -> None:
+    for flag, options in COMMON_OPTIONS.items():
+        parser.add_argument(flag, dest=dest_prefix + flag[2:].replace("-", "_"), **options)
+
+
+def apply_common_options(args) -> None:
+    """The user's conf folders and plug-ins (--include, then $LAMDAGENT_INCLUDE), before anything is looked up."""
+    from lamdagent.plugins import include, load_included
+
+    for folder in args.conf_dir:
+        add_conf_dir(folder)
+    for entry in args.include:
+        include(entry)
+    load_included()
+
+
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--conf-dir", action="append", default=[], metavar="DIR",
-                        help="a folder of your own studies/ and tasks/ (and prompts/), searched first; also $LAMDAGENT_CONF_PATH and ./conf")
+    add_common_options(common)
     parser = argparse.ArgumentParser(prog="lamdagent", description=__doc__)
+    add_common_options(parser, BEFORE)  # a subcommand's own defaults would overwrite the same dest
     commands = parser.add_subparsers(dest="command", required=True)
     explore = commands.add_parser("explore", parents=[common], help="run (or resume) an exploration of a study")
     explore.add_argument("--study", default=DEFAULT_STUDY, help=f"a study in conf/studies/ or a YAML path (default: {DEFAULT_STUDY})")
     explore.add_argument("--resume", default="", help="exploration run id to continue, or 'latest': the study's latest unfinished one")
-    explore.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
     explore.add_argument("--dry-run", action="store_true", help="validate the study offline and list what it would download")
     explore.add_argument("overrides", nargs="*", help="omegaconf dotlist, e.g. iterations=5 agent.temperature=0")
     gc = commands.add_parser("gc", parents=[common], help="free the weights of a study's models but the top k and their lineage")
     gc.add_argument("--study", required=True, help="the study (experiment lamdagent/<study>)")
     gc.add_argument("--keep-top-k", type=int, required=True)
-    gc.add_argument("--tracking-uri", default=None)
     baselines = commands.add_parser("baselines", parents=[common],
                                     help="run the paper's baselines of a study (base, specialists, full FT, TIES grid, random, merges only)")
     baselines.add_argument("--study", default=DEFAULT_STUDY)
     baselines.add_argument("--only", default="", help="comma-separated subset of base, specialists, full, ties_grid, random_policy, merges_only (default: all)")
     baselines.add_argument("--grid", default="0.2,0.5,0.8", help="TIES grid: the weights each specialist may take")
-    baselines.add_argument("--tracking-uri", default=None)
     baselines.add_argument("overrides", nargs="*", help="omegaconf dotlist, applied to the study (e.g. iterations=5)")
     report = commands.add_parser("report", parents=[common], help="the final report: top-k on test and OOD tasks, tables, figures")
     report.add_argument("--study", default=DEFAULT_STUDY)
     report.add_argument("--top-k", type=int, default=3)
     report.add_argument("--out", default="", help="output folder (default: reports/<study>)")
-    report.add_argument("--tracking-uri", default=None)
     report.add_argument("overrides", nargs="*", help="omegaconf dotlist over the exploration's config (e.g. data.test_size=200)")
     replay = commands.add_parser("replay", parents=[common], help="re-execute a model's pipeline with more data or another base model")
     replay.add_argument("run_id", help="the run of the model to replay")
     replay.add_argument("--data-scale", type=float, default=1.0, help="multiply every training set's size")
     replay.add_argument("--base-model", default=None, help="swap the base model (builtin:..., a folder or a hub id)")
     replay.add_argument("--recompute", action="store_true", help="compute every step even when an identical run exists")
-    replay.add_argument("--tracking-uri", default=None)
     export = commands.add_parser("export", parents=[common],
                                  help="write a model's pipeline as files that run without LaMDAgent: data, TRL configs, mergekit YAML, a runner")
     export.add_argument("run_id", help="the run of the model to export")
     export.add_argument("dir", help="a new or empty folder")
-    export.add_argument("--tracking-uri", default=None)
     compare = commands.add_parser("compare-policies", parents=[common],
                                   help="the search benchmark: policies x seeds at one budget, best-so-far curves and held-out test scores")
     compare.add_argument("--study", default=DEFAULT_STUDY)
@@ -68,7 +89,6 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--budget", type=int, default=10, help="iterations of each exploration")
     compare.add_argument("--no-baselines", action="store_true", help="skip full fine-tuning, the specialists and the TIES grid")
     compare.add_argument("--out", default="", help="output folder (default: reports/<study>/compare)")
-    compare.add_argument("--tracking-uri", default=None)
     compare.add_argument("overrides", nargs="*", help="omegaconf dotlist, applied to every exploration (e.g. agent.backend=openai)")
     score = commands.add_parser("score", parents=[common],
                                 help="score generations with a task's current definition, without a model: a JSONL file or a run's logged predictions")
@@ -79,16 +99,29 @@ def _parser() -> argparse.ArgumentParser:
     score.add_argument("--split", default="val", help="with --run: the predictions of this split (val, test, ood)")
     score.add_argument("--output", default="", help="where the scored JSON lines go (default: standard output)")
     score.add_argument("--seed", type=int, default=0, help="the study seed that draws generated tasks' rows (for --input rows given by id)")
-    score.add_argument("--tracking-uri", default=None)
     top = commands.add_parser("top", parents=[common], help="print the top pipelines of an exploration")
     top.add_argument("exploration", help="exploration run id")
     top.add_argument("-k", type=int, default=10)
-    top.add_argument("--tracking-uri", default=None)
     return parser
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, overrides anywhere on it (`explore a=1 --resume latest b=2`: a=1, then b=2)
+    and the common options before or after the command (those before come first)."""
+    parser = _parser()
+    args, extras = parser.parse_known_args(argv)
+    if extras and hasattr(args, "overrides") and not any(e.startswith("-") for e in extras):
+        args.overrides += extras  # what argparse leaves after the first run of positionals, in order
+    elif extras:
+        parser.error(f"unrecognized arguments: {' '.join(extras)}")
+    for name in ("conf_dir", "include"):
+        setattr(args, name, getattr(args, BEFORE + name) + getattr(args, name))
+    args.tracking_uri = args.tracking_uri or getattr(args, BEFORE + "tracking_uri")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = parse_args(argv)
     console = Console()
     if not console.is_terminal:  # logs (mlflow run, CI): wide enough for pipeline expressions
         console = Console(width=160)
@@ -96,8 +129,7 @@ def main(argv: list[str] | None = None) -> int:
 
     quiet_libraries()
     try:
-        for folder in args.conf_dir:
-            add_conf_dir(folder)
+        apply_common_options(args)
         if args.command == "explore":
             return _explore(args, console)
         if args.command == "gc":

@@ -31,6 +31,7 @@ def main(kind: str, argv: list[str] | None = None, doc: str = "") -> int:
     from rich.console import Console
 
     from lamdagent.cli.commands import numbers
+    from lamdagent.cli.main import add_common_options, apply_common_options
     from lamdagent.console import quiet_libraries
 
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -41,11 +42,12 @@ def main(kind: str, argv: list[str] | None = None, doc: str = "") -> int:
     else:
         parser.add_argument("--base-model", default="builtin:tiny-llama-large-warm")
     parser.add_argument("--out", default="", help="output folder (default: reports/<study>/scaling)")
-    parser.add_argument("--tracking-uri", default=None)
+    add_common_options(parser)
     args = parser.parse_args(argv)
     quiet_libraries()
     console = Console()
     try:
+        apply_common_options(args)
         ranks = [int(x) for x in numbers(args.ranks, "--ranks", whole=True)]
         if kind == "data":
             substitutions = [Substitution(x) for x in numbers(args.factors, "--factors")]

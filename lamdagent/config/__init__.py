@@ -1,7 +1,7 @@
 """Study configuration: the schema, loading with overrides, and validation before any compute."""
 
 from lamdagent.config.loading import DEFAULT_STUDY, flat_params, load_config, redacted, study_names, to_dict
-from lamdagent.config.schema import StudyConfig
+from lamdagent.config.schema import study_config
 from lamdagent.config.validation import validate
 
-__all__ = ["DEFAULT_STUDY", "StudyConfig", "flat_params", "load_config", "redacted", "study_names", "to_dict", "validate"]
+__all__ = ["DEFAULT_STUDY", "flat_params", "load_config", "redacted", "study_config", "study_names", "to_dict", "validate"]

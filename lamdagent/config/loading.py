@@ -13,10 +13,11 @@ from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from lamdagent.actions import ACTION_TYPES
-from lamdagent.config.schema import StudyConfig
+from lamdagent.config.schema import study_config
 from lamdagent.config.validation import validate
 from lamdagent.errors import UserError
 from lamdagent.files import conf_files, load_yaml
+from lamdagent.plugins import load_included
 
 SECRET_KEY = re.compile(r"(api_?key|(^|_)token|secret|password)$", re.IGNORECASE)
 
@@ -53,7 +54,8 @@ def _as_list(value: Any) -> list:
 def load_config(study: str, overrides: list[str] | None = None, base: dict | None = None) -> Any:
     """The validated study config. `study` is a name in conf/studies/ or a YAML path; `base` is
     a resolved config to start from instead (used when resuming an exploration)."""
-    schema = OmegaConf.structured(StudyConfig)
+    load_included()  # a user's own action types (their config sections), metrics, ...: in a Ray worker too
+    schema = OmegaConf.structured(study_config())
     layers = []
     if base is not None:
         layers.append(base)

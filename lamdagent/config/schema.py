@@ -8,6 +8,7 @@ registered action type contributes a section (`sft`, `ties`, ...) from its `Sett
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -198,10 +199,13 @@ def _installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def _schema() -> type:
-    """The study dataclass: the fixed fields plus one section per registered action type."""
-    sections = [(name, cls.Settings, field(default_factory=cls.Settings)) for name, cls in sorted(ACTION_TYPES.items())]
+def study_config() -> type:
+    """The study dataclass: the fixed fields plus one section per action type registered now (a
+    user's own, imported by --include, included)."""
+    return _schema(tuple(sorted(ACTION_TYPES)))
+
+
+@functools.lru_cache(maxsize=None)
+def _schema(action_types: tuple[str, ...]) -> type:
+    sections = [(name, ACTION_TYPES[name].Settings, field(default_factory=ACTION_TYPES[name].Settings)) for name in action_types]
     return dataclasses.make_dataclass("StudyConfig", sections, bases=(_StudyBase,))
-
-
-StudyConfig = _schema()

@@ -1,4 +1,5 @@
-"""Answer extractors and metrics, each one registered function (lm-eval style registries)."""
+"""Answer extractors and metrics, each one registered function (lm-eval style registries); the
+`regex` extractor and lm-eval's GSM8K filters are in `extraction`."""
 
 from __future__ import annotations
 
@@ -46,36 +47,6 @@ def last_number(text: str) -> str:
         return ""
     sign, digits = numbers[-1]
     return sign + _canonical_number(digits)
-
-
-# lm-evaluation-harness's GSM8K filters (lm_eval/tasks/gsm8k/gsm8k.yaml, RegexFilter), verbatim
-STRICT_MATCH = re.compile(r"#### (\-?[0-9\.\,]+)")
-FLEXIBLE_EXTRACT = re.compile(r"(-?[$0-9.,]{2,})|(-?[0-9]+)")
-INVALID = "[invalid]"  # RegexFilter's fallback
-
-
-def _regex_filter(pattern: re.Pattern, text: str, group_select: int) -> str:
-    """lm-eval's RegexFilter on one response (then take_first)."""
-    match = pattern.findall(text)
-    if not match:
-        return INVALID
-    match = match[group_select]
-    if isinstance(match, tuple):
-        match = [m for m in match if m]
-        match = match[0] if match else INVALID
-    return match.strip()
-
-
-@register_extractor("strict_match")
-def strict_match(text: str) -> str:
-    """lm-eval's `strict-match`: the number after `#### `."""
-    return _regex_filter(STRICT_MATCH, text, 0)
-
-
-@register_extractor("flexible_extract")
-def flexible_extract(text: str) -> str:
-    """lm-eval's `flexible-extract`: the last number-like run of the text."""
-    return _regex_filter(FLEXIBLE_EXTRACT, text, -1)
 
 
 _BRACKET_CHOICE = re.compile(r"\[\[\s*([A-Za-z])\s*\]\]")

@@ -2,8 +2,9 @@
 
 A task is a YAML file in `conf/tasks/` (lm-eval style): a source `kind:<ref>` (evaluation/sources/:
 synthetic generators, data shipped by PyPI packages, the hub, local files, BFCL, MT-Bench), Jinja
-templates over a row, and a registered extractor and metric (evaluation/metrics.py); or an
-lm-evaluation-harness task (`lm_eval:<name or YAML>`), whose prompts and scoring are lm-eval's own.
+templates over a row, an extractor (evaluation/extraction.py: a registered one or a list of steps)
+and a registered metric (evaluation/metrics.py); or an lm-evaluation-harness task
+(`lm_eval:<name or YAML>`), whose prompts and scoring are lm-eval's own.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import jinja2
 from omegaconf import OmegaConf
 
 from lamdagent.errors import UserError
-from lamdagent.evaluation.metrics import EXTRACTORS, METRICS
+from lamdagent.evaluation.extraction import Extraction
+from lamdagent.evaluation.metrics import METRICS
 from lamdagent.evaluation.sources import SOURCES
 from lamdagent.files import conf_files
 
@@ -36,8 +38,8 @@ class TaskSpec:
     prompt: str = "Question: {{ question }}\nAnswer:"
     target: str = " {{ answer }}"
     gold: str = "{{ answer }}"
-    extractor: str = "first_line"
-    extractor_args: dict = field(default_factory=dict)  # keyword options of the extractor, e.g. {letters: ABCDE}
+    extractor: str | list = "first_line"  # a registered extractor, or a list of steps (lm-eval's filter list; evaluation/extraction.py)
+    extractor_args: dict = field(default_factory=dict)  # keyword options of a named extractor, e.g. {letters: ABCDE}
     metric: str = "exact_match"
     metric_args: dict = field(default_factory=dict)  # keyword options of the metric
     max_new_tokens: int = 16
@@ -83,14 +85,16 @@ class Task:
             raise UserError(f"task {spec.name!r}: {', '.join(LM_EVAL_FIELDS)} apply to lm_eval: sources only")
         if self._defined is not None:
             self.spec = spec = self._defined.spec
-        for kind_name, registry, name, options in (("extractor", EXTRACTORS, spec.extractor, spec.extractor_args),
-                                                   ("metric", METRICS, spec.metric, spec.metric_args)):
-            if name not in registry:
-                raise UserError(f"task {spec.name!r}: unknown {kind_name} {name!r}; expected one of {registry.names()}")
-            accepted = list(inspect.signature(registry[name]).parameters)[2 if kind_name == "metric" else 1:]
-            unknown = sorted(set(options) - set(accepted))
-            if unknown:
-                raise UserError(f"task {spec.name!r}: {kind_name} {name!r} has no option {unknown[0]!r}; it takes {accepted}")
+        try:
+            self._extract = Extraction(spec.extractor, spec.extractor_args)
+        except UserError as err:
+            raise UserError(f"task {spec.name!r}: {err}") from None
+        if spec.metric not in METRICS:
+            raise UserError(f"task {spec.name!r}: unknown metric {spec.metric!r}; expected one of {METRICS.names()}")
+        accepted = list(inspect.signature(METRICS[spec.metric]).parameters)[2:]
+        unknown = sorted(set(spec.metric_args) - set(accepted))
+        if unknown:
+            raise UserError(f"task {spec.name!r}: metric {spec.metric!r} has no option {unknown[0]!r}; it takes {accepted}")
         self._kind, self._ref = kind, ref
         environment = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
         try:
@@ -122,7 +126,7 @@ class Task:
         """(extracted answer, reward in [0, 1]) for one generation."""
         if self._defined is not None:
             return self._defined.score(generation, gold)
-        answer = EXTRACTORS[self.spec.extractor](generation, **self.spec.extractor_args)
+        answer = self._extract(generation)
         gold_value = gold if isinstance(gold, str) else list(gold)
         return answer, METRICS[self.spec.metric](answer, gold_value, **self.spec.metric_args)
 
@@ -163,4 +167,7 @@ def load_task(name: str) -> Task:
     unknown = sorted(set(raw) - allowed)
     if unknown:
         raise UserError(f"task file {str(path)!r}: unknown key {unknown[0]!r}; expected keys among {sorted(allowed)}")
-    return Task(TaskSpec(**raw))
+    try:
+        return Task(TaskSpec(**raw))
+    except UserError as err:
+        raise UserError(f"task file {str(path)!r}: {err}") from None

@@ -10,6 +10,7 @@ import os
 import sys
 from pathlib import Path
 
+from lamdagent.plugins import load_included
 from lamdagent.training.launch import ERROR_MARK, STEP_MARK
 
 
@@ -54,6 +55,7 @@ def run(spec: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     try:
+        load_included()  # the user's plug-ins (--include), as in the process that launched this one
         run(json.loads(Path(args[0]).read_text()))
     except Exception as err:  # one line the parent turns into ActionFailed
         from lamdagent.errors import ActionFailed

@@ -1,5 +1,5 @@
-"""Numeric extraction equals lm-evaluation-harness's GSM8K filters (strict-match, flexible-extract)
-and metric (exact_match with regexes_to_ignore); choices take the last valid [[X]]; QA offers
+"""Numeric extraction equals lm-evaluation-harness's GSM8K filters (strict-match, flexible-extract:
+configurations of our `regex` extractor) and metric (exact_match with regexes_to_ignore); choices take the last valid [[X]]; QA offers
 TriviaQA's official normaliser; generations stop at the task's stop strings, as lm-eval cuts them."""
 
 from __future__ import annotations
@@ -9,14 +9,13 @@ import random
 
 import pytest
 
+from lamdagent.evaluation.extraction import LM_EVAL_GSM8K_FILTERS, Extraction, flexible_extract, strict_match
 from lamdagent.evaluation.generation import cut_at_stop, generate_greedy
 from lamdagent.evaluation.metrics import (
     bracket_choice,
-    flexible_extract,
     last_number,
     lm_eval_exact_match,
     number_match,
-    strict_match,
     triviaqa_exact_match,
 )
 
@@ -74,6 +73,29 @@ def test_agreement_with_lm_eval_itself_on_generated_cases():
             assert ours(text) == answer, (generation, answer)
             reference = exact_match_hf_evaluate([answer], [gold], regexes_to_ignore=ignore, ignore_case=True)["exact_match"]
             assert lm_eval_exact_match(ours(text), gold) == reference, (generation, gold)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("lm_eval") is None, reason="lm-evaluation-harness is not installed (make install adds it)")
+def test_the_gsm8k_extractors_are_lm_evals_own_filter_lists_and_any_regex_filter_agrees():
+    """Our two GSM8K extractors are gsm8k.yaml's filter_list as lm-eval ships it; other regex
+    filters (first or last match, several groups, flags) give lm-eval's answers too."""
+    from pathlib import Path
+
+    import lm_eval
+    import yaml
+    from lm_eval.filters.extraction import RegexFilter
+
+    shipped = yaml.safe_load((Path(lm_eval.__file__).parent / "tasks" / "gsm8k" / "gsm8k.yaml").read_text())
+    assert LM_EVAL_GSM8K_FILTERS == {entry["name"]: entry["filter"] for entry in shipped["filter_list"]}
+    texts = [cut_at_stop(g, UNTIL) for g, _ in _generated_cases(500)] + ["The answer: 12\nANSWER: 7", "Answer: x", ""]
+    cases = [(r"(\d+)\s*(dollars)?", 0, []), (r"answer:\s*(\w+)", -1, ["ignorecase"]), (r"^\s*(\w+)", -1, ["multiline"]),
+             (r"[0-9]+", -1, []), (r"(-)?(\d+)|(\$)", 0, [])]
+    for pattern, group_select, flags in cases:  # our flags are lm-eval's inline ones: (?i), (?m)
+        theirs = RegexFilter("".join(f"(?{f[0]})" for f in flags) + pattern, group_select=group_select, fallback="none")
+        ours = Extraction([{"function": "regex", "regex_pattern": pattern, "group_select": group_select, "flags": flags, "fallback": "none"},
+                           {"function": "take_first"}])
+        for text in texts:
+            assert ours(text) == theirs.apply([[text]], [{}])[0][0], (pattern, text)
 
 
 def test_last_number_keeps_the_sign_and_the_gold_is_normalised_alike():
