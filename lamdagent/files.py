@@ -19,11 +19,13 @@ _extra_conf_dirs: list[Path] = []  # --conf-dir, first
 
 
 def add_conf_dir(path: str | Path) -> None:
-    """A folder of the user's own studies/, tasks/ (and prompts/) searched before all others."""
+    """A folder of the user's own studies/, tasks/ (and prompts/) searched before all others; also put
+    first on $LAMDAGENT_CONF_PATH, which the processes the tool starts (Ray and accelerate workers) inherit."""
     folder = Path(path).expanduser()
     if not folder.is_dir():
         raise UserError(f"--conf-dir {str(path)!r} is not a folder")
     _extra_conf_dirs.insert(0, folder.resolve())
+    os.environ[CONF_PATH_ENV] = os.pathsep.join([str(folder.resolve()), *filter(None, os.environ.get(CONF_PATH_ENV, "").split(os.pathsep))])
 
 
 def conf_dirs() -> list[Path]:

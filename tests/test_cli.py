@@ -83,6 +83,7 @@ def test_the_readme_form_conf_dir_before_the_command(tmp_path, tracking_uri, cap
     from lamdagent import files
 
     monkeypatch.setattr(files, "_extra_conf_dirs", [])  # what --conf-dir adds is undone after the test
+    monkeypatch.setenv(files.CONF_PATH_ENV, "")
     (tmp_path / "mine" / "studies").mkdir(parents=True)
     (tmp_path / "mine" / "studies" / "my_study.yaml").write_text("name: my_study\ntasks: [arith]\niterations: 1\n")
     assert main(["--conf-dir", str(tmp_path / "mine"), "explore", "--study", "my_study", "--dry-run", "iterations=2"]) == 0

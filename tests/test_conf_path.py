@@ -16,7 +16,7 @@ from lamdagent.evaluation.tasks import load_task, task_names
 def project(tmp_path, monkeypatch):
     """An empty project folder as the working directory, no search path set."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv(files.CONF_PATH_ENV, raising=False)
+    monkeypatch.setenv(files.CONF_PATH_ENV, "")  # recorded: what --conf-dir adds to it is undone after the test
     monkeypatch.setattr(files, "_extra_conf_dirs", [])
     return tmp_path
 

@@ -95,7 +95,8 @@ class RayExecutor(Executor):
     workers log to the shared tracking server and stay warm between tasks. A task that raises or
     whose worker is lost is a failed action (never retried: its run is marked failed)."""
 
-    FORWARDED = ("LAMDAGENT_CACHE", "LAMDAGENT_FAULT", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "MLFLOW_DISABLE_TELEMETRY")
+    FORWARDED = ("LAMDAGENT_CACHE", "LAMDAGENT_FAULT", "LAMDAGENT_INCLUDE", "LAMDAGENT_CONF_PATH", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE",
+                 "MLFLOW_DISABLE_TELEMETRY")
 
     def __init__(self, execution):
         import ray
