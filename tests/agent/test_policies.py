@@ -203,3 +203,21 @@ def test_an_unreachable_endpoint_is_a_one_line_error_at_start(monkeypatch, fake_
         CHAT_BACKENDS[cfg.agent.backend](cfg.agent)
     reachable = load_config("demo", ["agent.backend=openai", "agent.model=x", f"agent.base_url={fake_openai.base_url}"])
     assert CHAT_BACKENDS[reachable.agent.backend](reachable.agent).name == "x"  # the fake answers /models with an HTTP error: reachable
+
+
+@pytest.mark.parametrize("name", ["random", "greedy", "optuna"])
+def test_the_seed_changes_a_policys_choices_but_not_the_world(name):
+    """agent.seed varies the policy's own randomness (what compare-policies' seeds vary): the seeds
+    choose differently; the study (its actions, data, fingerprints) is the same under every seed."""
+    from lamdagent.exploration.study import Study
+
+    space = _space([_model("base"), _model("a"), _model("b")])
+    choices = {seed: [str(POLICIES[name].from_config(None, seed).select(space, _journal(space), i).action) for i in range(1, 4)]
+               for seed in range(5)}
+    assert len({tuple(c) for c in choices.values()}) >= 3, choices
+
+    worlds = [Study(load_config("demo", ["data.train_size=8", f"agent.seed={seed}"])) for seed in (0, 3)]
+    models = [_model("base"), _model("a")]
+    first, second = ([a.fingerprint for a in world.space(models).actions("sft")] for world in worlds)
+    assert first == second
+    assert [d.rows() for d in worlds[0].datasets] == [d.rows() for d in worlds[1].datasets]
