@@ -238,3 +238,25 @@ def test_lora_models_store_adapters_and_survive_resume(tracking_uri, fake_openai
     assert runs["m3"].data.metrics["model.bytes"] >= base.data.metrics["model.bytes"] * 0.9
     assert runs["m4"].data.tags["lamdagent.pipeline"] == "sft(dpo(sft(base, all), all_prefs), arith)"  # base is a seed too
     assert all(r.data.metrics.get("agent.fallbacks", 0) == 0 for r in runs.values())
+
+
+@pytest.mark.slow
+@pytest.mark.ci
+def test_a_compute_budget_stops_the_exploration_and_a_resume_with_more_continues_it(tracking_uri):
+    """budget.seconds counts the initial models' compute too: a budget they already spent stops
+    before the first decision; a resume with a larger budget continues with the compute read back."""
+    from lamdagent.journal import read_journal
+    from lamdagent.tracking import Kind
+
+    world = [*FAST, "specialists=false", "tasks=[arith]", "datasets=[arith,all]", "agent.policy=greedy", "iterations=2"]
+    out = io.StringIO()
+    with Display(Console(file=out, width=200)) as display:
+        run_id, records, _ = start_or_resume("demo", [*world, "budget.seconds=0.001"], None, Tracker(), display)
+    assert [r for r in records if r.kind == Kind.ACTION] == []
+    assert "of compute spent (budget.seconds=0.001)" in out.getvalue()
+    _, records, _ = _explore(["budget.seconds=null"], resume=run_id)
+    assert [r.iteration for r in records if r.kind == Kind.ACTION] == [1, 2]
+    seeds = [r for r in records if r.kind == Kind.SEED]
+    journal = read_journal(records, [], ["arith"], 2)
+    assert journal.overhead_seconds == pytest.approx(sum(r.compute_seconds for r in seeds)) and journal.overhead_seconds > 0
+    assert journal.spent_seconds() > journal.overhead_seconds

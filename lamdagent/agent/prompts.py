@@ -16,12 +16,15 @@ def template(name: str) -> Template:
     return Template(prompt_file(f"{name}.txt").read_text())
 
 
-def describe_model(model: ModelObject) -> str:
+def describe_model(model: ModelObject, journal: Journal | None = None) -> str:
+    """One line of the models listing; a model made with no gain says so."""
     if model.score is None:
         return f"- {model.name} = {model.pipeline}: not evaluated"
     per_task = ", ".join(f"{task} {value:.2f}" for task, value in model.scores.items())
     cost = f"; made in {model.cost_seconds:.0f} s" if model.cost_seconds is not None else ""
-    return f"- {model.name} = {model.pipeline}: score {model.score:.3f} ({per_task}{cost})"
+    made = journal.no_gain().get(model.name) if journal is not None else None
+    note = f" [NO GAIN: the same scores as its input {made.same_as.name}]" if made else ""
+    return f"- {model.name} = {model.pipeline}: score {model.score:.3f} ({per_task}{cost}){note}"
 
 
 def best_first(models: list[ModelObject]) -> list[ModelObject]:
@@ -45,7 +48,7 @@ def _common(journal: Journal, iteration: int, space: ActionSpace) -> dict[str, s
         "memory": journal.memory().strip() or EMPTY_MEMORY,
         "iteration": str(iteration),
         "iterations": str(journal.budget),
-        "models": "\n".join([describe_model(m) for m in best_first(space.models)] + [
+        "models": "\n".join([describe_model(m, journal) for m in best_first(space.models)] + [
             f"- (running now, result not known yet; choose something different) {e.label} = {e.pipeline}" for e in journal.pending()]),
         "directive": directive(iteration, journal.budget),
     }
@@ -117,7 +120,10 @@ def result_text(journal: Journal, entry: Entry) -> str:
     model = entry.model
     per_task = ", ".join(f"{t} {v:.2f}" for t, v in model.scores.items())
     repeated = " (a repeat of an earlier action: its model was reused, nothing new was learned)" if journal.repeated(entry) else ""
-    return f"{model.name} scored {model.score:.3f} ({per_task}){repeated}"
+    same = entry.same_as
+    no_gain = (f" (NO GAIN: exactly the scores of its input {same.name}; this kind of action will not be offered on "
+               f"{model.name} again)") if same is not None and not repeated else ""
+    return f"{model.name} scored {model.score:.3f} ({per_task}){repeated}{no_gain}"
 
 
 def best_text(journal: Journal) -> str:

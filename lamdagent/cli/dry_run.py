@@ -48,6 +48,7 @@ def dry_run(study: Study, console: Console) -> None:
     if cfg.specialists and "sft" in cfg.actions:
         seeds += [ModelObject(f"spec_{t.name}", "-", "-", fingerprint(t.name), f"sft(base, {t.name})", arch, parents=[base])
                   for t in study.tasks]
+    seeds += [ModelObject(f"ft_{name}", "-", "-", fingerprint("ft", name), f"sft(base, {name})", arch, parents=[base]) for name in cfg.seed_models]
     space = study.space(seeds)
     table = Table(title=f"study {cfg.name}: the action space at iteration 1", header_style="bold")
     for column in ("action type", "slots", "valid actions"):

@@ -130,6 +130,18 @@ class RetentionConfig:
 
 
 @dataclass
+class BudgetConfig:
+    """The exploration's compute budget, beside its `iterations`: it stops once this much compute was
+    spent (the initial models, the screening, training, merging and evaluation counted; a model reused
+    from the cache counts what making it took)."""
+
+    seconds: float | None = None  # None: iterations only
+
+    def check(self) -> None:
+        require(self.seconds is None or self.seconds > 0, f"budget.seconds must be > 0 or null, got {self.seconds}")
+
+
+@dataclass
 class ExecutionConfig:
     """Where and how many actions run at once (docs/scaling.md)."""
 
@@ -167,7 +179,8 @@ class LaunchConfig:
 class _StudyBase:
     name: str = "demo"
     iterations: int = 10  # total iterations of the exploration (resume continues up to this)
-    seed: int = 0
+    seed: int = 0  # the world: evaluation splits, the base, the specialists (and w_t)
+    train_seed: int | None = None  # the search's training randomness: data sampling and order, new modules' init; None: seed
     base_model: str = "builtin:tiny-llama"  # builtin:tiny-llama | local folder | hub id
     tasks: list[str] = field(default_factory=lambda: ["arith", "choice", "facts"])
     ood_tasks: list[str] = field(default_factory=list)  # out-of-distribution tasks, evaluated in the final report only
@@ -177,6 +190,7 @@ class _StudyBase:
     training_data: dict[str, TrainingDataConfig] = field(default_factory=dict)  # more datasets, by name
     preference_datasets: list[str] = field(default_factory=list)  # for dpo: task names, all, json:<path>, hf:<id>
     specialists: bool = True  # train one specialist per task from the base as initial objects
+    seed_models: list[str] = field(default_factory=lambda: ["all"])  # the practitioner's defaults as initial objects too: the base fine-tuned on each named dataset at the default settings (ft_<dataset>)
     actions: list[str] = field(default_factory=lambda: ["sft", "ties"])
     repeat_actions: bool = False  # offer actions this exploration already computed (reused from cache)
     max_consecutive_failures: int = 5  # stop the exploration cleanly after this many failed actions
@@ -189,6 +203,7 @@ class _StudyBase:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
     training: LaunchConfig = field(default_factory=LaunchConfig)
 
 

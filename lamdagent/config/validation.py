@@ -32,6 +32,10 @@ def validate(cfg) -> None:
         _check(dataset in task_stems or dataset == "all" or dataset in cfg.training_data or dataset in task_names(),
                f"unknown dataset {dataset!r}; expected a task name (one of {task_stems} or any task in conf/tasks), 'all' "
                f"or a name in training_data {sorted(cfg.training_data)}")
+    for name in cfg.seed_models:
+        _check(name in (cfg.datasets or [*task_stems, "all"]),
+               f"seed_models names {name!r}, which is not a dataset of this study; expected one of {list(cfg.datasets or [*task_stems, 'all'])}")
+    _check(not cfg.seed_models or "sft" in cfg.actions, f"seed_models {list(cfg.seed_models)} are fine-tunes: they need 'sft' in actions")
     for name in cfg.preference_datasets:
         if name.startswith("json:"):
             _check(Path(name[5:]).expanduser().exists(), f"preference dataset file {name[5:]!r} does not exist")
@@ -47,7 +51,7 @@ def validate(cfg) -> None:
     POLICIES.check(cfg.agent.policy, "agent.policy")
     CHAT_BACKENDS.check(cfg.agent.backend, "agent.backend")
     CHAT_BACKENDS.check(cfg.judge.backend, "judge.backend")
-    for section in (cfg.agent, cfg.judge, cfg.data, cfg.evaluation, cfg.lease, cfg.tracking, cfg.retention, cfg.execution, cfg.training):
+    for section in (cfg.agent, cfg.judge, cfg.data, cfg.evaluation, cfg.lease, cfg.tracking, cfg.retention, cfg.execution, cfg.training, cfg.budget):
         section.check()  # each section checks its own ranges (config/schema.py)
     sized = [d for d in (cfg.datasets or task_stems) if d != "all" and d not in cfg.training_data]
     for name in cfg.data.train_sizes:  # a size of a task this study does not train on is unused, as a typo is not

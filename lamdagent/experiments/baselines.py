@@ -69,7 +69,7 @@ def _model_baselines(study: Study, tracker: Tracker, group: str, experiment_id: 
     runner = Runner(study, tracker, group, experiment_id, display, base=prepare_base(cfg))
     seeds, weights = ensure_seeds(study, runner)  # the initial models (reused from the explorations when computed)
     runner = runner.with_weights(weights)
-    base, specialists = seeds[0], seeds[1:]
+    base, specialists = seeds[0], [s for s in seeds if s.name.startswith("spec_")]  # not the practitioner's defaults (seed_models)
 
     if "base" in names:  # reused from the seed run by fingerprint; rebuilt only if its weights were freed
         runner.produce(Step.of_base(runner.base, Kind.BASELINE, tags={"baseline": "base"}), finish=True)
@@ -137,7 +137,7 @@ def full_grid(runner: Runner, base: ModelObject, data, epoch_factors: tuple[floa
 
     def trial(rate: float, epochs: float) -> None:
         number = len(grid)
-        action = Action(ACTION_TYPES["sft"](settings), {"model": base, "dataset": data, "learning_rate": rate}, study.cfg.seed)
+        action = Action(ACTION_TYPES["sft"](settings), {"model": base, "dataset": data, "learning_rate": rate}, study.train_seed)
         action = action.with_settings({"epochs": epochs})
         step = Step.of_action(action, Kind.BASELINE, number, f"full_{number}",
                               tags={"baseline": "full", "trial": str(number), "settings": json.dumps({"epochs": epochs})})

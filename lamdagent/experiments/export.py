@@ -93,13 +93,12 @@ def export_pipeline(tracker: Tracker, run_id: str, out_dir: Path) -> dict:
                 refs[record.run_id] = base_ref
                 steps.append({"name": record.name, "kind": "base", "model": refs[record.run_id], "source": cfg.base_model, "run_id": record.run_id})
                 continue
-            action = study.space([models[i] for i in record.inputs]).find(record.action_type, record.action)
-            action = action and action.with_settings(record.settings)
-            if action is None or action.fingerprint != record.fingerprint:
+            action = study.find_action([models[i] for i in record.inputs], record.action_type, record.action, record.fingerprint, record.settings)
+            if action is None:
                 raise UserError(f"cannot export {record.name} = {record.pipeline}: study {cfg.name!r} no longer gives the action that made it")
             step_dir = Path("steps") / f"{number:02d}_{record.name}"
             captured: list[tuple[str, dict]] = []
-            ctx = ExportContext(step_dir, cfg.seed, Path(base_ref), resolve=lambda m: Path(refs[m.run_id]),
+            ctx = ExportContext(step_dir, action.seed, Path(base_ref), resolve=lambda m: Path(refs[m.run_id]),
                                 chat_template=cfg.chat_template, capture=lambda kind, job: captured.append((kind, job)), stored=stored)
             action.type.run(action.bindings, ctx)
             if len(captured) != 1:

@@ -51,8 +51,8 @@ class ActionJob:
 
 def execute(job: ActionJob, runner: Runner) -> Produced:
     """Rebuild the job's action over its inputs and produce its model into the job's run."""
-    action = runner.study.space(job.inputs).find(job.action_type, job.names)
-    if action is None or action.fingerprint != job.fingerprint:
+    action = runner.study.find_action(job.inputs, job.action_type, job.names, job.fingerprint)
+    if action is None:
         return Produced(job.run_id, None, Status.FAILED, f"the action {job.action_type}({job.names}) cannot be rebuilt in this worker")
     return runner.produce(Step.of_action(action, Kind.ACTION, job.iteration, job.name), run_id=job.run_id)
 

@@ -58,7 +58,10 @@ class Exploration:
         existing = models_from_records([r for r in records if r.kind == Kind.SEED], fetch=self.runner.model_of_run)
         seeds, weights = ensure_seeds(self.study, self.runner, {m.name: m for m in existing})  # resuming: kept, the missing ones built
         self.runner = self.runner.with_weights(weights)
-        self.journal = read_journal(records, seeds, self.study.task_names, cfg.iterations, self.runner.model_of_run, tracker.memory)
+        if len(existing) < len(seeds):  # made (or reused) just now: their runs join the records
+            records = tracker.children(self.run_id, self.experiment_id)
+        self.journal = read_journal(records, seeds, self.study.task_names, cfg.iterations, self.runner.model_of_run, tracker.memory,
+                                    cfg.budget.seconds)
         journal = self.journal
         finished = journal.finished()
         last = max((e.iteration for e in finished), default=0)
@@ -71,6 +74,9 @@ class Exploration:
         while todo:
             if self.lease:
                 self.lease.check()
+            if journal.out_of_compute():
+                self.display.log(f"[yellow]stopping: {journal.spent_seconds():.0f} s of compute spent (budget.seconds={cfg.budget.seconds:g})")
+                break
             failures = journal.trailing_failures()
             if failures >= cfg.max_consecutive_failures:
                 self.display.log(f"[red]stopping: the last {failures} actions failed (max_consecutive_failures={cfg.max_consecutive_failures})")
@@ -145,7 +151,7 @@ class Exploration:
         journal = self.journal
         for iteration in iterations:
             running = {e.fingerprint for e in journal.pending()}  # never chosen twice in one round
-            space = self.study.space(journal.models(), running if self.cfg.repeat_actions else journal.done())
+            space = self.study.space(journal.models(), running if self.cfg.repeat_actions else journal.done(), journal.blocked())
             if not space.available_types():
                 break
             self.display.step(f"iteration {iteration}: agent deciding")
@@ -185,7 +191,7 @@ class Exploration:
         """A finished action: its outcome in the journal, the memory rewritten from it, the run
         closed, the exploration's metrics."""
         tracker, journal = self.tracker, self.journal
-        entry = journal.finish(result.run_id, result.status, result.model, result.error, result.seconds)
+        entry = journal.finish(result.run_id, result.status, result.model, result.error, result.compute_seconds)
         iteration = entry.iteration
         self.display.step(f"iteration {iteration}: agent updating its memory")
         before = self.policy.endpoint_retries

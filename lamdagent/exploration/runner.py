@@ -39,6 +39,7 @@ class Produced:
     status: Status
     error: str = ""
     seconds: float | None = None  # what producing it took here: building or reusing, evaluating, logging
+    compute_seconds: float | None = None  # what producing it costs without the cache (a reused model: its source's)
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ class Step:
     params: dict = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     datasets: list = field(default_factory=list)  # the training data it binds (recorded as MLflow dataset inputs)
+    seed: int | None = None  # its training randomness (the action's seed); None: the study's
 
     @property
     def label(self) -> str:
@@ -81,7 +83,7 @@ class Step:
         return cls(kind, iteration, name, action.fingerprint, action.pipeline(), list(action.models),
                    lambda ctx: action.type.run(action.bindings, ctx), dict(action.hparams),
                    {"action_type": action.type.name, "action": json.dumps(action.names()), **(tags or {})},
-                   [v for v in action.bindings.values() if isinstance(v, TRAINING_DATA)])
+                   [v for v in action.bindings.values() if isinstance(v, TRAINING_DATA)], action.seed)
 
     @classmethod
     def of_base(cls, base: BaseModel, kind: Kind, tags: dict[str, str] | None = None, iteration: int = 0, name: str = "base") -> Step:
@@ -113,10 +115,10 @@ class Runner:
         other.parent = parent
         return other
 
-    def context(self, work: Path, on_step: Callable[[int, int], None] | None = None) -> ActionContext:
-        """What an action runs with: its working folder, the study's seed, base and settings."""
+    def context(self, work: Path, on_step: Callable[[int, int], None] | None = None, seed: int | None = None) -> ActionContext:
+        """What an action runs with: its working folder, its seed (default: the study's), the base and settings."""
         cfg = self.study.cfg
-        return ActionContext(work, cfg.seed, self.base.path, on_step=on_step, resolve=self.resolve, chat_template=cfg.chat_template,
+        return ActionContext(work, cfg.seed if seed is None else seed, self.base.path, on_step=on_step, resolve=self.resolve, chat_template=cfg.chat_template,
                              launch=cfg.training)
 
     def resolve(self, model: ModelObject) -> Path:
@@ -134,13 +136,14 @@ class Runner:
         if (target / "config.json").exists():
             return target
         record = self.tracker.record(model.run_id)
-        action = self.study.space(model.parents).find(record.action_type, record.action) if record.action_type else None
-        if action is None or action.fingerprint != model.fingerprint:
+        action = self.study.find_action(model.parents, record.action_type, record.action, model.fingerprint, record.settings) \
+            if record.action_type else None
+        if action is None:
             raise ActionFailed(f"the weights of {model.name} were freed and its action cannot be replayed in this study")
         self.display.log(f"rebuilding {model.name} = {model.pipeline} (its weights were freed)")
         work = cache_dir() / "work" / f"rebuild-{model.model_id}-{os.getpid()}"
         try:
-            output = action.type.run(action.bindings, self.context(work))
+            output = action.type.run(action.bindings, self.context(work, seed=action.seed))
             shutil.rmtree(target, ignore_errors=True)
             target.parent.mkdir(parents=True, exist_ok=True)
             output.model_dir.rename(target)  # whole or not at all
@@ -164,7 +167,7 @@ class Runner:
         storing = False  # the model is being (or was) stored and registered
         try:
             self.display.step(f"{step.name}: {step.pipeline}")
-            ctx = self.context(work, on_step=lambda s, t: self.display.update_step(s, t))
+            ctx = self.context(work, on_step=lambda s, t: self.display.update_step(s, t), seed=step.seed)
             with CostMeter() as cost:
                 output = step.build(ctx)
             checkpoint("after_build")
@@ -189,10 +192,11 @@ class Runner:
                                 score=score.get("val.score"))
             measured = self._describe_model(step, model, registered)
             seconds = time.perf_counter() - started
-            self.tracker.log(run_id, metrics={**pending, **val_metrics, **score, "step.seconds": seconds}, params=step.params,
+            self.tracker.log(run_id, metrics={**pending, **val_metrics, **score, "step.seconds": seconds, "compute.seconds": seconds},
+                             params=step.params,
                              tags={**tags, **registered, "evaluation": json.dumps(evaluation, sort_keys=True)}, series=output.step_metrics,
                              finish=Status.OK if finish else None, measured=measured)
-            return Produced(run_id, model, Status.OK, seconds=seconds)
+            return Produced(run_id, model, Status.OK, seconds=seconds, compute_seconds=seconds)
         except TrackingOutage:  # not the action's failure: the exploration stops, to resume later
             raise
         except Exception as err:  # a failed action is data: recorded, and the exploration goes on
@@ -202,9 +206,9 @@ class Runner:
             if storing:  # a failed run keeps no (half-)registered model
                 self.tracker.discard_models(run_id, self.experiment_id, Status.FAILED)
             seconds = time.perf_counter() - started
-            self.tracker.log(run_id, metrics={**pending, "step.seconds": seconds}, params=step.params, tags={"error": error[:4000]},
-                             finish=Status.FAILED if finish else None)
-            return Produced(run_id, None, Status.FAILED, error, seconds)
+            self.tracker.log(run_id, metrics={**pending, "step.seconds": seconds, "compute.seconds": seconds}, params=step.params,
+                             tags={"error": error[:4000]}, finish=Status.FAILED if finish else None)
+            return Produced(run_id, None, Status.FAILED, error, seconds, seconds)
         finally:
             self.display.done_step()
             shutil.rmtree(work, ignore_errors=True)
@@ -234,12 +238,13 @@ class Runner:
             run_id,
             metrics={**extra, **{f"val.{t}": v for t, v in scores.items()}, "cost.seconds": seconds, "step.seconds": seconds,
                      **({"val.score": score} if score is not None else {}),
-                     **({"model.cost_seconds": cached.model_cost_seconds} if cached.model_cost_seconds is not None else {})},
+                     **({"model.cost_seconds": cached.model_cost_seconds} if cached.model_cost_seconds is not None else {}),
+                     **({"compute.seconds": cached.compute_seconds} if cached.compute_seconds is not None else {})},
             tags={"model_id": cached.model_id, "arch": cached.arch, "source_run": cached.source_run or cached.run_id,
                   "evaluation": json.dumps(evaluation, sort_keys=True), **({"adapter_of": cached.adapter_of} if cached.adapter_of else {})},
             params=step.params, finish=Status.CACHED if finish else None,
         )
-        return Produced(run_id, model, Status.CACHED, seconds=seconds)
+        return Produced(run_id, model, Status.CACHED, seconds=seconds, compute_seconds=cached.compute_seconds)
 
     def start(self, step: Step, tags: dict[str, str] | None = None) -> str:
         """The nested run of a step, tagged with its identity and lineage (and `tags`)."""

@@ -14,10 +14,12 @@ from lamdagent.space import Action, ModelObject, fingerprint
 from lamdagent.tracking import Kind
 
 
-def sft_action(study: Study, model: ModelObject, dataset) -> Action:
-    """SFT of `model` on `dataset` at the study's first learning rate (specialists, full fine-tuning)."""
+def sft_action(study: Study, model: ModelObject, dataset, seed: int | None = None) -> Action:
+    """SFT of `model` on `dataset` at the study's first learning rate (specialists, full fine-tuning),
+    trained with `seed` (default: the study's)."""
     sft = ACTION_TYPES["sft"](study.cfg.sft)
-    return Action(sft, {"model": model, "dataset": dataset, "learning_rate": study.cfg.sft.learning_rate[0]}, study.cfg.seed)
+    return Action(sft, {"model": model, "dataset": dataset, "learning_rate": study.cfg.sft.learning_rate[0]},
+                  study.cfg.seed if seed is None else seed)
 
 
 def specialist_action(study: Study, base: ModelObject, task) -> Action:
@@ -41,7 +43,10 @@ def prepare_base(cfg) -> BaseModel:
 
 def ensure_seeds(study: Study, runner: Runner, existing: dict[str, ModelObject] | None = None) -> tuple[list[ModelObject], dict[str, float]]:
     """The initial objects as `seed` runs: the base model and, if configured, one specialist per
-    task fine-tuned from the base (paper 3.1), and the task weights w_t = 1 / max r_t they give.
+    task fine-tuned from the base (paper 3.1), and the task weights w_t = 1 / max r_t they give;
+    then the practitioner's defaults (`seed_models`: the base fine-tuned on each named dataset at the
+    default settings, `ft_<dataset>`), which a search refines instead of rediscovering. The weights
+    come from the base and the specialists only, so scores compare with and without the defaults.
     Reused by fingerprint across explorations; `existing` (by name) are this exploration's
     finished seeds, kept when a resume completes them."""
     cfg = study.cfg
@@ -61,6 +66,8 @@ def ensure_seeds(study: Study, runner: Runner, existing: dict[str, ModelObject] 
     if cfg.specialists and "sft" in ACTION_TYPES:
         seeds += [produce(Step.of_action(specialist_action(study, base, task), Kind.SEED, 0, f"spec_{task.name}")) for task in study.tasks]
     weights = task_weights([s.scores for s in seeds], study.task_names, cfg.task_weights)
+    seeds += [produce(Step.of_action(sft_action(study, base, study.dataset(name), study.train_seed), Kind.SEED, 0, f"ft_{name}"))
+              for name in cfg.seed_models]
     scoring = runner.with_weights(weights)
     for seed in seeds:
         scoring.log_score(seed)

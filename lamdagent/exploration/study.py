@@ -13,6 +13,7 @@ class Study:
     def __init__(self, cfg):
         self.cfg = cfg
         self.name = cfg.name
+        self.train_seed = cfg.seed if cfg.train_seed is None else cfg.train_seed  # the search's training randomness
         self.tasks: list[Task] = [load_task(name) for name in cfg.tasks]
         self.task_names = [t.name for t in self.tasks]
         self.ood_tasks: list[Task] = [load_task(name) for name in cfg.ood_tasks]
@@ -30,16 +31,16 @@ class Study:
         that is not a target, e.g. noisy or off-target data), or conversations from `training_data`."""
         if name in self.cfg.training_data:
             data = self.cfg.training_data[name]
-            return ConversationDatasetObject(name, data.source, data.size, data.subset, self.cfg.seed)
+            return ConversationDatasetObject(name, data.source, data.size, data.subset, self.train_seed)
         task = next((t for t in self.tasks if t.name == Path(name).stem), None) or load_task(name)
-        return DatasetObject(task.name, [task], self.cfg.data.train_sizes.get(name, self.cfg.data.train_size), self.cfg.seed)
+        return DatasetObject(task.name, [task], self.cfg.data.train_sizes.get(name, self.cfg.data.train_size), self.train_seed)
 
     def _union(self, candidates: list) -> DatasetObject | MixtureDatasetObject:
         """`all`: every candidate dataset of the study together (the paper's fully fine-tuned data)."""
         if all(isinstance(d, DatasetObject) and d.size == self.cfg.data.train_size for d in candidates):
             tasks = [task for d in candidates for task in d.tasks] or self.tasks
-            return DatasetObject("all", tasks, self.cfg.data.train_size, self.cfg.seed)
-        return MixtureDatasetObject("all", candidates, self.cfg.seed)
+            return DatasetObject("all", tasks, self.cfg.data.train_size, self.train_seed)
+        return MixtureDatasetObject("all", candidates, self.train_seed)
 
     def evaluation_keys(self) -> dict[str, str]:
         """Task name -> what identifies a model's validation score on it: the task's definition and
@@ -68,13 +69,29 @@ class Study:
     def _preferences(self, name: str) -> PreferenceDatasetObject:
         size = self.cfg.data.train_size
         if name.startswith(("json:", "hf:")):
-            return PreferenceDatasetObject(Path(name.split(":", 1)[1]).stem, [], size, self.cfg.seed, source=name)
+            return PreferenceDatasetObject(Path(name.split(":", 1)[1]).stem, [], size, self.train_seed, source=name)
         tasks = self.tasks if name == "all" else [t for t in self.tasks if t.name == Path(name).stem]
-        return PreferenceDatasetObject(f"{name}_prefs", tasks, size, self.cfg.seed)
+        return PreferenceDatasetObject(f"{name}_prefs", tasks, size, self.train_seed)
 
-    def space(self, models, done=frozenset()) -> ActionSpace:
-        """The action space over `models` and the study's datasets."""
-        return ActionSpace(self.action_types, models, self.datasets, self.cfg.seed, done, self.preference_datasets)
+    def space(self, models, done=frozenset(), blocked=frozenset()) -> ActionSpace:
+        """The action space over `models` and the study's datasets, trained with the search's seed;
+        `done` and `blocked` as ActionSpace takes them."""
+        return ActionSpace(self.action_types, models, self.datasets, self.train_seed, done, self.preference_datasets, blocked)
+
+    def find_action(self, models, action_type: str, names: dict[str, str], fingerprint: str, settings: dict | None = None):
+        """The action over `models` that made the model of `fingerprint` (a step of this study's search, or an
+        initial model, which is trained with the study's seed), with a trial's `settings`; None if the study no
+        longer gives it."""
+        spaces = [self.space(models)]
+        if self.train_seed != self.cfg.seed:
+            spaces.append(ActionSpace(self.action_types, models, [self.specialist_dataset(t) for t in self.tasks] + self.datasets,
+                                      self.cfg.seed, frozenset(), self.preference_datasets))
+        for space in spaces:
+            action = space.find(action_type, names)
+            action = action and action.with_settings(settings or {})
+            if action is not None and action.fingerprint == fingerprint:
+                return action
+        return None
 
     def dataset(self, name: str) -> DatasetObject:
         return next(d for d in self.datasets if d.name == name)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from lamdagent.space.objects import ModelObject
+from lamdagent.space.space import kind_of
 
 FAILED = "failed"  # the status of an action that made no model (tracking.Status.FAILED)
 
@@ -62,7 +63,7 @@ class Entry:
     status: str | None = None  # ok, cached or failed; None while it runs
     model: ModelObject | None = None  # the model it made (None while running, or failed)
     error: str = ""  # why it failed
-    cost_seconds: float | None = None  # compute it took here: building (or reusing) and evaluating
+    cost_seconds: float | None = None  # the compute it costs: building and evaluating its model (had nothing been cached)
     memory: str | None = None  # the agent's memory after it (read back for the latest entry only)
     memory_seq: int = 0  # the order in which outcomes arrived (a round of k > 1 finishes in any order)
 
@@ -83,10 +84,21 @@ class Entry:
         return self.model.score - max((m.score for m in self.inputs if m.score is not None), default=0.0)
 
     @property
+    def kind(self) -> tuple:
+        """Its kind of action apart from its models (space.kind_of)."""
+        return kind_of(self.action_type, self.action, {m.name for m in self.inputs})
+
+    @property
+    def same_as(self) -> ModelObject | None:
+        """The input whose per-task scores its model repeats exactly, if any: the action changed
+        nothing the targets measure (a merge of near-copies, a repeat)."""
+        if self.model is None or not self.model.scores:
+            return None
+        return next((m for m in self.inputs if m.scores == self.model.scores), None)
+
+    @property
     def no_gain(self) -> bool:
-        """The model scores exactly like one of its inputs on every task: the action changed nothing
-        that the targets measure (a merge of near-copies, a repeat)."""
-        return self.model is not None and bool(self.model.scores) and any(m.scores == self.model.scores for m in self.inputs)
+        return self.same_as is not None
 
 
 @dataclass
@@ -97,6 +109,8 @@ class Journal:
     budget: int  # the exploration's iterations in total
     seeds: list[ModelObject]
     entries: list[Entry] = field(default_factory=list)
+    budget_seconds: float | None = None  # the exploration's compute budget (None: iterations only)
+    overhead_seconds: float = 0.0  # compute spent before the first decision: the initial models, the data screening
 
     # --- what happened --------------------------------------------------------------------------
     def finished(self) -> list[Entry]:
@@ -145,6 +159,15 @@ class Journal:
             e is not entry and e.fingerprint == entry.fingerprint and e.model is not None and e.memory_seq < entry.memory_seq
             for e in self.finished())
 
+    def no_gain(self) -> dict[str, Entry]:
+        """Model name -> the entry that made it and gained nothing."""
+        return {e.model.name: e for e in self.finished() if e.no_gain}
+
+    def blocked(self) -> set[tuple[tuple, str]]:
+        """(kind, model) pairs no policy is offered: the kind of action that made a model and gained
+        nothing, on that model again (it would gain nothing again: a no-gain loop)."""
+        return {(entry.kind, name) for name, entry in self.no_gain().items()}
+
     def memory(self) -> str:
         """The agent's memory: the text written after the latest outcome ("" before any)."""
         written = [e for e in self.finished() if e.memory is not None]
@@ -157,6 +180,13 @@ class Journal:
         """Iteration numbers of the budget without a known outcome, in order (a killed round may leave gaps)."""
         known = {e.iteration for e in self.entries if e.finished}
         return [i for i in range(1, self.budget + 1) if i not in known]
+
+    def spent_seconds(self) -> float:
+        """Compute spent so far: the initial models, the screening and every finished action."""
+        return self.overhead_seconds + sum(e.cost_seconds or 0.0 for e in self.finished())
+
+    def out_of_compute(self) -> bool:
+        return self.budget_seconds is not None and self.spent_seconds() >= self.budget_seconds
 
     def pool_at(self, entry: Entry) -> list[ModelObject]:
         """The models its policy saw when it decided `entry`."""

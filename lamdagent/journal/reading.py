@@ -28,7 +28,7 @@ def models_from_records(records: list[Record], known: list[ModelObject] = (), fe
 
 
 def read_journal(records: list[Record], seeds: list[ModelObject], tasks: list[str], budget: int, fetch=None,
-                 memory_of: Callable[[str], str] | None = None) -> Journal:
+                 memory_of: Callable[[str], str] | None = None, budget_seconds: float | None = None) -> Journal:
     """The journal of an exploration from its nested runs: every action run with a known outcome (an
     interrupted one is redone, so it has none), in the order the outcomes arrived; `memory_of(run_id)`
     reads the latest memory. A run written before the pool was recorded saw every model that
@@ -41,10 +41,12 @@ def read_journal(records: list[Record], seeds: list[ModelObject], tasks: list[st
         model = by_run.get(r.run_id) if r.status in DONE else None
         entries.append(Entry(r.iteration, r.run_id, r.action_type, r.action, r.fingerprint, r.pipeline,
                              [by_run[i] for i in r.inputs if i in by_run], r.pool if r.pool is not None else list(arrived),
-                             [Fallback.from_dict(f) for f in r.fallbacks], str(r.status), model, r.error, r.step_seconds,
+                             [Fallback.from_dict(f) for f in r.fallbacks], str(r.status), model, r.error, r.compute_seconds,
                              memory_seq=r.memory_seq))
         if model is not None:
             arrived.append(model.name)
     if entries and memory_of is not None:
         entries[-1].memory = memory_of(entries[-1].run_id)
-    return Journal(list(tasks), budget, list(seeds), sorted(entries, key=lambda e: e.iteration))
+    overhead = sum(r.compute_seconds or 0.0 for r in records if r.kind in (Kind.SEED, Kind.SCREENING))
+    return Journal(list(tasks), budget, list(seeds), sorted(entries, key=lambda e: e.iteration), budget_seconds=budget_seconds,
+                   overhead_seconds=overhead)

@@ -21,6 +21,12 @@ def _label(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def kind_of(type_name: str, names: dict[str, str], model_names: set[str]) -> tuple:
+    """What kind of action this is, apart from the models it takes: its type and its other bindings
+    (data, hyperparameters), e.g. ("sft", (("dataset", "all"), ("learning_rate", "0.001")))."""
+    return type_name, tuple((slot, name) for slot, name in names.items() if name not in model_names)
+
+
 @dataclass
 class Action:
     type: ActionType
@@ -45,6 +51,10 @@ class Action:
         if not overrides:
             return self
         return Action(type(self.type)(dataclasses.replace(self.type.settings, **overrides)), self.bindings, self.seed)
+
+    @property
+    def kind(self) -> tuple:
+        return kind_of(self.type.name, self.names(), {m.name for m in self.models})
 
     @property
     def hparams(self) -> dict[str, Any]:
@@ -78,14 +88,18 @@ class ActionSpace:
         seed: int = 0,
         done: set[str] = frozenset(),
         preference_datasets: list[PreferenceDatasetObject] = (),
+        blocked: set[tuple[tuple, str]] = frozenset(),
     ):
-        """`done`: fingerprints of actions already computed, which are not offered again."""
+        """`done`: fingerprints of actions already computed, which are not offered again. `blocked`:
+        (kind, model name) pairs: that kind of action is not offered on that model (it made the model
+        and gained nothing, so it would gain nothing again)."""
         self.action_types = {t.name: t for t in action_types}
         self.models = models
         self.datasets = datasets
         self.preference_datasets = list(preference_datasets)
         self.seed = seed
         self.done = done
+        self.blocked = blocked
 
     def candidates(self, type_name: str) -> dict[str, list[Any]]:
         """Slot -> the objects or values it may take."""
@@ -112,7 +126,7 @@ class ActionSpace:
                 continue
             if action_type.accepts(bindings):
                 action = Action(action_type, bindings, self.seed)
-                if action.fingerprint not in self.done:
+                if action.fingerprint not in self.done and not (self.blocked and any((action.kind, m.name) in self.blocked for m in action.models)):
                     found.append(action)
         return found
 

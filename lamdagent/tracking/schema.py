@@ -27,6 +27,7 @@ class Kind(StrEnum):
     REPLAY = "replay"  # nested: one replayed step
     REPORT = "report"  # a parent run holding the report's files
     COMPARISON = "comparison"  # a parent run of the search benchmark (compare-policies): its figures and table
+    SCREENING = "screening"  # nested: the evidence about one candidate dataset (a short fine-tune, per-task loss changes)
     LAUNCHER = "launcher"  # the run `mlflow run .` creates, pointing at the exploration it started
 
 
@@ -87,6 +88,7 @@ class Record:
     fallbacks: list[dict] = field(default_factory=list)  # the agent's fallbacks in this decision: step, cause, detail
     model_cost_seconds: float | None = None  # what making the model took (a reused model: its source's cost)
     step_seconds: float | None = None  # what the step took in this run: building or reusing, evaluating, logging
+    compute_seconds: float | None = None  # what the step costs without the cache (a reused model: what making it took)
 
     @property
     def done(self) -> bool:
@@ -131,4 +133,5 @@ class Record:
             fallbacks=json.loads(tags.get(tag("fallbacks"), "[]")),
             model_cost_seconds=metrics.get("model.cost_seconds", metrics.get("cost.seconds")),
             step_seconds=metrics.get("step.seconds", metrics.get("cost.seconds")),
+            compute_seconds=metrics.get("compute.seconds", metrics.get("step.seconds", metrics.get("cost.seconds"))),
         )

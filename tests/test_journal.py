@@ -1,0 +1,65 @@
+"""The journal's answers (best model, trailing failures, what was tried, what is left) and its
+no-gain marking: an action whose model scores exactly like its input is marked, said in the agent's
+prompt, and that kind of action is not offered on that model again, to any policy."""
+
+import dataclasses
+
+import pytest
+
+from lamdagent.agent import prompts
+from lamdagent.agent.policies import POLICIES
+from lamdagent.journal import Entry
+from tests.journals import journal_of, made
+from tests.test_space import _model, _space
+
+
+def _scored(name, score, **scores):
+    return dataclasses.replace(_model(name), score=score, scores=scores)
+
+
+def test_the_journal_answers_the_loops_questions():
+    journal = journal_of([_scored("base", 0.5, arith=0.1), _scored("a", 2.0, arith=0.9)], budget=5)
+    space = _space(journal.models())
+    first = space.find("sft", {"model": "a", "dataset": "arith", "learning_rate": "0.001"})
+    made(journal, first, "m1", 2.5, 1, {"arith": 1.0})
+    failed = journal.decide(Entry(2, "run-m2", "sft", {"model": "m1"}, "fp-m2", "sft(m1)", [], ["base", "a", "m1"]))
+    journal.finish(failed.run_id, "failed", None, "NaN loss")
+    assert journal.best().name == "m1" and journal.best_score() == 2.5
+    assert journal.trailing_failures() == 1 and journal.tried_types() == {"sft"}
+    assert journal.remaining() == [3, 4, 5] and first.fingerprint in journal.done()
+    assert [m.name for m in journal.models()] == ["base", "a", "m1"]
+    assert [m.name for m in journal.pool_at(journal.entries[0])] == ["base", "a"]
+
+
+def test_a_no_gain_action_is_marked_said_and_not_extended_by_any_policy(fake_openai):
+    journal = journal_of([_scored("base", 0.5, arith=0.1, facts=0.0), _scored("a", 2.0, arith=0.9, facts=0.4),
+                          _scored("b", 1.0, arith=0.0, facts=0.8)])
+    merge = _space(journal.models()).find("ties", {"model_a": "a", "model_b": "b", "weight": "0.5", "density": "0.5"})
+    copy = made(journal, merge, "m1", 2.0, 1, {"arith": 0.9, "facts": 0.4})  # exactly a's scores: a near-copy of a
+    entry = journal.entries[-1]
+    assert entry.no_gain and entry.same_as.name == "a" and journal.no_gain() == {"m1": entry}
+    assert "NO GAIN: exactly the scores of its input a" in prompts.result_text(journal, entry)
+
+    space = _space(journal.models())
+    space.blocked = journal.blocked()
+    offered = [a for t in space.available_types() for a in space.actions(t)]
+    same_kind = [a for a in offered if a.kind == merge.kind and copy in a.models]
+    assert not same_kind  # the same kind (type and hyperparameters), on the copy, with any partner: not offered
+    assert [a for a in offered if a.type.name == "ties" and a.names()["weight"] == "0.7" and copy in a.models]  # another weight is another kind
+    assert [a for a in offered if a.type.name == "sft" and copy in a.models]
+    assert "[NO GAIN: the same scores as its input a]" in prompts.action_type_prompt(journal, 2, space, space.available_types())
+    for name in POLICIES:
+        policy = POLICIES[name].from_config(None, 0) if not POLICIES[name].uses_chat else None
+        if policy is None:
+            continue
+        for iteration in range(2, 6):
+            action = policy.select(space, journal, iteration).action
+            assert not (action.kind == merge.kind and copy in action.models), (name, str(action))
+
+
+@pytest.mark.parametrize("scores, no_gain", [({"arith": 0.9, "facts": 0.4}, True), ({"arith": 0.9, "facts": 0.42}, False)])
+def test_no_gain_means_exactly_the_scores_of_an_input(scores, no_gain):
+    journal = journal_of([_scored("a", 2.0, arith=0.9, facts=0.4), _scored("b", 1.0, arith=0.0, facts=0.8)])
+    merge = _space(journal.models()).find("ties", {"model_a": "a", "model_b": "b", "weight": "0.5", "density": "0.5"})
+    made(journal, merge, "m1", 2.0, 1, scores)
+    assert journal.entries[-1].no_gain is no_gain and bool(journal.blocked()) is no_gain
