@@ -51,6 +51,7 @@ def _common(journal: Journal, iteration: int, space: ActionSpace) -> dict[str, s
         "models": "\n".join([describe_model(m, journal) for m in best_first(space.models)] + [
             f"- (running now, result not known yet; choose something different) {e.label} = {e.pipeline}" for e in journal.pending()]),
         "directive": directive(iteration, journal.budget),
+        "evidence": journal.evidence.table(),
     }
 
 

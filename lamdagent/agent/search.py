@@ -109,7 +109,9 @@ class GreedyPolicy(LearningPolicy):
     whose kind (type, data, hyperparameters) gained most on average so far. A kind not tried yet
     is estimated at half its type's average gain when that is positive, plus a small bonus: it comes
     before any kind that gained nothing or lost (else a merge of two near-copies, which gains exactly
-    nothing, would be repeated for ever). A merge takes the best partner."""
+    nothing, would be repeated for ever). The data screening orders the untried data by its predicted
+    benefit, and data predicted to hurt every target comes after any kind that gained nothing. A
+    merge takes the best partner."""
 
     name = "greedy"
 
@@ -127,12 +129,17 @@ class GreedyPolicy(LearningPolicy):
             for key in ((f["type"], f["data"], f["hparams"]), (f["type"],)):
                 gains.setdefault(key, []).append(outcome.gain)
 
+        evidence = journal.evidence
+
         def promise(action: Action) -> float:
             f = features(action, ranked)
             kind, of_type = gains.get((f["type"], f["data"], f["hparams"])), gains.get((f["type"],))
             if kind:
                 return statistics.fmean(kind)
-            return max(0.5 * statistics.fmean(of_type), 0.0) + UNTRIED_BONUS if of_type else UNTRIED_BONUS
+            prior = max(0.5 * statistics.fmean(of_type), 0.0) if of_type else 0.0
+            if f["data"] in evidence.effects:  # the data screening ranks the untried data
+                return -UNTRIED_BONUS if evidence.harmful(f["data"]) else prior + UNTRIED_BONUS * (1 + evidence.benefit(f["data"]))
+            return prior + UNTRIED_BONUS
 
         actions = [a for name in space.available_types() for a in space.actions(name)]
         chosen: list[Action] = []
@@ -187,7 +194,8 @@ class GuidedPolicy(GreedyPolicy):
 class OptunaPolicy(LearningPolicy):
     """Model-based search: optuna's TPE sampler, told the features and score of every decision so
     far (ask-and-tell), proposes the features of the next action; the available action that
-    matches them best is taken (type first, then data, input ranks, hyperparameters)."""
+    matches them best is taken (type first, then data, input ranks, hyperparameters), leaving out
+    data the screening predicts to hurt every target while other actions remain."""
 
     name = "optuna"
     WEIGHTS = {"type": 8, "data": 4, "rank_a": 2, "rank_b": 1, "hparams": 1}
@@ -212,7 +220,8 @@ class OptunaPolicy(LearningPolicy):
             return sum(w for k, w in self.WEIGHTS.items() if f[k] == wanted[k]), rng.random()
 
         actions = [a for name in space.available_types() for a in space.actions(name)]
-        return Decision(max(actions, key=match))
+        screened = [a for a in actions if not journal.evidence.harmful(features(a, ranked)["data"])]
+        return Decision(max(screened or actions, key=match))  # data predicted to hurt every target is not tried blind
 
     @staticmethod
     def vocabulary(space: ActionSpace) -> dict[str, list[str]]:

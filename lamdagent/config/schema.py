@@ -130,6 +130,21 @@ class RetentionConfig:
 
 
 @dataclass
+class ScreeningConfig:
+    """Evidence about the candidate data before iterations are spent on it (lamdagent/screening/): per
+    dataset, a short fine-tune of the base on a sample and the loss change on each target's validation answers."""
+
+    enabled: bool = True
+    fraction: float = 0.25  # of each dataset's examples
+    epochs: float = 1.0
+    val_size: int = 32  # validation answers per task whose loss is measured (at most data.val_size)
+
+    def check(self) -> None:
+        require(0 < self.fraction <= 1, f"screening.fraction must be > 0 and <= 1, got {self.fraction}")
+        _at_least(self, "screening", 0, "epochs", "val_size", strict=True)
+
+
+@dataclass
 class BudgetConfig:
     """The exploration's compute budget, beside its `iterations`: it stops once this much compute was
     spent (the initial models, the screening, training, merging and evaluation counted; a model reused
@@ -204,6 +219,7 @@ class _StudyBase:
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
+    screening: ScreeningConfig = field(default_factory=ScreeningConfig)
     training: LaunchConfig = field(default_factory=LaunchConfig)
 
 

@@ -21,7 +21,8 @@ from lamdagent.exploration.runner import Produced, Runner, Step
 from lamdagent.exploration.seeds import ensure_seeds, prepare_base
 from lamdagent.exploration.study import Study
 from lamdagent.faults import checkpoint
-from lamdagent.journal import Cause, Entry, models_from_records, read_journal
+from lamdagent.journal import Cause, Entry, Evidence, models_from_records, read_journal
+from lamdagent.screening import screen
 from lamdagent.tracking import Kind, Record, Status, Tracker, traces
 from lamdagent.tracking.lease import Lease, LeaseLost
 from lamdagent.tracking.outage import TrackingOutage
@@ -58,10 +59,11 @@ class Exploration:
         existing = models_from_records([r for r in records if r.kind == Kind.SEED], fetch=self.runner.model_of_run)
         seeds, weights = ensure_seeds(self.study, self.runner, {m.name: m for m in existing})  # resuming: kept, the missing ones built
         self.runner = self.runner.with_weights(weights)
-        if len(existing) < len(seeds):  # made (or reused) just now: their runs join the records
-            records = tracker.children(self.run_id, self.experiment_id)
+        evidence = screen(self.runner, seeds[0], self.display) if cfg.screening.enabled else Evidence()
+        records = tracker.children(self.run_id, self.experiment_id)  # with the initial models and screenings just made
         self.journal = read_journal(records, seeds, self.study.task_names, cfg.iterations, self.runner.model_of_run, tracker.memory,
                                     cfg.budget.seconds)
+        self.journal.evidence = evidence
         journal = self.journal
         finished = journal.finished()
         last = max((e.iteration for e in finished), default=0)

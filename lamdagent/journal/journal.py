@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from lamdagent.journal.evidence import Evidence
 from lamdagent.space.objects import ModelObject
 from lamdagent.space.space import kind_of
 
@@ -111,6 +112,7 @@ class Journal:
     entries: list[Entry] = field(default_factory=list)
     budget_seconds: float | None = None  # the exploration's compute budget (None: iterations only)
     overhead_seconds: float = 0.0  # compute spent before the first decision: the initial models, the data screening
+    evidence: Evidence = field(default_factory=Evidence)  # what the data screening measured
 
     # --- what happened --------------------------------------------------------------------------
     def finished(self) -> list[Entry]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import random
@@ -63,6 +64,10 @@ class DatasetObject:
     def describe(self) -> str:
         return f"{self.name}: {self.num_examples} examples ({', '.join(t.name for t in self.tasks)})"
 
+    def subset(self, fraction: float) -> DatasetObject:
+        """The first `fraction` of its examples (per task), as a dataset of its own fingerprint."""
+        return dataclasses.replace(self, size=max(1, round(self.size * fraction)))
+
 
 @dataclass
 class ConversationDatasetObject:
@@ -90,6 +95,10 @@ class ConversationDatasetObject:
     def describe(self) -> str:
         return f"{self.name}: up to {self.size} conversations ({self.source}{'/' + self.subset if self.subset else ''})"
 
+    def first(self, fraction: float) -> ConversationDatasetObject:
+        """The first `fraction` of its conversations."""
+        return dataclasses.replace(self, size=max(1, round(self.size * fraction)))
+
 
 @dataclass
 class MixtureDatasetObject:
@@ -115,6 +124,15 @@ class MixtureDatasetObject:
 
     def describe(self) -> str:
         return f"{self.name}: {self.num_examples} examples ({', '.join(part.name for part in self.parts)})"
+
+    def subset(self, fraction: float) -> MixtureDatasetObject:
+        """The first `fraction` of each part."""
+        return dataclasses.replace(self, parts=[head(part, fraction) for part in self.parts])
+
+
+def head(data, fraction: float):
+    """The first `fraction` of any training dataset (a conversation dataset names its data file `subset`)."""
+    return data.first(fraction) if isinstance(data, ConversationDatasetObject) else data.subset(fraction)
 
 
 @dataclass

@@ -244,6 +244,23 @@ class Tracker:
         same = next((r for r in usable if evaluation is not None and r.evaluation == evaluation), None)
         return same or next((r for r in usable if r.status == Status.OK), None)
 
+    def find_screening(self, experiment_id: str, fingerprint: str) -> Record | None:
+        """The newest finished data screening of the study with this fingerprint, if any."""
+        runs = self.client.search_runs([experiment_id], f"tags.`{tag('fingerprint')}` = '{fingerprint}' and tags.`{tag('kind')}` = '{Kind.SCREENING}'",
+                                       order_by=["attributes.start_time DESC"], max_results=50)
+        return next((r for r in map(Record.from_run, runs) if r.status == Status.OK), None)
+
+    def start_and_finish(self, parent: str, experiment_id: str, kind: Kind, name: str, tags: dict[str, str], metrics: dict[str, float],
+                         status: Status) -> str:
+        """A nested run written whole: started, its metrics, ended with `status`."""
+        run_id = self.start_child(parent, kind, 0, name, tags, experiment_id=experiment_id)
+        self.log(run_id, metrics=metrics, finish=status)
+        return run_id
+
+    def log_table(self, run_id: str, columns: dict[str, list], path: str) -> None:
+        """A table artifact of the run (MLflow's table: shown and compared in the UI), column -> values."""
+        self.client.log_table(run_id, columns, path)
+
     def mark_interrupted(self, parent_id: str, experiment_id: str) -> list[str]:
         """Runs a killed process left unfinished become KILLED; returns their ids."""
         killed = [r.run_id for r in self.children(parent_id, experiment_id) if r.status == Status.RUNNING]

@@ -1,0 +1,72 @@
+"""The data screening: evidence about each candidate dataset before iterations are spent on it, logged
+in MLflow (a run per dataset, a table on the exploration), reused across explorations, and read by
+the policies as a prior (data predicted to hurt every target is not tried blind)."""
+
+import dataclasses
+import io
+import json
+
+import mlflow
+import pytest
+from rich.console import Console
+
+from lamdagent.agent.search import GreedyPolicy, OptunaPolicy
+from lamdagent.console import Display
+from lamdagent.exploration.loop import start_or_resume
+from lamdagent.journal import Evidence
+from lamdagent.tracking import Kind, Tracker
+from tests.conftest import FAST
+from tests.journals import journal_of
+from tests.test_space import _model, _space
+
+EFFECTS = {"arith": {"arith": 0.40, "facts": -0.05}, "facts": {"arith": -0.30, "facts": -0.20}}  # facts: harmful to both
+
+
+def test_evidence_ranks_the_data_and_names_what_hurts_every_target():
+    evidence = Evidence(EFFECTS)
+    assert evidence.harmful("facts") and not evidence.harmful("arith") and not evidence.harmful("all")
+    assert evidence.benefit("arith") == pytest.approx((1.0 - 0.25) / 2) and evidence.benefit("facts") == pytest.approx((-0.75 - 1.0) / 2)
+    assert evidence.table().splitlines() == ["- arith: arith +0.400, facts -0.050", "- facts: arith -0.300, facts -0.200 (harmful to every target)"]
+
+
+@pytest.mark.parametrize("policy", [GreedyPolicy, OptunaPolicy])
+def test_data_predicted_to_hurt_every_target_is_not_tried_blind(policy):
+    models = [dataclasses.replace(_model(name), score=score) for name, score in (("base", 0.5), ("a", 2.0))]
+    journal = journal_of(models)
+    journal.evidence = Evidence(EFFECTS)
+    space = _space(models)
+    chosen = [policy(seed).select(space, journal, i).action for seed in range(3) for i in range(1, 5)]
+    assert not [a for a in chosen if a.names().get("dataset") == "facts"]
+    without = journal_of(models)  # the same decisions without the evidence do try it
+    assert any(policy(seed).select(space, without, i).action.names().get("dataset") == "facts" for seed in range(3) for i in range(1, 5))
+
+
+def test_greedy_tries_the_data_the_screening_ranks_first_before_other_untried_data():
+    models = [dataclasses.replace(_model(name), score=score) for name, score in (("base", 0.5), ("a", 2.0))]
+    journal = journal_of(models)
+    journal.evidence = Evidence({"arith": {"arith": 0.1, "facts": 0.0}, "facts": {"arith": 0.2, "facts": 0.3}})
+    proposals = GreedyPolicy(0).proposals(_space(models), journal, 1, limit=4)
+    sft = [p for p in proposals if p.type.name == "sft"]
+    assert sft[0].names()["dataset"] == "facts"
+
+
+@pytest.mark.slow
+@pytest.mark.ci
+def test_the_screening_is_logged_reused_and_read_back(tracking_uri):
+    world = [*FAST, "specialists=false", "seed_models=[]", "tasks=[arith,facts]", "datasets=[arith,facts]", "screening.enabled=true",
+             "screening.val_size=8", "agent.policy=greedy", "iterations=1"]
+    out = io.StringIO()
+    with Display(Console(file=out, width=200)) as display:
+        first, records, _ = start_or_resume("demo", world, None, Tracker(), display)
+    screened = {r.name: r for r in records if r.kind == Kind.SCREENING}
+    assert sorted(screened) == ["screen_arith", "screen_facts"] and all(r.status == "ok" and r.compute_seconds > 0 for r in screened.values())
+    assert set(screened["screen_arith"].screen) == {"arith", "facts"}
+    table = json.loads(mlflow.artifacts.load_text(f"runs:/{first}/screening/evidence.json"))
+    assert {row[0] for row in table["data"]} == {"arith", "facts"} and table["columns"] == ["dataset", "arith", "facts"]
+    assert "data screening (" in out.getvalue()
+
+    with Display(Console(file=io.StringIO())) as display:  # another exploration of the study: reused, not measured again
+        second, again, _ = start_or_resume("demo", world, None, Tracker(), display)
+    reused = {r.name: r for r in again if r.kind == Kind.SCREENING}
+    assert {r.status for r in reused.values()} == {"cached"}
+    assert {n: r.screen for n, r in reused.items()} == {n: r.screen for n, r in screened.items()}
