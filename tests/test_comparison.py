@@ -48,5 +48,30 @@ def test_a_short_comparison_logs_explorations_and_writes_its_files(tracking_uri,
     explorations = client.search_runs([experiment], f"tags.`lamdagent.comparison` = '{group.info.run_id}'")
     assert sorted(r.data.tags["lamdagent.baseline"] for r in explorations) == ["compare:greedy"] * 2 + ["compare:random"] * 2
     assert sorted(r.data.params["agent.seed"] for r in explorations) == ["0", "0", "1", "1"]
+    assert sorted(r.data.params["train_seed"] for r in explorations) == ["0", "0", "1", "1"]  # a seed varies the training too
     assert {a.path for a in client.list_artifacts(group.info.run_id)} >= {"comparison.md", "best_so_far_by_iteration.png"}
     assert "test.score of top-1" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_baselines_run_on_the_same_seeds_and_equal_compute_takes_the_grids_compute(tracking_uri, tmp_path):
+    """Full fine-tuning: its grid at seed 0, its chosen setting again at seed 1 (an interval); every
+    exploration gets the grid's compute as its budget, and the table states each method's compute."""
+    from lamdagent.cli import main
+
+    out = tmp_path / "compare"
+    argv = ["compare-policies", "--study", "demo", "--policies", "greedy", "--seeds", "2", "--equal-compute", "--out", str(out),
+            *FAST, "tasks=[arith,facts]", "datasets=[arith,facts,all]"]
+    assert main(argv) == 0
+    summary = json.loads((out / "comparison.json").read_text())
+    full = next(b for b in summary["baselines"] if b["label"].startswith("fully fine-tuned"))
+    assert len(full["runs"]) == 2 and len(full["test_scores"]) == 2 and full["compute_seconds"] > 0
+    assert summary["budget_seconds"] == pytest.approx(full["compute_seconds"])
+    client = mlflow.MlflowClient()
+    train_seeds = {client.get_run(run).data.params.get("train_seed") for run in full["runs"]}
+    parents = [client.get_run(client.get_run(run).data.tags["mlflow.parentRunId"]).data.tags["mlflow.parentRunId"] for run in full["runs"]]
+    assert [client.get_run(p).data.params["train_seed"] for p in parents] == ["None", "1"]
+    for search in summary["searches"]:  # stopped by the compute budget (the action that crossed it finishes)
+        assert search["compute_seconds"] >= summary["budget_seconds"] or len(search["best_so_far"]) > 1
+    row = next(r for r in summary["rows"] if r["method"].startswith("fully fine-tuned"))
+    assert row["95% CI"].startswith("[") and row["compute (s, mean)"] == pytest.approx(full["compute_seconds"])

@@ -97,7 +97,8 @@ def compare_policies(args, console: Console, overrides: list[str]) -> int:
     policies = policies or benchmark_policies()  # --policies all, or none given: every registered policy
     out = Path(args.out or f"reports/{args.study}/compare")
     with Display(console) as display:
-        result = compare(args.study, overrides, policies, args.seeds, args.budget, Tracker(args.tracking_uri), display, out, not args.no_baselines)
+        result = compare(args.study, overrides, policies, args.seeds, args.budget, Tracker(args.tracking_uri), display, out, not args.no_baselines,
+                         args.budget_seconds, args.equal_compute)
     console.print(result.files["markdown"].read_text(), markup=False, highlight=False)
     console.print("written: " + ", ".join(str(p) for p in result.files.values()))
     return 0

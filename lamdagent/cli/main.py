@@ -85,8 +85,11 @@ def _parser() -> argparse.ArgumentParser:
                                   help="the search benchmark: policies x seeds at one budget, best-so-far curves and held-out test scores")
     compare.add_argument("--study", default=DEFAULT_STUDY)
     compare.add_argument("--policies", default="all", help="comma-separated registered policies (default: all of them)")
-    compare.add_argument("--seeds", type=int, default=3, help="explorations per policy (agent.seed = 0, 1, ...)")
-    compare.add_argument("--budget", type=int, default=10, help="iterations of each exploration")
+    compare.add_argument("--seeds", type=int, default=3,
+                         help="explorations per policy: seed s sets agent.seed=s and train_seed=s (the policy's and the training's randomness)")
+    compare.add_argument("--budget", type=int, default=None, help="iterations of each exploration (default 10, unbounded under a compute budget)")
+    compare.add_argument("--budget-seconds", type=float, default=None, help="compute budget of each exploration (budget.seconds)")
+    compare.add_argument("--equal-compute", action="store_true", help="the compute budget is the full fine-tuning grid's own compute")
     compare.add_argument("--no-baselines", action="store_true", help="skip full fine-tuning, the specialists and the TIES grid")
     compare.add_argument("--out", default="", help="output folder (default: reports/<study>/compare)")
     compare.add_argument("overrides", nargs="*", help="omegaconf dotlist, applied to every exploration (e.g. agent.backend=openai)")

@@ -21,7 +21,7 @@ from lamdagent.exploration.runner import Produced, Runner, Step
 from lamdagent.exploration.seeds import ensure_seeds, prepare_base, specialist_action
 from lamdagent.exploration.study import Study
 from lamdagent.space import Action, ModelObject, fingerprint
-from lamdagent.tracking import Kind, Status, Tracker
+from lamdagent.tracking import Kind, Record, Status, Tracker
 
 BASELINES = ("base", "specialists", "full", "ties_grid", "random_policy", "merges_only")
 FULL_EPOCH_FACTORS = (0.5, 1.0, 2.0)  # full fine-tuning's epochs grid, times the study's sft.epochs
@@ -37,8 +37,9 @@ def check_names(names: list[str]) -> list[str]:
 
 
 def run_baselines(study_name: str, overrides: list[str], tracker: Tracker, display: Display, only: list[str] | None = None,
-                  grid: tuple[float, ...] = (0.2, 0.5, 0.8)) -> str:
-    """Run the chosen baselines (all by default); returns the baselines run id."""
+                  grid: tuple[float, ...] = (0.2, 0.5, 0.8), full_factors: tuple[float, ...] = FULL_EPOCH_FACTORS) -> str:
+    """Run the chosen baselines (all by default); returns the baselines run id. `full_factors`: full
+    fine-tuning's epochs grid (one factor: a single trial at the study's settings, not widened)."""
     names = check_names(list(only or []))
     if not grid or any(not 0 < w <= 1 for w in grid):
         raise UserError(f"the TIES grid weights must be in (0, 1], got {list(grid)}")
@@ -52,7 +53,7 @@ def run_baselines(study_name: str, overrides: list[str], tracker: Tracker, displ
     try:
         model_baselines = [n for n in names if n in ("base", "specialists", "full", "ties_grid")]
         if model_baselines:
-            _model_baselines(study, tracker, group, experiment_id, display, model_baselines, grid)
+            _model_baselines(study, tracker, group, experiment_id, display, model_baselines, grid, full_factors)
         for name in ("random_policy", "merges_only"):
             if name in names:
                 _exploration_baseline(name, study_name, overrides, cfg, tracker, display)
@@ -64,7 +65,7 @@ def run_baselines(study_name: str, overrides: list[str], tracker: Tracker, displ
 
 
 def _model_baselines(study: Study, tracker: Tracker, group: str, experiment_id: str, display: Display, names: list[str],
-                     grid: tuple[float, ...]) -> None:
+                     grid: tuple[float, ...], full_factors: tuple[float, ...]) -> None:
     cfg = study.cfg
     runner = Runner(study, tracker, group, experiment_id, display, base=prepare_base(cfg))
     seeds, weights = ensure_seeds(study, runner)  # the initial models (reused from the explorations when computed)
@@ -77,7 +78,7 @@ def _model_baselines(study: Study, tracker: Tracker, group: str, experiment_id: 
         step = Step.of_action(specialist_action(study, base, task), Kind.BASELINE, 0, model.name, tags={"baseline": f"specialist:{task.name}"})
         runner.produce(step, finish=True)
     if "full" in names:
-        full_grid(runner, base, study.all_data)
+        full_grid(runner, base, study.all_data, full_factors)
     if "ties_grid" in names:
         if len(specialists) < 2:
             display.log("[yellow]ties_grid skipped: it needs at least two specialists (specialists: true)")
@@ -172,6 +173,18 @@ def full_grid(runner: Runner, base: ModelObject, data, epoch_factors: tuple[floa
         runner.display.log(f"[yellow]full fine-tuning's best trial still trained longest ({longest:g} epochs, after {widenings} widenings): it "
                            f"may be under-trained, and a search that beats it may only train longer (widen the grid with sft.epochs={longest:g})[/]")
     return chosen
+
+
+def full_trials(tracker: Tracker, group: str, experiment_id: str) -> list[Record]:
+    """The trials of a baselines run's full fine-tuning grid, in the order they ran."""
+    grids = [r for r in tracker.children(group, experiment_id) if r.kind == Kind.BASELINE_GROUP and r.name == "full"]
+    return [r for g in grids for r in tracker.children(g.run_id, experiment_id) if r.kind == Kind.BASELINE]
+
+
+def chosen_trial(trials: list[Record]) -> Record | None:
+    """The trial full fine-tuning chose: the best on validation (the first of equals)."""
+    index = best_trial([(r.score if r.done else None, 0.0, 0.0) for r in trials])
+    return None if index is None else trials[index]
 
 
 def best_trial(trials: list[tuple[float | None, float, float]]) -> int | None:

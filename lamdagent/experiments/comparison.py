@@ -2,9 +2,14 @@
 
 Every exploration is an ordinary exploration of the study (tagged `lamdagent.baseline=compare:<policy>`
 and `lamdagent.comparison=<group run>`), so the same action in two explorations is computed once
-(the fingerprint cache) and everything stays in the study's experiment. Seeds vary the policy's
-own randomness (`agent.seed`), never the world. The validation split drives the searches; the
-test split is read only here, for each exploration's top-1 model and the baselines."""
+(the fingerprint cache) and everything stays in the study's experiment. A benchmark seed varies the
+policy's own randomness (`agent.seed`) and the search's training randomness (`train_seed`: data
+sampling and order, new modules' initialisation), never the world (the evaluation splits, the base,
+the specialists and w_t). Full fine-tuning runs on the same seeds: its grid is tuned at the first,
+its chosen setting trained again at the others, so it has an interval too. The budget is iterations,
+or compute (`budget.seconds`; `equal_compute`: the full fine-tuning grid's own compute). The
+validation split drives the searches; the test split is read only here, for each exploration's
+top-1 model and the baselines."""
 
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ from lamdagent import config as config_mod
 from lamdagent.agent.policies import POLICIES
 from lamdagent.console import Display
 from lamdagent.errors import UserError
-from lamdagent.experiments.baselines import run_baselines
+from lamdagent.experiments.baselines import chosen_trial, full_trials, run_baselines
 from lamdagent.experiments.replay import reference_weights
 from lamdagent.exploration.loop import start_or_resume
 from lamdagent.exploration.runner import Runner
@@ -60,6 +65,16 @@ class Search:
     actions: list[Record]
     top: Record | None = None
     test_score: float | None = None
+    overhead: list[Record] = field(default_factory=list)  # the data screenings (their compute counts)
+
+    @property
+    def compute_seconds(self) -> float:
+        """What the exploration's compute was: its initial models, screenings and actions (cache hits at their making cost)."""
+        return sum(r.compute_seconds or 0.0 for r in self.seeds + self.overhead + self.actions)
+
+    @property
+    def decisions(self) -> tuple[str, ...]:
+        return tuple(r.fingerprint for r in sorted(self.actions, key=lambda r: r.iteration))
 
     def best_so_far(self) -> list[tuple[int, float]]:
         """(iteration, best validation score so far), from the initial models (iteration 0) on."""
@@ -84,10 +99,21 @@ class Search:
 
 
 @dataclass
+class Baseline:
+    """A baseline of the benchmark: its model per seed (one when it has no seeds) and its compute."""
+
+    label: str
+    records: list[Record]
+    compute_seconds: float  # what producing it took in all (a tuned grid: every trial)
+    test_scores: list[float] = field(default_factory=list)
+
+
+@dataclass
 class Comparison:
     searches: list[Search]
-    baselines: dict[str, tuple[Record, float]] = field(default_factory=dict)  # label -> (record, test.score)
+    baselines: list[Baseline] = field(default_factory=list)
     files: dict[str, Path] = field(default_factory=dict)
+    budget_seconds: float | None = None
 
 
 def _step_value(points: list[tuple[float, float]], x: float) -> float:
@@ -115,33 +141,47 @@ def iterations_to_reach(search: Search, target: float) -> int | None:
     return next((it for it, best in search.best_so_far() if best >= target - 1e-12), None)
 
 
-def compare(study_name: str, overrides: list[str], policies: list[str], seeds: int, budget: int, tracker: Tracker, display: Display,
-            out_dir: Path, with_baselines: bool = True) -> Comparison:
-    """Run `seeds` explorations of `budget` iterations per policy, then score every top-1 model and
-    the baselines on the test split; write the figures and the table into `out_dir`."""
+def compare(study_name: str, overrides: list[str], policies: list[str], seeds: int, budget: int | None, tracker: Tracker, display: Display,
+            out_dir: Path, with_baselines: bool = True, budget_seconds: float | None = None, equal_compute: bool = False) -> Comparison:
+    """Run `seeds` explorations per policy at one budget (`budget` iterations, or `budget_seconds` of
+    compute, or with `equal_compute` the full fine-tuning grid's compute), then score every top-1 model
+    and the baselines on the test split; write the figures and the table into `out_dir`."""
     for policy in policies:
         POLICIES.check(policy, "--policies")
-    if seeds < 1 or budget < 1:
-        raise UserError(f"--seeds and --budget must be >= 1, got {seeds} and {budget}")
+    if seeds < 1 or (budget is not None and budget < 1) or (budget_seconds is not None and budget_seconds <= 0):
+        raise UserError(f"--seeds and --budget must be >= 1 and --budget-seconds > 0, got {seeds}, {budget} and {budget_seconds}")
+    if equal_compute and not with_baselines:
+        raise UserError("--equal-compute takes the full fine-tuning grid's compute as the budget: it needs the baselines (drop --no-baselines)")
     cfg = config_mod.load_config(study_name, overrides)  # bad input is one line, before any compute
     experiment_id = tracker.experiment(cfg.name)
     plain = config_mod.redacted(config_mod.to_dict(cfg))
-    group = tracker.start_exploration(experiment_id, cfg.name, plain, {"policies": ",".join(policies), "seeds": str(seeds), "budget": str(budget)},
+    group = tracker.start_exploration(experiment_id, cfg.name, plain, {"policies": ",".join(policies), "seeds": str(seeds), "budget": str(budget),
+                                                                        "budget_seconds": str(budget_seconds), "equal_compute": str(equal_compute)},
                                       run_name="compare-policies", kind=Kind.COMPARISON)
     try:
+        baselines = _baselines(study_name, overrides, seeds, tracker, display, experiment_id) if with_baselines else []
+        if equal_compute:
+            budget_seconds = baselines[0].compute_seconds
+            display.log(f"equal compute: every exploration gets the full fine-tuning grid's {budget_seconds:.0f} s (budget.seconds)")
+        iterations = budget if budget is not None else (10_000 if budget_seconds is not None else 10)
         searches = []
         for policy in policies:
             for seed in range(seeds):
-                display.log(f"[bold]{policy}[/], seed {seed}: an exploration of {budget} iterations")
-                extra = [f"iterations={budget}", f"agent.policy={policy}", f"agent.seed={seed}"]
+                display.log(f"[bold]{policy}[/], seed {seed}: an exploration of " + (f"{budget_seconds:.0f} s of compute" if budget_seconds
+                                                                                     else f"{iterations} iterations"))
+                extra = [f"iterations={iterations}", f"agent.policy={policy}", f"agent.seed={seed}", f"train_seed={seed}",
+                         *([f"budget.seconds={budget_seconds}"] if budget_seconds is not None else [])]
                 run_id, records, _ = start_or_resume(study_name, [*overrides, *extra], None, tracker, display,
                                                      tags={"baseline": f"compare:{policy}", "comparison": group, "policy_seed": str(seed)})
                 searches.append(Search(policy, seed, run_id, [r for r in records if r.kind == Kind.SEED and r.done],
-                                       [r for r in records if r.kind == Kind.ACTION]))
-        if with_baselines:
-            run_baselines(study_name, overrides, tracker, display, ["base", "specialists", "full", "ties_grid"])
-        result = _score_on_test(study_name, overrides, searches, tracker, display, experiment_id, group)
-        result.files = _write(result, policies, budget, out_dir)
+                                       [r for r in records if r.kind == Kind.ACTION], overhead=[r for r in records if r.kind == Kind.SCREENING]))
+        for policy in policies:
+            runs = [s for s in searches if s.policy == policy]
+            if len(runs) > 1 and len({s.decisions for s in runs}) == 1:
+                display.log(f"[yellow]{policy}: its {len(runs)} seeds made exactly the same decisions (its interval is the training noise only)")
+        result = _score_on_test(study_name, overrides, searches, baselines, tracker, display, experiment_id, group)
+        result.budget_seconds = budget_seconds
+        result.files = _write(result, policies, iterations if budget_seconds is None else None, out_dir)
         tracker.log_files(group, out_dir)
     except BaseException:
         tracker.close(group, Status.KILLED.mlflow)
@@ -150,33 +190,54 @@ def compare(study_name: str, overrides: list[str], policies: list[str], seeds: i
     return result
 
 
-def _score_on_test(study_name: str, overrides: list[str], searches: list[Search], tracker: Tracker, display: Display, experiment_id: str,
-                   group: str) -> Comparison:
+def _baselines(study_name: str, overrides: list[str], seeds: int, tracker: Tracker, display: Display, experiment_id: str) -> list[Baseline]:
+    """Full fine-tuning on the benchmark's seeds (its grid tuned at the first, the chosen setting trained
+    again at the others), the TIES grid and the best specialist (models of the world: no seeds)."""
+    group = run_baselines(study_name, overrides, tracker, display, ["base", "specialists", "full", "ties_grid"])
+    trials = full_trials(tracker, group, experiment_id)
+    chosen = chosen_trial(trials)
+    found = []
+    if chosen is not None:
+        rate, epochs = chosen.action["learning_rate"], chosen.settings.get("epochs")
+        full = Baseline("fully fine-tuned (tuned grid)", [chosen], sum(t.compute_seconds or 0.0 for t in trials))
+        for seed in range(1, seeds):
+            display.log(f"full fine-tuning's chosen setting (learning rate {rate}, {epochs:g} epochs) at train_seed {seed}")
+            again = run_baselines(study_name, [*overrides, f"train_seed={seed}", f"sft.learning_rate=[{rate}]", f"sft.epochs={epochs}",
+                                               "seed_models=[]"], tracker, display, ["full"], full_factors=(1.0,))
+            retrained = chosen_trial(full_trials(tracker, again, experiment_id))
+            if retrained is not None:
+                full.records.append(retrained)
+        found.append(full)
+    runs = collect(tracker, config_mod.load_config(study_name, overrides).name)
+    grids = [r for r in runs.baselines if runs.baseline_names.get(r.run_id) == "ties_grid"]
+    if grids:
+        found.append(Baseline("TIES grid (best)", grids[:1], sum(r.compute_seconds or 0.0 for r in grids)))
+    specialists = [r for r in runs.baselines if runs.baseline_names.get(r.run_id, "").startswith("specialist:")]
+    if specialists:
+        found.append(Baseline("best specialist", [max(specialists, key=lambda r: r.score or 0.0)], sum(r.compute_seconds or 0.0 for r in specialists)))
+    return found
+
+
+def _score_on_test(study_name: str, overrides: list[str], searches: list[Search], baselines: list[Baseline], tracker: Tracker, display: Display,
+                   experiment_id: str, group: str) -> Comparison:
     cfg = config_mod.load_config(study_name, overrides)
     study = Study(cfg)
     study.connect_judge()
     weights = reference_weights(tracker, searches[0].run_id, experiment_id, cfg)
     runner = Runner(study, tracker, group, experiment_id, display, base=prepare_base(cfg), weights=weights)
     for search in searches:
-        top = top_records([r for r in search.actions if r.done], 1)
+        top = top_records([r for r in search.actions if r.done], 1) or top_records(search.seeds, 1)  # none made: its best initial model
         search.top = top[0] if top else None
-    runs = collect(tracker, cfg.name)
-    labels = {"full": "fully fine-tuned", "ties_grid": "TIES grid (best)"}
-    chosen: dict[str, Record] = {}
-    for record in runs.baselines:
-        name = runs.baseline_names.get(record.run_id, "")
-        if name in labels:
-            chosen.setdefault(labels[name], record)
-    specialists = [r for r in runs.baselines if runs.baseline_names.get(r.run_id, "").startswith("specialist:")]
-    if specialists:
-        chosen["best specialist"] = max(specialists, key=lambda r: r.score or 0.0)
-    held = ensure_held_out(study, tracker, runner, [s.top for s in searches if s.top] + list(chosen.values()), weights, display)
+    models = [s.top for s in searches if s.top] + [r for b in baselines for r in b.records]
+    held = ensure_held_out(study, tracker, runner, models, weights, display)
     for search in searches:
         search.test_score = held[search.top.run_id]["test.score"] if search.top else None
-    return Comparison(searches, {label: (record, held[record.run_id]["test.score"]) for label, record in chosen.items()})
+    for baseline in baselines:
+        baseline.test_scores = [held[r.run_id]["test.score"] for r in baseline.records]
+    return Comparison(searches, baselines)
 
 
-def _write(result: Comparison, policies: list[str], budget: int, out_dir: Path) -> dict[str, Path]:
+def _write(result: Comparison, policies: list[str], budget: int | None, out_dir: Path) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {
         "by_iteration": figures.best_so_far(bands(result.searches), out_dir / "best_so_far_by_iteration.png", "iteration"),
@@ -185,19 +246,27 @@ def _write(result: Comparison, policies: list[str], budget: int, out_dir: Path) 
     }
     random_final = [s.best_so_far()[-1][1] for s in result.searches if s.policy == "random"]
     target = statistics.fmean(random_final) if random_final else None
+    budget_text = f"budget {budget}" if budget is not None else f"{result.budget_seconds:.0f} s of compute"
     rows = []
     for policy in policies:
         runs = [s for s in result.searches if s.policy == policy]
         test, low, high = mean_ci([s.test_score for s in runs])
         val, _, _ = mean_ci([s.best_so_far()[-1][1] for s in runs])
         reach = [iterations_to_reach(s, target) for s in runs] if target is not None else []
-        rows.append({"method": f"{policy} ({len(runs)} seeds, budget {budget})", "val.score (best)": val, "test.score of top-1": test,
-                     "95% CI": f"[{low:.3f}, {high:.3f}]",
+        same = " (seeds made identical decisions)" if len(runs) > 1 and len({s.decisions for s in runs}) == 1 else ""
+        rows.append({"method": f"{policy} ({len(runs)} seeds, {budget_text}){same}", "val.score (best)": val, "test.score of top-1": test,
+                     "95% CI": f"[{low:.3f}, {high:.3f}]", "seeds' test": ", ".join(f"{s.test_score:.2f}" for s in runs if s.test_score is not None),
+                     "compute (s, mean)": statistics.fmean(s.compute_seconds for s in runs),
                      "iterations to random's final best": ", ".join("-" if r is None else str(r) for r in reach) if reach else "",
                      "top-1 pipelines": "; ".join(s.top.pipeline for s in runs if s.top)})
-    for label, (record, test) in result.baselines.items():
-        rows.append({"method": label, "val.score (best)": float(record.score or 0.0), "test.score of top-1": float(test), "95% CI": "",
-                     "iterations to random's final best": "", "top-1 pipelines": record.pipeline})
+    for baseline in result.baselines:
+        test, low, high = mean_ci(baseline.test_scores)
+        val, _, _ = mean_ci([r.score or 0.0 for r in baseline.records])
+        rows.append({"method": baseline.label + (f" ({len(baseline.records)} seeds)" if len(baseline.records) > 1 else ""),
+                     "val.score (best)": val, "test.score of top-1": test,
+                     "95% CI": f"[{low:.3f}, {high:.3f}]" if len(baseline.records) > 1 else "",
+                     "seeds' test": ", ".join(f"{t:.2f}" for t in baseline.test_scores), "compute (s, mean)": baseline.compute_seconds,
+                     "iterations to random's final best": "", "top-1 pipelines": baseline.records[0].pipeline})
     table = Table("Search benchmark: top-1 by validation, scored on the held-out test split", list(rows[0]), rows,
                   best=("val.score (best)", "test.score of top-1"))
     files["csv"] = out_dir / "comparison.csv"
@@ -207,7 +276,9 @@ def _write(result: Comparison, policies: list[str], budget: int, out_dir: Path) 
                                             "![best so far by compute seconds](best_so_far_by_seconds.png)", ""]))
     files["json"] = out_dir / "comparison.json"
     files["json"].write_text(json.dumps({
-        "rows": rows, "random_final_best": target,
+        "rows": rows, "random_final_best": target, "budget_seconds": result.budget_seconds,
         "searches": [{"policy": s.policy, "seed": s.seed, "run_id": s.run_id, "best_so_far": s.best_so_far(), "test_score": s.test_score,
-                      "top": s.top.pipeline if s.top else None} for s in result.searches]}, indent=2, default=str))
+                      "compute_seconds": s.compute_seconds, "top": s.top.pipeline if s.top else None} for s in result.searches],
+        "baselines": [{"label": b.label, "runs": [r.run_id for r in b.records], "test_scores": b.test_scores, "compute_seconds": b.compute_seconds}
+                      for b in result.baselines]}, indent=2, default=str))
     return files
