@@ -104,5 +104,5 @@ def first_valid_choice(request: dict) -> str:
     response_format = request.get("response_format")
     if response_format:
         schema = response_format["json_schema"]["schema"]
-        return json.dumps({key: spec["enum"][0] for key, spec in schema["properties"].items()})
+        return json.dumps({key: spec["enum"][0] for key, spec in schema["properties"].items() if "enum" in spec})  # free text left out
     return "Lessons: fine-tuning on all data helps.\nNext: merge the best two models."

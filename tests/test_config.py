@@ -29,7 +29,7 @@ def test_list_of_hparam_choices():
         (["base_model=builtin:gpt5"], "unknown built-in model 'builtin:gpt5'"),
         (["datasets=[nope]"], "unknown dataset 'nope'"),
         (["actions=[sft,dpo2]"], "unknown action type 'dpo2'"),
-        (["agent.policy=bayes"], "agent.policy must be one of ['greedy', 'guided', 'llm', 'optuna', 'random'], got 'bayes'"),
+        (["agent.policy=bayes"], "agent.policy must be one of ['greedy', 'guided', 'hybrid', 'llm', 'optuna', 'random'], got 'bayes'"),
         (["sft.learning_rate=[fast]"], "sft.learning_rate values must be numbers"),
         (["data.train_size=0"], "data.train_size must be > 0"),
         (["iterations"], "override 'iterations' is not key=value"),

@@ -97,7 +97,9 @@ def test_three_iterations_then_resume_to_five(tracking_uri, agent, fake_openai):
         assert "agent.fallbacks" in run.data.metrics and run.data.metrics["agent.fallbacks"] == 0
         assert run.info.status == "FINISHED"
         memory = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/agent/memory.txt")
-        assert memory.startswith(f"Lessons: iteration {tags['lamdagent.iteration']} done.")
+        facts, lessons = memory.split("Lessons (the agent's own notes):")
+        assert facts.startswith("Facts (written by the tool from the results):\nBest: ") and "What the latest actions did to each target:" in facts
+        assert lessons.strip().startswith(f"Lessons: iteration {tags['lamdagent.iteration']} done.")
         decision = json.loads(mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/agent/decision.json"))
         assert [step["step"] for step in decision] == ["action_type", "objects"]
     predictions = json.loads(mlflow.artifacts.load_text(f"runs:/{run_of['m1']}/predictions/val/arith.json"))

@@ -30,7 +30,7 @@ from tests.conftest import FAST
 
 WORLD = [*FAST, "tasks=[arith,facts]", "datasets=[arith,facts,all]", "agent.temperature=0", "agent.memory_max_tokens=24"]
 # (n, k): the chat policies ask the offline 135M model twice per decision (choose, remember): a shorter run
-BUDGETS = {"random": (5, 2), "greedy": (5, 2), "optuna": (5, 3), "guided": (3, 1), "llm": (3, 1)}
+BUDGETS = {"random": (5, 2), "greedy": (5, 2), "optuna": (5, 3), "guided": (3, 1), "llm": (3, 1), "hybrid": (3, 1)}
 
 
 @pytest.fixture(scope="module")

@@ -25,14 +25,16 @@ class ChatModel(Protocol):
     def chat(self, messages: list[dict], *, max_tokens: int = 256, temperature: float = 0.0) -> str:
         """A free-text reply."""
 
-    def choose(self, messages: list[dict], options: list[dict[str, str]], *, temperature: float = 0.0) -> str:
-        """A reply meant to be a JSON object equal to one of `options` (the caller validates it)."""
+    def choose(self, messages: list[dict], options: list[dict[str, str]], *, temperature: float = 0.0, free: tuple[str, ...] = ()) -> str:
+        """A reply meant to be a JSON object equal to one of `options` (the caller validates it), with
+        the optional free-text fields `free` (e.g. a reason) where the backend can write them."""
 
 
-def choice_schema(options: list[dict[str, str]]) -> dict:
-    """A JSON schema whose fields are enums of the values seen in `options`."""
+def choice_schema(options: list[dict[str, str]], free: tuple[str, ...] = ()) -> dict:
+    """A JSON schema whose fields are enums of the values seen in `options`, plus optional free-text `free` fields."""
     keys = list(options[0])
     properties = {k: {"type": "string", "enum": sorted({o[k] for o in options})} for k in keys}
+    properties.update({k: {"type": "string"} for k in free})
     return {"type": "object", "properties": properties, "required": keys, "additionalProperties": False}
 
 
@@ -90,8 +92,8 @@ class OpenAIChatModel:
     def chat(self, messages: list[dict], *, max_tokens: int = 256, temperature: float = 0.0) -> str:
         return self._complete(messages=messages, max_tokens=max_tokens, temperature=temperature)
 
-    def choose(self, messages: list[dict], options: list[dict[str, str]], *, temperature: float = 0.0) -> str:
-        schema = choice_schema(options)
+    def choose(self, messages: list[dict], options: list[dict[str, str]], *, temperature: float = 0.0, free: tuple[str, ...] = ()) -> str:
+        schema = choice_schema(options, free)
         while True:
             try:
                 return self._complete(messages=messages, max_tokens=200, temperature=temperature, **response_format(self.structured_form, schema))

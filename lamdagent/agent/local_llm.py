@@ -98,8 +98,9 @@ class LocalChatModel:
             span.usage(prompt_tokens, reply_tokens)
             return reply
 
-    def choose(self, messages: list[dict], options: list[dict[str, str]], *, temperature: float = 0.0) -> str:
-        """The reply `json.dumps(option)` for one of `options`, by constrained decoding (`_choose`)."""
+    def choose(self, messages: list[dict], options: list[dict[str, str]], *, temperature: float = 0.0, free: tuple[str, ...] = ()) -> str:
+        """The reply `json.dumps(option)` for one of `options`, by constrained decoding (`_choose`); free-text
+        fields are not written (a 135M model's reasons would be noise)."""
         with traces.span("local.choose", inputs={"messages": messages, "options": len(options)}, model=self.name,
                          structured_form="constrained decoding", temperature=temperature) as span:
             reply, prompt_tokens = self._choose(messages, options, temperature)

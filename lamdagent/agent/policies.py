@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from lamdagent.agent import prompts
+from lamdagent.agent.facts import lessons_of
 from lamdagent.agent.llm import ChatError, ChatModel
 from lamdagent.faults import checkpoint
 from lamdagent.journal import Cause, Entry, Fallback, Journal
@@ -26,6 +27,7 @@ class Decision:
     retries: int = 0  # re-asks after an invalid reply
     endpoint_retries: int = 0  # retried requests to the agent's endpoint while deciding
     steps: int = 0  # inference steps asked (action type, objects)
+    origin: str = ""  # who chose the action, for a policy of two minds (hybrid: accepted, override, refused)
 
     @property
     def endpoint_failures(self) -> int:
@@ -52,8 +54,8 @@ class Policy(ABC):
         """One valid action of `space` for decision `iteration`."""
 
     def remember(self, journal: Journal, entry: Entry) -> tuple[str, list[dict]]:
-        """The new memory text after `entry`'s outcome, and the transcript that produced it (by
-        default a summary written without an LLM)."""
+        """The agent's new lessons after `entry`'s outcome (kept beside the tool's facts), and the
+        transcript that produced them (by default a summary written without an LLM)."""
         return summary_memory(journal, entry), []
 
     @property
@@ -144,6 +146,16 @@ def _same(value, expected: str) -> bool:
         return False
 
 
+def free_fields(reply: str, free: tuple[str, ...]) -> dict[str, str]:
+    """The free-text fields (e.g. a reason) of a reply's JSON object, those given."""
+    match = _JSON_OBJECT.search(reply)
+    try:
+        parsed = json.loads(match.group(0)) if match else {}
+    except json.JSONDecodeError:
+        return {}
+    return {k: str(parsed[k]) for k in free if isinstance(parsed, dict) and k in parsed}
+
+
 def parse_choice(reply: str, options: list[dict[str, str]], ignore: frozenset[str] = frozenset()) -> tuple[dict[str, str] | None, str]:
     """(the option the reply names, "") or (None, what is wrong with it). The reply's JSON object
     (prose or code fences around it are ignored) must have exactly the option's keys (keys in
@@ -204,35 +216,38 @@ class LLMPolicy(Policy):
                    memory_max_tokens=agent_cfg.memory_max_tokens, seed=seed)
 
     def ask(self, prompt: str, options: list[dict[str, str]], step: str, decision: Decision, rng: random.Random,
-             ignore: frozenset[str] = frozenset()) -> dict[str, str]:
+            ignore: frozenset[str] = frozenset(), free: tuple[str, ...] = (), fallback: dict[str, str] | None = None) -> dict[str, str]:
         """The option the chat model chooses for `prompt` in one inference step, traced; retried on an
-        invalid reply, and a random option (with the reason in `decision.fallbacks`) when none comes."""
+        invalid reply, and `fallback` (default: a random option) with the reason in `decision.fallbacks`
+        when none comes. `free` fields (e.g. a reason) may come with the choice: kept in the transcript."""
         with traces.span(step, "CHAIN", inputs={"prompt": prompt, "options": len(options)}) as span:
             before = len(decision.transcript), len(decision.fallbacks)
-            choice = self._ask_step(prompt, options, step, decision, rng, ignore)
+            choice = self._ask_step(prompt, options, step, decision, rng, ignore, free, fallback)
             asked = decision.transcript[before[0]:]
             fell_back = decision.fallbacks[before[1]:]
             span.outputs({"choice": choice, "fallback": str(fell_back[0]) if fell_back else None,
-                          "invalid": [t["problem"] for t in asked if t["problem"]]})
+                          "invalid": [t["problem"] for t in asked if t["problem"]], **(asked[-1].get("free") or {})})
             span.attributes(attempts=len(asked), invalid_replies=sum(1 for t in asked if t["problem"] and t["reply"] is not None))
             if fell_back:
                 span.fail(str(fell_back[0]))
             return choice
 
     def _ask_step(self, prompt: str, options: list[dict[str, str]], step: str, decision: Decision, rng: random.Random,
-                  ignore: frozenset[str]) -> dict[str, str]:
+                  ignore: frozenset[str], free: tuple[str, ...], fallback: dict[str, str] | None) -> dict[str, str]:
         messages = [{"role": "user", "content": prompt}]
         decision.steps += 1
+        took = "at random" if fallback is None else f"{json.dumps(fallback)}"
         for attempt in range(self.max_retries + 1):
             try:
-                reply = self.chat.choose(messages, options, temperature=self.temperature)
+                reply = self.chat.choose(messages, options, temperature=self.temperature, free=free)
             except ChatError as err:  # the client already retried with backoff: fall back now
                 decision.transcript.append({"step": step, "attempt": attempt, "messages": list(messages), "reply": None, "problem": str(err)})
-                decision.fallbacks.append(Fallback(step, Cause.ENDPOINT, str(err)))
-                return rng.choice(options)
+                decision.fallbacks.append(Fallback(step, Cause.ENDPOINT, str(err), took))
+                return fallback or rng.choice(options)
             checkpoint("agent_call")
-            choice, problem = parse_choice(reply, options, ignore)
-            decision.transcript.append({"step": step, "attempt": attempt, "messages": list(messages), "reply": reply, "problem": problem})
+            choice, problem = parse_choice(reply, options, ignore | frozenset(free))
+            decision.transcript.append({"step": step, "attempt": attempt, "messages": list(messages), "reply": reply, "problem": problem,
+                                        **({"free": free_fields(reply, free)} if free and choice else {})})
             if choice:
                 return choice
             if attempt < self.max_retries:
@@ -241,8 +256,17 @@ class LLMPolicy(Policy):
                 {"role": "assistant", "content": reply},
                 {"role": "user", "content": f"Invalid reply: {problem}. Reply again with JSON only."},
             ]
-        decision.fallbacks.append(Fallback(step, Cause.INVALID, f"{self.max_retries + 1} attempts; {problem}"))
-        return rng.choice(options)
+        decision.fallbacks.append(Fallback(step, Cause.INVALID, f"{self.max_retries + 1} attempts; {problem}", took))
+        return fallback or rng.choice(options)
+
+    def objects(self, space: ActionSpace, journal: Journal, iteration: int, type_name: str, decision: Decision, rng: random.Random) -> Action:
+        """The paper's second step: every slot of an action of `type_name` in one inference step."""
+        slots = space.choice_slots(type_name)
+        by_choice = {json.dumps({k: a.names()[k] for k in slots}): a for a in space.actions(type_name)}
+        options = [json.loads(key) for key in by_choice]
+        fixed = frozenset(s.name for s in space.action_types[type_name].slots) - set(slots)
+        choice = self.ask(prompts.objects_prompt(journal, iteration, space, type_name), options, "objects", decision, rng, fixed)
+        return by_choice[json.dumps(choice)]
 
     def select(self, space: ActionSpace, journal: Journal, iteration: int) -> Decision:
         rng = random.Random(f"{self.seed}/{iteration}")
@@ -250,12 +274,7 @@ class LLMPolicy(Policy):
         types = space.available_types()
         type_prompt = prompts.action_type_prompt(journal, iteration, space, types)
         type_name = self.ask(type_prompt, [{"action_type": t} for t in types], "action_type", decision, rng)["action_type"]
-        slots = space.choice_slots(type_name)
-        by_choice = {json.dumps({k: a.names()[k] for k in slots}): a for a in space.actions(type_name)}
-        options = [json.loads(key) for key in by_choice]
-        fixed = frozenset(s.name for s in space.action_types[type_name].slots) - set(slots)
-        choice = self.ask(prompts.objects_prompt(journal, iteration, space, type_name), options, "objects", decision, rng, fixed)
-        decision.action = by_choice[json.dumps(choice)]
+        decision.action = self.objects(space, journal, iteration, type_name, decision, rng)
         return decision
 
     def remember(self, journal: Journal, entry: Entry) -> tuple[str, list[dict]]:
@@ -264,7 +283,7 @@ class LLMPolicy(Policy):
         messages = [{"role": "user", "content": prompt}]
         try:
             reply = self.chat.chat(messages, max_tokens=self.memory_max_tokens, temperature=self.temperature)
-            problem = memory_problem(reply, journal.memory(), prompt)
+            problem = memory_problem(reply, lessons_of(journal.memory()), prompt)
         except ChatError as err:
             reply, problem = "", f"endpoint error ({err})"
         transcript = [{"step": "memory", "messages": messages, "reply": reply, "problem": problem}]

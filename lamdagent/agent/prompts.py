@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from string import Template
 
+from lamdagent.agent.facts import facts, lessons_of
 from lamdagent.files import prompt_file
 from lamdagent.journal import Entry, Journal
 from lamdagent.space import ActionSpace, ModelObject
@@ -105,6 +106,14 @@ def proposals_prompt(journal: Journal, iteration: int, space: ActionSpace, propo
     return template("proposal").substitute(_common(journal, iteration, space), proposals="\n".join(lines))
 
 
+def hybrid_prompt(journal: Journal, iteration: int, space: ActionSpace, proposal, type_names: list[str]) -> str:
+    """The hybrid policy's step: the search's proposal, to accept or to override with another type of action."""
+    lines = [f"- {name}: {space.action_types[name].description}" for name in random.Random(f"types/{iteration}").sample(type_names, len(type_names))]
+    inputs = ", ".join(f"{m.name} {m.score:.3f}" if m.score is not None else m.name for m in proposal.models)
+    return template("hybrid").substitute(_common(journal, iteration, space), proposal=f"{proposal} = {proposal.pipeline()} (input scores: {inputs})",
+                                         action_types="\n".join(lines))
+
+
 def _value(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
@@ -133,10 +142,12 @@ def best_text(journal: Journal) -> str:
 
 
 def memory_prompt(journal: Journal, entry: Entry, max_words: int) -> str:
-    """The memory rewrite after `entry`'s outcome, from the memory before it."""
+    """The rewrite of the agent's lessons after `entry`'s outcome: the tool's facts (kept whatever the
+    reply) and the lessons before it."""
     return template("memory").substitute(
         tasks=", ".join(journal.tasks),
-        memory=journal.memory().strip() or EMPTY_MEMORY,
+        facts=facts(journal),
+        memory=lessons_of(journal.memory()) or EMPTY_MEMORY,
         iteration=str(entry.iteration),
         iterations=str(journal.budget),
         action=action_text(entry),

@@ -10,6 +10,7 @@ from contextlib import nullcontext
 from lamdagent import config as config_mod
 from lamdagent import tracking as tr
 from lamdagent.agent import prompts
+from lamdagent.agent.facts import memory_text
 from lamdagent.agent.policies import Decision, Policy, make_policy
 from lamdagent.console import Display
 from lamdagent.errors import UserError
@@ -178,7 +179,7 @@ class Exploration:
     def _start(self, iteration: int, decision: Decision, pool: list[str]) -> ActionJob:
         """The action's nested run (with the agent's transcript), its entry in the journal, and the job that fills it."""
         action, name = decision.action, f"m{iteration}"
-        tags = {"policy": self.policy.name, "pool": json.dumps(pool),
+        tags = {"policy": self.policy.name, "pool": json.dumps(pool), **({"origin": decision.origin} if decision.origin else {}),
                 **({"round_size": str(self.cfg.execution.parallel)} if self.cfg.execution.parallel > 1 else {}),
                 **({"fallback": " | ".join(map(str, decision.fallbacks)),
                     "fallbacks": json.dumps([f.to_dict() for f in decision.fallbacks])} if decision.fallbacks else {})}
@@ -186,7 +187,7 @@ class Exploration:
         self.tracker.log_json(run_id, decision.transcript, "agent/decision.json")
         self.tracker.log(run_id, metrics={"agent.fallbacks": len(decision.fallbacks), "agent.retries": decision.retries})
         self.journal.decide(Entry(iteration, run_id, action.type.name, action.names(), action.fingerprint, action.pipeline(),
-                                  list(action.models), pool, list(decision.fallbacks)))
+                                  list(action.models), pool, list(decision.fallbacks), decision.origin))
         return ActionJob.of(action, run_id, iteration, name, self.runner, config_mod.to_dict(self.cfg))
 
     def _finish(self, result: Produced, decision: Decision) -> None:
@@ -201,7 +202,8 @@ class Exploration:
         with self._trace("remember", iteration, run_id=result.run_id, model_id=model_id,
                          inputs={"memory": journal.memory(), "action": prompts.action_text(entry), "result": prompts.result_text(journal, entry),
                                  "best": prompts.best_text(journal)}) as trace:
-            memory, transcript = self.policy.remember(journal, entry)
+            lessons, transcript = self.policy.remember(journal, entry)
+            memory = memory_text(journal, lessons)  # the tool's facts stay whatever the rewrite said
             problem = transcript[0].get("problem") if transcript else None
             trace.outputs({"memory": memory, "rewrite_rejected": problem or None})
         checkpoint("memory_update")

@@ -28,9 +28,10 @@ class Cause(StrEnum):
 class Fallback:
     """One step of a decision that fell back to a random valid choice."""
 
-    step: str  # action_type, objects, proposal
+    step: str  # action_type, objects, proposal, override
     cause: Cause
     detail: str  # the endpoint's error, or what was wrong with the last reply
+    took: str = "at random"  # what was chosen instead: a random valid choice, or the search's proposal
 
     @property
     def reason(self) -> str:
@@ -38,14 +39,14 @@ class Fallback:
         return f"{self.step}: {self.cause}"
 
     def __str__(self) -> str:
-        return f"{self.reason} ({self.detail}); chose at random"
+        return f"{self.reason} ({self.detail}); chose {self.took}"
 
     def to_dict(self) -> dict[str, str]:
-        return {"step": self.step, "cause": str(self.cause), "detail": self.detail}
+        return {"step": self.step, "cause": str(self.cause), "detail": self.detail, "took": self.took}
 
     @classmethod
     def from_dict(cls, data: dict) -> Fallback:
-        return cls(data["step"], Cause(data["cause"]), data.get("detail", ""))
+        return cls(data["step"], Cause(data["cause"]), data.get("detail", ""), data.get("took", "at random"))
 
 
 @dataclass
@@ -61,6 +62,7 @@ class Entry:
     inputs: list[ModelObject]  # the action's input models
     pool: list[str]  # the names of the models the policy saw when it decided
     fallbacks: list[Fallback] = field(default_factory=list)
+    origin: str = ""  # who chose the action, for a policy of two minds (hybrid: accepted, override, refused)
     status: str | None = None  # ok, cached or failed; None while it runs
     model: ModelObject | None = None  # the model it made (None while running, or failed)
     error: str = ""  # why it failed

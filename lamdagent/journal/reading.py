@@ -41,7 +41,7 @@ def read_journal(records: list[Record], seeds: list[ModelObject], tasks: list[st
         model = by_run.get(r.run_id) if r.status in DONE else None
         entries.append(Entry(r.iteration, r.run_id, r.action_type, r.action, r.fingerprint, r.pipeline,
                              [by_run[i] for i in r.inputs if i in by_run], r.pool if r.pool is not None else list(arrived),
-                             [Fallback.from_dict(f) for f in r.fallbacks], str(r.status), model, r.error, r.compute_seconds,
+                             [Fallback.from_dict(f) for f in r.fallbacks], r.origin, str(r.status), model, r.error, r.compute_seconds,
                              memory_seq=r.memory_seq))
         if model is not None:
             arrived.append(model.name)

@@ -37,12 +37,16 @@ def _llm(server, **kwargs) -> LLMPolicy:
     return LLMPolicy(chat, **kwargs)
 
 
-@pytest.fixture(params=["random", "llm", "greedy", "optuna", "guided"])
+@pytest.fixture(params=["random", "llm", "greedy", "optuna", "guided", "hybrid"])
 def policy(request, fake_openai):
     if request.param == "llm":
         return _llm(fake_openai)
     if request.param == "guided":
         return GuidedPolicy(_llm(fake_openai))
+    if request.param == "hybrid":
+        from lamdagent.agent.hybrid import HybridPolicy
+
+        return HybridPolicy(_llm(fake_openai))
     return POLICIES[request.param].from_config(None, 0)
 
 
@@ -221,3 +225,17 @@ def test_the_seed_changes_a_policys_choices_but_not_the_world(name):
     first, second = ([a.fingerprint for a in world.space(models).actions("sft")] for world in worlds)
     assert first == second
     assert [d.rows() for d in worlds[0].datasets] == [d.rows() for d in worlds[1].datasets]
+
+
+def test_the_tools_facts_survive_a_nonsense_rewrite(fake_openai):
+    """A weak model's rewrite that passes every check is still only its lessons: the facts the tool
+    wrote from the journal (the best model, what each action did to each target) stay in the memory."""
+    from lamdagent.agent.facts import FACTS, memory_text
+
+    fake_openai.script = ["Your game hit 99.93% accuracy! Keep playing the levels."]
+    journal, entry = _outcome(_space([_model("a"), _model("b")]), "m3 scored 0.4")
+    lessons, transcript = _llm(fake_openai).remember(journal, entry)
+    assert lessons.startswith("Your game hit") and transcript[0]["problem"] == ""  # nonsense the checks cannot tell
+    memory = memory_text(journal, lessons)
+    assert memory.startswith(FACTS) and "Best: m3 = " in memory and "- m3 = ties(a, b):" in memory and memory.endswith(lessons)
+    assert "Best: m3 = " in fake_openai.prompts()[0]  # the facts are in the rewrite's prompt, apart from the old notes

@@ -134,5 +134,5 @@ def test_failed_actions_and_endpoint_errors_are_data(tracking_uri, tmp_path, mon
     assert total("agent.endpoint_retries") == 3 + 1 + 3  # 429, 500, drop; a timeout; 503 x3
     assert total("agent.retries") == 1 and total("agent.fallbacks") == 0
     assert total("agent.memory_fallbacks") == 1
-    assert mlflow.artifacts.load_text(f"runs:/{actions[5].run_id}/agent/memory.txt").startswith("Last (iteration 6)")
+    assert "Lessons (the agent's own notes):\nLast (iteration 6)" in mlflow.artifacts.load_text(f"runs:/{actions[5].run_id}/agent/memory.txt")
     assert client.get_run(actions[4].run_id).data.metrics["agent.retries"] == 1

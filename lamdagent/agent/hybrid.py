@@ -1,0 +1,92 @@
+"""The hybrid policy: the classical search proposes, the LLM agent accepts or overrides it with any
+valid action and says why (the pattern that beats both an LLM alone and the search alone in fixed
+search spaces: the optimiser gives a strong default, the LLM may change part of the decisions).
+
+An override is refused, and the proposal taken, when it would extend a model that was made with no
+gain, when its data is predicted to hurt every target, or when it could not be written validly; and
+the agent loses the right to override once its overrides have gained less, on average, than the
+proposals it accepted (read from the journal, so the same after a resume). So a weak model costs at
+most a few decisions against the search alone, and a capable one can do better."""
+
+from __future__ import annotations
+
+import random
+import statistics
+
+from lamdagent.agent import prompts
+from lamdagent.agent.policies import POLICIES, Decision, LLMPolicy, Policy
+from lamdagent.agent.search import GreedyPolicy
+from lamdagent.journal import Entry, Journal
+from lamdagent.space import Action, ActionSpace
+
+ACCEPT = "accept"
+ACCEPTED, OVERRIDE, REFUSED, WITHOUT_LLM = "accepted", "override", "refused", "proposal"  # Entry.origin
+TRIAL_OVERRIDES = 2  # overrides the agent may make before its record can take the right away
+
+
+@POLICIES.register("hybrid")
+class HybridPolicy(GreedyPolicy):
+    name = "hybrid"
+    uses_chat = True
+
+    def __init__(self, llm: LLMPolicy, seed: int = 0):
+        super().__init__(seed)
+        self.llm = llm
+        self.chat = llm.chat
+
+    @classmethod
+    def from_config(cls, agent_cfg, seed: int = 0) -> Policy:
+        return cls(LLMPolicy.from_config(agent_cfg, seed), seed)
+
+    def select(self, space: ActionSpace, journal: Journal, iteration: int) -> Decision:
+        proposal = self.proposals(space, journal, iteration, limit=1)[0]
+        decision = Decision(proposal, origin=ACCEPTED)
+        if (withdrawn := self.withdrawn(journal)) is not None:
+            decision.origin = WITHOUT_LLM
+            decision.transcript.append({"step": "override", "messages": [], "reply": None, "problem": withdrawn})
+            return decision
+        rng = random.Random(f"{self.seed}/{iteration}/hybrid")
+        types = space.available_types()
+        options = [{"decision": ACCEPT}] + [{"decision": t} for t in types]
+        prompt = prompts.hybrid_prompt(journal, iteration, space, proposal, types)
+        chosen = self.llm.ask(prompt, options, "override", decision, rng, free=("reason",), fallback={"decision": ACCEPT})["decision"]
+        if chosen == ACCEPT:
+            return decision
+        fallbacks = len(decision.fallbacks)
+        action = self.llm.objects(space, journal, iteration, chosen, decision, rng)
+        reason = next((t.get("free", {}).get("reason", "") for t in reversed(decision.transcript) if t["step"] == "override"), "")
+        refusal = "its objects could not be written validly" if len(decision.fallbacks) > fallbacks else self.refusal(action, journal)
+        decision.transcript.append({"step": "verdict", "messages": [], "reply": None, "problem": refusal, "override": str(action),
+                                    "reason": reason})
+        if refusal:
+            decision.origin = REFUSED
+        else:
+            decision.action, decision.origin = action, OVERRIDE
+        return decision
+
+    @staticmethod
+    def refusal(action: Action, journal: Journal) -> str:
+        """Why an override is refused ("" when it is taken)."""
+        copies = [m.name for m in action.models if m.name in journal.no_gain()]
+        if copies:
+            return f"it extends {', '.join(copies)}, made with no gain (a copy of its input): a no-gain lineage"
+        data = [name for slot, name in action.names().items() if name in journal.evidence.effects]
+        harmful = [d for d in data if journal.evidence.harmful(d)]
+        if harmful:
+            return f"the data screening predicts {', '.join(harmful)} to hurt every target"
+        return ""
+
+    @staticmethod
+    def withdrawn(journal: Journal) -> str | None:
+        """Why the agent may no longer override (None while it may): its overrides gained less, on
+        average, than the proposals it accepted."""
+        gains = {origin: [e.gain for e in journal.finished() if e.origin == origin and e.gain is not None] for origin in (ACCEPTED, OVERRIDE)}
+        if len(gains[OVERRIDE]) < TRIAL_OVERRIDES or not gains[ACCEPTED]:
+            return None
+        overrides, accepted = statistics.fmean(gains[OVERRIDE]), statistics.fmean(gains[ACCEPTED])
+        if overrides >= accepted:
+            return None
+        return f"not asked: its {len(gains[OVERRIDE])} overrides gained {overrides:+.3f} on average, the proposals it accepted {accepted:+.3f}"
+
+    def remember(self, journal: Journal, entry: Entry) -> tuple[str, list[dict]]:
+        return self.llm.remember(journal, entry)
