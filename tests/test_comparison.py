@@ -68,7 +68,6 @@ def test_baselines_run_on_the_same_seeds_and_equal_compute_takes_the_grids_compu
     assert len(full["runs"]) == 2 and len(full["test_scores"]) == 2 and full["compute_seconds"] > 0
     assert summary["budget_seconds"] == pytest.approx(full["compute_seconds"])
     client = mlflow.MlflowClient()
-    train_seeds = {client.get_run(run).data.params.get("train_seed") for run in full["runs"]}
     parents = [client.get_run(client.get_run(run).data.tags["mlflow.parentRunId"]).data.tags["mlflow.parentRunId"] for run in full["runs"]]
     assert [client.get_run(p).data.params["train_seed"] for p in parents] == ["None", "1"]
     for search in summary["searches"]:  # stopped by the compute budget (the action that crossed it finishes)

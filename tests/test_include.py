@@ -142,7 +142,7 @@ def test_a_folder_of_plug_ins_and_a_module_on_sys_path(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_a_ray_worker_runs_a_plug_in_action_type(plugin, tracking_uri, ray_cluster):
+def test_a_ray_worker_runs_a_plug_in_action_type(plugin, tracking_uri, ray_cluster):  # noqa: F811  (the fixture)
     """The loop's process includes the plug-in; the Ray worker, which only inherits $LAMDAGENT_INCLUDE,
     rebuilds the action of the plug-in's type and produces its model."""
     from lamdagent.plugins import include

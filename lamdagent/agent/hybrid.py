@@ -14,9 +14,9 @@ import random
 import statistics
 
 from lamdagent.agent import prompts
-from lamdagent.agent.policies import POLICIES, Decision, LLMPolicy, Policy
-from lamdagent.agent.search import GreedyPolicy
-from lamdagent.journal import Entry, Journal
+from lamdagent.agent.policies import POLICIES, Decision
+from lamdagent.agent.search import AdvisedGreedy
+from lamdagent.journal import Journal
 from lamdagent.space import Action, ActionSpace
 
 ACCEPT = "accept"
@@ -25,18 +25,8 @@ TRIAL_OVERRIDES = 2  # overrides the agent may make before its record can take t
 
 
 @POLICIES.register("hybrid")
-class HybridPolicy(GreedyPolicy):
+class HybridPolicy(AdvisedGreedy):
     name = "hybrid"
-    uses_chat = True
-
-    def __init__(self, llm: LLMPolicy, seed: int = 0):
-        super().__init__(seed)
-        self.llm = llm
-        self.chat = llm.chat
-
-    @classmethod
-    def from_config(cls, agent_cfg, seed: int = 0) -> Policy:
-        return cls(LLMPolicy.from_config(agent_cfg, seed), seed)
 
     def select(self, space: ActionSpace, journal: Journal, iteration: int) -> Decision:
         proposal = self.proposals(space, journal, iteration, limit=1)[0]
@@ -87,6 +77,3 @@ class HybridPolicy(GreedyPolicy):
         if overrides >= accepted:
             return None
         return f"not asked: its {len(gains[OVERRIDE])} overrides gained {overrides:+.3f} on average, the proposals it accepted {accepted:+.3f}"
-
-    def remember(self, journal: Journal, entry: Entry) -> tuple[str, list[dict]]:
-        return self.llm.remember(journal, entry)

@@ -156,16 +156,11 @@ class GreedyPolicy(LearningPolicy):
         return chosen or [rng.choice(actions)]  # no scored model to extend: any valid action
 
 
-@POLICIES.register("guided")
-class GuidedPolicy(GreedyPolicy):
-    """The LLM agent choosing among greedy's proposals: the search proposes its most promising
-    actions (each of the best models' best action of each type), the LLM picks one in a single
-    step from the same memory, models and directive as the paper's agent, and rewrites its memory.
-    A small LLM cannot weigh hundreds of bindings; it can weigh four."""
+class AdvisedGreedy(GreedyPolicy):
+    """Greedy's proposals put to the LLM agent (its chat model, its memory rewrite): the base of the
+    policies where the search proposes and the LLM decides."""
 
-    name = "guided"
     uses_chat = True
-    PROPOSALS = 4
 
     def __init__(self, llm: LLMPolicy, seed: int = 0):
         super().__init__(seed)
@@ -176,6 +171,20 @@ class GuidedPolicy(GreedyPolicy):
     def from_config(cls, agent_cfg, seed: int = 0) -> Policy:
         return cls(LLMPolicy.from_config(agent_cfg, seed), seed)
 
+    def remember(self, journal: Journal, entry: Entry) -> tuple[str, list[dict]]:
+        return self.llm.remember(journal, entry)
+
+
+@POLICIES.register("guided")
+class GuidedPolicy(AdvisedGreedy):
+    """The LLM agent choosing among greedy's proposals: the search proposes its most promising
+    actions (each of the best models' best action of each type), the LLM picks one in a single
+    step from the same memory, models and directive as the paper's agent, and rewrites its memory.
+    A small LLM cannot weigh hundreds of bindings; it can weigh four."""
+
+    name = "guided"
+    PROPOSALS = 4
+
     def select(self, space: ActionSpace, journal: Journal, iteration: int) -> Decision:
         proposals = self.proposals(space, journal, iteration, self.PROPOSALS)
         decision = Decision(action=proposals[0])
@@ -185,9 +194,6 @@ class GuidedPolicy(GreedyPolicy):
             choice = self.llm.ask(prompts.proposals_prompt(journal, iteration, space, proposals), options, "proposal", decision, rng)
             decision.action = proposals[int(choice["proposal"]) - 1]
         return decision
-
-    def remember(self, journal: Journal, entry: Entry) -> tuple[str, list[dict]]:
-        return self.llm.remember(journal, entry)
 
 
 @POLICIES.register("optuna")

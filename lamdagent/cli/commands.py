@@ -87,11 +87,10 @@ def export(args, console: Console, overrides: list[str]) -> int:
 
 
 def compare_policies(args, console: Console, overrides: list[str]) -> int:
+    from lamdagent.agent.policies import benchmark_policies
     from lamdagent.console import Display
     from lamdagent.experiments.comparison import compare
     from lamdagent.tracking import Tracker
-
-    from lamdagent.agent.policies import benchmark_policies
 
     policies = [p.strip() for p in args.policies.split(",") if p.strip() and p.strip() != "all"] if args.policies else []
     policies = policies or benchmark_policies()  # --policies all, or none given: every registered policy

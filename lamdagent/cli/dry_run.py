@@ -10,9 +10,9 @@ from rich.table import Table
 
 from lamdagent.agent.policies import chat_policies
 from lamdagent.agent.prompts import action_type_prompt
-from lamdagent.journal import Journal
 from lamdagent.exploration.executors import EXECUTORS
 from lamdagent.exploration.study import Study
+from lamdagent.journal import Journal
 from lamdagent.models.folders import BUILTIN_PREFIX
 from lamdagent.space import ModelObject, fingerprint
 

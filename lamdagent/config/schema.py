@@ -35,7 +35,8 @@ class AgentConfig:
     temperature: float = 0.7
     max_retries: int = 2  # re-asks after an invalid reply, before the logged random fallback
     request_timeout: float = 300.0  # seconds per request: a small model on a busy CPU takes minutes for a long prompt
-    on_endpoint_failure: Literal["stop", "random"] = "stop"  # stop: every step of a decision failing at the endpoint stops the exploration | random: fall back to random choices
+    # stop: every step of a decision failing at the endpoint stops the exploration | random: fall back to random choices
+    on_endpoint_failure: Literal["stop", "random"] = "stop"
     request_retries: int = 3  # retries of a timed-out, refused, 429 or 5xx request, with bounded backoff
     memory_max_tokens: int = 96
     structured_output: bool = True  # send a JSON schema (response_format) to the endpoint
@@ -205,7 +206,8 @@ class _StudyBase:
     training_data: dict[str, TrainingDataConfig] = field(default_factory=dict)  # more datasets, by name
     preference_datasets: list[str] = field(default_factory=list)  # for dpo: task names, all, json:<path>, hf:<id>
     specialists: bool = True  # train one specialist per task from the base as initial objects
-    seed_models: list[str] = field(default_factory=lambda: ["all"])  # the practitioner's defaults as initial objects too: the base fine-tuned on each named dataset at the default settings (ft_<dataset>)
+    # the practitioner's defaults as initial objects too: the base fine-tuned on each named dataset at the default settings (ft_<dataset>)
+    seed_models: list[str] = field(default_factory=lambda: ["all"])
     actions: list[str] = field(default_factory=lambda: ["sft", "ties"])
     repeat_actions: bool = False  # offer actions this exploration already computed (reused from cache)
     max_consecutive_failures: int = 5  # stop the exploration cleanly after this many failed actions

@@ -51,7 +51,9 @@ def validate(cfg) -> None:
     POLICIES.check(cfg.agent.policy, "agent.policy")
     CHAT_BACKENDS.check(cfg.agent.backend, "agent.backend")
     CHAT_BACKENDS.check(cfg.judge.backend, "judge.backend")
-    for section in (cfg.agent, cfg.judge, cfg.data, cfg.evaluation, cfg.lease, cfg.tracking, cfg.retention, cfg.execution, cfg.training, cfg.budget, cfg.screening):
+    sections = (cfg.agent, cfg.judge, cfg.data, cfg.evaluation, cfg.lease, cfg.tracking, cfg.retention, cfg.execution, cfg.training, cfg.budget,
+                cfg.screening)
+    for section in sections:
         section.check()  # each section checks its own ranges (config/schema.py)
     sized = [d for d in (cfg.datasets or task_stems) if d != "all" and d not in cfg.training_data]
     for name in cfg.data.train_sizes:  # a size of a task this study does not train on is unused, as a typo is not

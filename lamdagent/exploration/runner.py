@@ -23,8 +23,8 @@ from lamdagent.exploration.cost import CostMeter
 from lamdagent.exploration.presenting import Presenter, step_label, training_data, validation_data
 from lamdagent.exploration.study import Study
 from lamdagent.faults import checkpoint
-from lamdagent.journal import models_from_records
 from lamdagent.files import cache_dir
+from lamdagent.journal import models_from_records
 from lamdagent.models.folders import architecture, load_model
 from lamdagent.space import TRAINING_DATA, Action, ModelObject
 from lamdagent.tracking import Kind, Record, Status, Tracker, WeightsFreed, traces

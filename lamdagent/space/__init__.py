@@ -1,12 +1,12 @@
 """Objects, actions and the action space."""
 
 from lamdagent.space.objects import (
+    TRAINING_DATA,
     ConversationDatasetObject,
     DatasetObject,
     MixtureDatasetObject,
     ModelObject,
     PreferenceDatasetObject,
-    TRAINING_DATA,
     fingerprint,
 )
 from lamdagent.space.space import Action, ActionSpace

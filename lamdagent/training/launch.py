@@ -15,7 +15,7 @@ from collections import deque
 from dataclasses import asdict
 from pathlib import Path
 
-from lamdagent.errors import ActionFailed, UserError
+from lamdagent.errors import ActionFailed
 from lamdagent.training.spec import TrainResult
 
 STEP_MARK = "LAMDAGENT_STEP"  # `LAMDAGENT_STEP step total`, printed by the main worker after each step

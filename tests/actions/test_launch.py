@@ -9,12 +9,12 @@ import pytest
 from safetensors.torch import load_file
 
 from lamdagent.actions import ACTION_TYPES
+from lamdagent.config import load_config
 from lamdagent.config.schema import LaunchConfig
 from lamdagent.errors import ActionFailed, UserError
 from lamdagent.evaluation.tasks import load_task
 from lamdagent.models.folders import is_adapter
 from lamdagent.space import PreferenceDatasetObject
-from lamdagent.config import load_config
 from lamdagent.training.launch import accelerate_command
 from lamdagent.training.spec import LoraSettings
 from tests.helpers import base_model, context, dataset
