@@ -26,6 +26,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import FancyArrowPatch  # noqa: E402
 
 DPI = 120
 # Okabe & Ito (2008): distinguishable under the common colour-vision deficiencies.
@@ -180,36 +181,42 @@ def _positions(nodes: dict[str, PipelineNode], depth: dict[str, int]) -> dict[st
     return pos
 
 
-def _node_text(n: PipelineNode) -> str:
+def _node_text(n: PipelineNode, width: int = 26) -> str:
     score = "score \u2013" if n.score is None else f"score {n.score:.3f}"
-    label = textwrap.fill(n.label, 26) if n.label else ""
+    label = textwrap.fill(n.label, width) if n.label else ""
     return "\n".join(x for x in (n.name, label, score) if x)
 
 
-def pipeline_dag(nodes: list[PipelineNode], out: Path, title: str = "", dpi: int = DPI) -> Path:
-    """Figures 3/6: a lineage drawn left (leaves: base model, specialists) to right (the final
-    model: the node no other node consumes). Shared ancestors are drawn once."""
+GAP_ACROSS, GAP_ALONG, MARGIN = 18, 46, 14  # pixels between boxes of a layer, between layers (the arrows), around
+
+
+def pipeline_dag(nodes: list[PipelineNode], out: Path, title: str = "", dpi: int = DPI, direction: str = "right",
+                 fontsize: float = 8.5) -> Path:
+    """Figures 3/6: a lineage drawn from its leaves (base model, specialists) to the final model
+    (the node no other node consumes, outlined in orange), left to right (`direction="right"`) or
+    top to bottom (`"down"`: narrow, for a page that fits images to its width). Shared ancestors are
+    drawn once. Laid out in pixels: the boxes are measured first, so each arrow starts on its input's
+    box and ends with its head on its output's, and the text keeps `fontsize` whatever the lineage's size."""
+    if direction not in ("right", "down"):
+        raise ValueError(f"direction must be 'right' or 'down', got {direction!r}")
     uniq: dict[str, PipelineNode] = {}
     for n in nodes:
         uniq.setdefault(n.run_id, n)
     if not uniq:
         raise ValueError("pipeline_dag needs at least one node")
     depth = dag_layers(list(uniq.values()))
-    pos = _positions(uniq, depth)
-    n_layers = max(depth.values()) + 1
-    height = max(sum(1 for d in depth.values() if d == k) for k in range(n_layers))
+    order = _positions(uniq, depth)  # (layer, row): rows ordered to cross few edges
+    layers = [sorted((r for r in uniq if depth[r] == d), key=lambda r: -order[r][1]) for d in range(max(depth.values()) + 1)]
     consumed = {p for n in uniq.values() for p in n.parents}
     scores = [n.score for n in uniq.values() if n.score is not None]
     lo, hi = (min(scores), max(scores)) if scores else (0.0, 1.0)
     cmap = matplotlib.colormaps["Blues"]
+    down = direction == "down"
 
     # pyplot's own figure list is not used (drawn off the main thread: exploration/presenting.py)
-    fig = Figure(figsize=(max(5.0, 2.4 * n_layers + 0.4), max(2.6, 1.3 * height + 0.9)))
-    FigureCanvasAgg(fig)
-    ax = fig.subplots()
-    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.9)  # (no tight_layout: one full draw fewer, the axes are off)
-    ax.set_xlim(-0.55, n_layers - 0.45)
-    ax.set_ylim(-0.6, height - 0.4)
+    fig = Figure(dpi=dpi)
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    ax = fig.add_axes((0, 0, 1, 1))
     ax.axis("off")
     boxes = {}
     for rid, n in uniq.items():
@@ -220,21 +227,62 @@ def pipeline_dag(nodes: list[PipelineNode], out: Path, title: str = "", dpi: int
             face = "#FFFFFF"
         else:
             face = cmap(0.12 + 0.38 * ((n.score - lo) / (hi - lo) if hi > lo else 1.0))
-        boxes[rid] = ax.text(*pos[rid], _node_text(n), ha="center", va="center", fontsize=8.5, zorder=3,
-                             fontweight="bold" if final else "normal",
-                             bbox=dict(boxstyle="round,pad=0.4", fc=face, ec="#D55E00" if final else "#555555",
-                                       lw=2.0 if final else 0.9))
-    fig.canvas.draw()  # sizes the boxes so the arrows can stop at their edges
-    for rid, n in uniq.items():
-        for p in n.parents:
-            if p in uniq:
-                skip = depth[rid] - depth[p] > 1  # bend edges that jump layers around the boxes between
-                bend = 0.0 if not skip else (-0.3 if pos[p][1] >= pos[rid][1] else 0.3)
-                ax.annotate("", xy=pos[rid], xytext=pos[p], zorder=2,
-                            arrowprops=dict(arrowstyle="-|>", color="#444444", lw=1.1, shrinkA=2, shrinkB=2,
-                                            patchA=boxes[p].get_bbox_patch(), patchB=boxes[rid].get_bbox_patch(),
-                                            connectionstyle=f"arc3,rad={bend}"))
-    ax.set_title(title or "Pipeline", fontsize=11)
+        boxes[rid] = ax.text(0, 0, _node_text(n, 22 if down else 26), ha="center", va="center", fontsize=fontsize, zorder=3,
+                             fontweight="bold" if final else "normal", linespacing=1.25,
+                             bbox=dict(boxstyle="round,pad=0.45", fc=face, ec="#D55E00" if final else "#555555", lw=2.0 if final else 1.0))
+    size = {}  # run id -> (width, height) of its box in pixels
+    for rid, box in boxes.items():
+        box.draw(renderer)  # sizes the box around the text
+        extent = box.get_bbox_patch().get_window_extent(renderer)
+        size[rid] = (extent.width, extent.height)
+
+    # along: the axis from inputs to outputs; across: a layer's boxes side by side
+    along = [max(size[r][1 if down else 0] for r in layer) for layer in layers]
+    across = [sum(size[r][0 if down else 1] for r in layer) + GAP_ACROSS * (len(layer) - 1) for layer in layers]
+    title_px = fontsize * 1.3 * dpi / 72 * 1.8
+    width_across, length = max(across), sum(along) + GAP_ALONG * (len(layers) - 1)
+    centre: dict[str, tuple[float, float]] = {}  # pixels from the top left corner of the drawing
+    start = 0.0
+    for k, layer in enumerate(layers):
+        pos = (width_across - across[k]) / 2
+        for rid in layer:
+            extent = size[rid][0 if down else 1]
+            a, b = start + along[k] / 2, pos + extent / 2
+            centre[rid] = (b, a) if down else (a, b)
+            pos += extent + GAP_ACROSS
+        start += along[k] + GAP_ALONG
+    w, h = (width_across, length) if down else (length, width_across)
+    fig_w, fig_h = max(w + 2 * MARGIN, 320), max(h + 2 * MARGIN + title_px, 320)
+    fig.set_size_inches(fig_w / dpi, fig_h / dpi)
+    dx, dy = (fig_w - w) / 2, title_px + MARGIN + (fig_h - title_px - 2 * MARGIN - h) / 2
+    ax.set_xlim(0, fig_w)
+    ax.set_ylim(fig_h, 0)  # y grows downwards, as on the page
+    for rid, box in boxes.items():
+        box.set_position((centre[rid][0] + dx, centre[rid][1] + dy))
+
+    def across_of(rid: str) -> float:
+        return centre[rid][0 if down else 1]
+
+    edges = [(p, rid) for rid, n in uniq.items() for p in dict.fromkeys(n.parents) if p in uniq]
+    inputs = {rid: sorted((p for p, r in edges if r == rid), key=across_of) for rid in uniq}
+    outputs = {rid: sorted((r for p, r in edges if p == rid), key=across_of) for rid in uniq}
+
+    def side(rid: str, others: list[str], other: str, outgoing: bool) -> tuple[float, float]:
+        """Where an arrow leaves (outgoing) or enters a box: on its side facing the flow, the arrows
+        of several inputs (outputs) spread along it in the order of their boxes."""
+        x, y = centre[rid][0] + dx, centre[rid][1] + dy
+        half = size[rid][1 if down else 0] / 2 * (1 if outgoing else -1)
+        spread = (others.index(other) + 1) / (len(others) + 1) - 0.5
+        offset = spread * size[rid][0 if down else 1] * 0.7
+        return (x + offset, y + half) if down else (x + half, y + offset)
+
+    for p, rid in edges:
+        skip = depth[rid] - depth[p] > 1  # an edge that jumps layers bends outwards, around the boxes between
+        outward = across_of(p) < across_of(rid) or (across_of(p) == across_of(rid) and order[p][1] >= order[rid][1])
+        bend = 0.0 if not skip else (0.35 if outward == down else -0.35)
+        ax.add_patch(FancyArrowPatch(side(p, outputs[p], rid, True), side(rid, inputs[rid], p, False), arrowstyle="-|>", mutation_scale=14,
+                                     color="#333333", lw=1.3, shrinkA=0, shrinkB=0, zorder=2, connectionstyle=f"arc3,rad={bend}"))
+    ax.text(fig_w / 2, MARGIN + title_px / 2, title or "Pipeline", ha="center", va="center", fontsize=fontsize * 1.3)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=dpi)

@@ -157,11 +157,12 @@ class Tracker:
         `finish`: the run also ends with this status: the `lamdagent.status` tag goes in the last
         batch and MLflow's end only after it (Status.mlflow), so a run whose process died in between
         reads back as interrupted (Record.from_run) and is redone, never half-counted. `measured`: the
-        metrics are also the LoggedModel's (MLflow 3 model metrics), with the dataset each was measured on."""
+        model's own metrics among them (Measured.of) are also the LoggedModel's (MLflow 3 model
+        metrics), with the dataset each was measured on; a series (per-step curve) stays on the run."""
         now = int(time.time() * 1000)
         on = measured.of if measured else (lambda key: {})
         values = [Metric(k, float(v), now, step, **on(k)) for k, v in (metrics or {}).items()]
-        values += [Metric(name, float(v), now, at, **on(name)) for name, points in (series or {}).items() for at, v in points]
+        values += [Metric(name, float(v), now, at) for name, points in (series or {}).items() for at, v in points]
         params = [Param(k, str(v)) for k, v in (params or {}).items()]
         tags = [RunTag(tag(k), str(v)) for k, v in {**(tags or {}), **({"status": finish} if finish else {})}.items()]
         metric_batches = [values[i : i + BATCH] for i in range(0, len(values), BATCH)] or [[]]
