@@ -329,6 +329,31 @@ def _cell(s: str) -> str:
     return f"[...document.querySelectorAll('[role=gridcell], [role=cell], td')].some(c => c.innerText.trim() === {json.dumps(s)})"
 
 
+# The runs table's rows, top to bottom, as {name, score (the val.score cell's text)}: ag-grid draws the pinned
+# columns (the run name) and the others (the metrics) in separate row elements sharing a row-index.
+RANKED_ROWS = """(() => { const rows = {};
+    document.querySelectorAll('[role=row][row-index]').forEach(r => { const i = +r.getAttribute('row-index'); rows[i] = rows[i] || {};
+        const a = r.querySelector('a[href*="/runs/"]'); if (a) rows[i].name = a.innerText.trim();
+        const c = r.querySelector('[col-id="metrics.`val.score`"]'); if (c) rows[i].score = c.innerText.trim() });
+    return Object.keys(rows).sort((a, b) => a - b).map(i => rows[i]) })()"""
+DESCENDING = f"(() => {{ const s = {RANKED_ROWS}.map(r => parseFloat(r.score)); return s.length > 1 && s.every((v, i) => i === 0 || v <= s[i - 1]) }})()"
+
+
+def click_path(best) -> tuple[list[tuple[str, str]], str]:
+    """From the ranked models to the best model's LoggedModel: its name (the first row: its run's
+    page), then the LoggedModel link on the first line of the run's description. The clicks
+    (selector, what the page it opens shows) and the goal."""
+    reached = f"location.hash.includes({json.dumps('/models/' + best.model_id)}) && {_text('About this logged model')}"
+    return [(f'a[href*="/runs/{best.run_id}"]', _text("About this run")), (f'a[href*="/models/{best.model_id}"]', reached)], reached
+
+
+def tops_ranking(best) -> str:
+    """The best model is the runs table's first row, or ties with it (the registry's `best` stays on
+    the first model to reach a score; the table orders equal scores its own way)."""
+    return (f"(() => {{ const r = {RANKED_ROWS}[0]; return !!r && (r.name === {json.dumps(best.name)}"
+            f" || (r.score !== undefined && parseFloat(r.score) === {json.dumps(best.score)})) }})()")
+
+
 def first_row_is(name: str) -> str:
     """The runs table's first row is the run `name`."""
     return (f"(() => {{ const r = [...document.querySelectorAll('[role=row]')].find(r => r.querySelector('a[href*=\"/runs/\"]'));"
@@ -355,14 +380,12 @@ def pages(base: str, sel: Selection) -> list[dict]:
     ranked = absolute(base, sel.links.ranked) if sel.links else f"{base}/#/experiments/{e}/runs?{VIEW}-by-score&{ML}"
     out.append({"name": "runs-by-score", "ready": _text(sel.run_name), "url": ranked,
                 "checks": {"best model listed": _text(sel.run_name), "score column": _header("val.score"),
-                           "sorted by val.score": _text("Sort: val.score")}})
+                           "sorted by val.score": _text("Sort: val.score"), "scores descending": DESCENDING}})
     best = sel.links.best if sel.links else None
     if best and best.model_id:  # the one-click path: from the printed link, real clicks to the best model's LoggedModel
-        reached = f"location.hash.includes({json.dumps('/models/' + best.model_id)}) && {_text('About this logged model')}"
-        out.insert(0, {"name": "click-path", "url": ranked, "ready": _text(best.name), "goal": reached, "max_clicks": 2,
-                    "clicks": [(f'a[href*="/runs/{best.run_id}"]', _text("About this run")),  # the best model's name, first row
-                               (f'a[href*="/models/{best.model_id}"]', reached)],  # the LoggedModel link, first line of its description
-                    "checks": {"best model ranked first": first_row_is(best.name)}})
+        clicks, reached = click_path(best)
+        out.insert(0, {"name": "click-path", "url": ranked, "ready": f"!!document.querySelector('a[href*=\"/runs/{best.run_id}\"]')", "goal": reached,
+                       "max_clicks": 2, "clicks": clicks, "checks": {"best model ranked first": tops_ranking(best)}})
     if sel.run_id:
         run_url = f"{base}/#/experiments/{e}/runs/{sel.run_id}"
         links = " && ".join(f"!!document.querySelector('a[href*=\"runs/{r}\"]')" for r in sel.inputs) or "true"

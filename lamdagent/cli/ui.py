@@ -109,7 +109,7 @@ def print_study_links(console: Console, tracker, study: str) -> None:
         show_links(console, links, base)
         return
     command = f"lamdagent ui --study {study}"
-    if not _same_store(tracker.tracking_uri, tracking_uri(None)):
+    if not _same_store(tracker.tracking_uri, DEFAULT_TRACKING_URI):  # (MLflow exports the URI in use: the shell's may differ)
         command += f" --tracking-uri {tracker.tracking_uri}"
     best = f"; the best model, {links.best.name}, is two clicks from them" if links.best else ""
     console.print(f"MLflow UI: `{command}` serves the study's models ranked by val.score{best}", highlight=False, soft_wrap=True)

@@ -77,8 +77,17 @@ class Tracker:
         """The experiment id of an existing study, or a one-line UserError."""
         found = self.client.get_experiment_by_name(experiment_name(study))
         if found is None:
-            raise UserError(f"no study {study!r} in the tracking store {self.tracking_uri}; run `lamdagent explore --study {study}` first")
+            there = self.studies()
+            held = f"its studies: {', '.join(there[:10])}{', ...' if len(there) > 10 else ''}" if there else "it holds none"
+            raise UserError(f"no study {study!r} in the tracking store {_without_password(self.tracking_uri)} ({held}); "
+                            f"run `lamdagent explore --study {study}` first")
         return found.experiment_id
+
+    def studies(self) -> list[str]:
+        """The studies the store holds (by their experiments' names), sorted."""
+        prefix = experiment_name("")
+        found = self.client.search_experiments(filter_string=f"name LIKE '{prefix}%'", max_results=1000)
+        return sorted(e.name[len(prefix):] for e in found)
 
     def start_exploration(self, experiment_id: str, study: str, config: dict, params: dict[str, str], run_name: str | None = None,
                           kind: Kind = Kind.EXPLORATION, tags: dict[str, str] | None = None) -> str:
