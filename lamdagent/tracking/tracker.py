@@ -37,6 +37,7 @@ from lamdagent.tracking.schema import (
     experiment_name,
     tag,
 )
+from lamdagent.tracking.ui_links import without_credentials
 
 BATCH = 1000  # MLflow's limit of metrics per log_batch
 TAGS_PER_BATCH = 100  # and of tags
@@ -56,7 +57,7 @@ class Tracker:
         sqlite.tune(self.tracking_uri)  # write-ahead log: a commit costs no disk sync
         if is_remote(self.tracking_uri):
             shorten_mlflow_retries()
-        self.patience = Patience(_without_password(self.tracking_uri))  # its limit and console: set by the exploration
+        self.patience = Patience(without_credentials(self.tracking_uri))  # its limit and console: set by the exploration
         self.client = PatientClient(MlflowClient(self.tracking_uri), self.patience)  # every call waits out an outage (outage.py)
         self._registered: set[str] = set()  # registered model names known to exist (one read per name)
         self.models = Models(self.client, self.patience.call)  # the model-centric records: LoggedModel params and inputs, the `best` alias
@@ -79,7 +80,7 @@ class Tracker:
         if found is None:
             there = self.studies()
             held = f"its studies: {', '.join(there[:10])}{', ...' if len(there) > 10 else ''}" if there else "it holds none"
-            raise UserError(f"no study {study!r} in the tracking store {_without_password(self.tracking_uri)} ({held}); "
+            raise UserError(f"no study {study!r} in the tracking store {without_credentials(self.tracking_uri)} ({held}); "
                             f"run `lamdagent explore --study {study}` first")
         return found.experiment_id
 
@@ -353,12 +354,6 @@ class Tracker:
 
     def tag_model_version(self, registered_name: str, version: str, key: str, value: str) -> None:
         self.client.set_model_version_tag(registered_name, version, tag(key), value)
-
-
-def _without_password(uri: str) -> str:
-    """The URI to show on the console: without the password of user:password@host."""
-    parsed = urlparse(uri)
-    return parsed._replace(netloc=parsed.netloc.split("@")[-1]).geturl() if "@" in parsed.netloc else uri
 
 
 def _json(value) -> str:
