@@ -1,22 +1,25 @@
-"""Check the MLflow UI in a real headless browser: start `mlflow server` on a store, capture the
-study's runs view (as a tree, and sorted by val.score), its best model run, that run's pipeline
-drawing (or artifact browser) and the compare view (parallel coordinates over the val.* metrics).
+"""Check the MLflow UI in a real headless browser, from a new profile with nothing preset: start
+`mlflow server` on a store as `lamdagent ui` does, follow the printed link to the study's models
+ranked by val.score with real clicks to the best model's LoggedModel (at most 2), and capture the
+pages a visitor reaches: the study's runs view (as a tree, and sorted by val.score), its best model
+run, that run's pipeline drawing (or artifact browser), its traces, its LoggedModel, the models,
+the registry and the compare view (parallel coordinates over the val.* metrics).
 
     python analysis/ui_screenshot.py --tracking-uri sqlite:///mlflow.db --study demo --out ui-shots
     python analysis/ui_screenshot.py --tracking-uri sqlite:////tmp/s/mlflow.db --experiment lamdagent/demo \
         --run <run id> --compare 5 --width 1600 --height 1000
 
-Writes runs.png, runs-by-score.png, run.png, run-artifact.png (or run-artifacts.png), run-traces.png (when
-the run holds traces), compare.png and
-server.log into --out, and prints each page's URL. The store is only read.
+Writes a PNG and the text of each page (click-path.png: where the clicks led), checks.json (what each
+page must show) and server.log into --out, and prints each page's URL. The store is only read.
 
-Needs Debian's chromium (`apt-get install -y chromium`; .ci/run would need it too). pip's
+Needs Debian's chromium (`apt-get install -y chromium`; .ci/run installs it). pip's
 playwright/pyppeteer cannot download a browser offline, and no websocket library is installed, so the
-browser is driven over the DevTools protocol on a pipe (--remote-debugging-pipe, stdlib only): that
-presets the UI's localStorage (Assistant panel closed, "Model training" sidebar, the runs view's columns
-and expanded explorations), waits until each page has rendered, and picks the parallel-coordinates
-metrics. The server runs on 127.0.0.1 at a free port with MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false (no
-job workers: ~370 MB instead of ~1.8 GB) and is stopped at the end.
+browser is driven over the DevTools protocol on a pipe (--remote-debugging-pipe, stdlib only): it
+clicks with the mouse (Input.dispatchMouseEvent at an element's centre, refused when something else
+covers it), waits until each page has rendered, closes the Assistant panel as a visitor would (after
+the click path, which leaves it open) and picks the parallel-coordinates metrics. The server runs on
+127.0.0.1 at a free port with MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false (no job workers: ~370 MB
+instead of ~1.8 GB) and is stopped at the end.
 
 UI routes (MLflow 3.17's hash router, read from its JS bundle): `#/experiments/<id>/runs` (runs table;
 nested runs drawn as a tree only in the default order, by creation time, and without a search filter),
@@ -42,10 +45,13 @@ import sys
 import tempfile
 import time
 import urllib.parse
-import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone: its lamdagent
+from lamdagent.cli.ui import serve  # noqa: E402
+from lamdagent.tracking.ui_links import StudyLinks, absolute  # noqa: E402
 
 MODEL_KINDS = ("action", "seed", "baseline", "replay")
 
@@ -66,40 +72,10 @@ def free_port() -> int:
 
 @contextmanager
 def mlflow_server(tracking_uri: str, port: int, timeout: float = 120.0, log: Path | None = None):
-    """`mlflow server` on 127.0.0.1:port over the store; yields its base URL once /health answers."""
-    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", MLFLOW_DISABLE_TELEMETRY="true")
-    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri,
-           "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    out = open(log, "wb") if log else subprocess.DEVNULL
-    proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"mlflow server exited with {proc.returncode}" + (f"; see {log}" if log else ""))
-            try:
-                with urllib.request.urlopen(base + "/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"mlflow server did not answer on {base} within {timeout:.0f} s")
-            time.sleep(0.5)
+    """`mlflow server` on 127.0.0.1:port over the store, as `lamdagent ui` starts it (job execution
+    off); yields its base URL once /health answers, and stops it."""
+    with serve(tracking_uri, "127.0.0.1", port, log=log, timeout=timeout) as (base, _):
         yield base
-    finally:
-        # Stop the server's own process group (it was started in a new session): uvicorn and its worker.
-        try:
-            os.killpg(proc.pid, 15)
-            proc.wait(timeout=20)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            proc.wait()
-        if log:
-            out.close()
 
 
 class Browser:
@@ -131,16 +107,37 @@ class Browser:
         os.close(from_browser_w)
         self._id = 0
         self._buf = b""
+        self.size = (width, height)
         try:
-            targets = self.send("Target.getTargets")["targetInfos"]
-            page = next(t for t in targets if t["type"] == "page")
-            self.session = self.send("Target.attachToTarget", targetId=page["targetId"], flatten=True)["sessionId"]
-            self.send("Page.enable", session=True)
-            self.send("Runtime.enable", session=True)
-            self.send("Emulation.setDeviceMetricsOverride", session=True, width=width, height=height, deviceScaleFactor=1, mobile=False)
+            self._attach(next(iter(self.tabs())))
         except BaseException:
             self.close()
             raise
+
+    def tabs(self) -> list[str]:
+        """The target ids of the browser's pages (tabs)."""
+        return [t["targetId"] for t in self.send("Target.getTargets")["targetInfos"] if t["type"] == "page"]
+
+    def _attach(self, target: str) -> None:
+        """Drive the tab `target` from now on."""
+        self.session = self.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+        self.send("Target.activateTarget", targetId=target)
+        self.send("Page.enable", session=True)
+        self.send("Runtime.enable", session=True)
+        width, height = self.size
+        self.send("Emulation.setDeviceMetricsOverride", session=True, width=width, height=height, deviceScaleFactor=1, mobile=False)
+
+    def follow_new_tab(self, before: list[str], wait: float = 3.0) -> bool:
+        """A tab opened since `before` (a link with target=_blank, as MLflow renders a description's
+        links), driven from now on, as a visitor looks at it. Whether one was opened."""
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            new = [t for t in self.tabs() if t not in before]
+            if new:
+                self._attach(new[0])
+                return True
+            time.sleep(0.2)
+        return False
 
     def send(self, method: str, session: bool = False, timeout: float = 60.0, **params) -> dict:
         self._id += 1
@@ -189,6 +186,23 @@ class Browser:
         self.send("Page.navigate", session=True, url="about:blank")
         self.send("Page.navigate", session=True, url=url)
 
+    def click(self, selector: str) -> bool:
+        """A real click, as a person's: the first element matching `selector` is scrolled into view
+        (scrolling is no click) and the mouse is pressed and released at its centre. False when there
+        is no such element or another one covers its centre (a pop-over, a fold): the click would
+        land there instead, so it is not made."""
+        at = self.evaluate(f"""(() => {{ const e = document.querySelector({json.dumps(selector)}); if (!e) return null;
+            e.scrollIntoView({{block: 'center'}}); const r = e.getBoundingClientRect();
+            const x = r.left + r.width / 2, y = r.top + r.height / 2, hit = document.elementFromPoint(x, y);
+            return hit && (hit === e || e.contains(hit)) ? [x, y] : null }})()""")
+        if not at:
+            return False
+        x, y = at
+        self.send("Input.dispatchMouseEvent", session=True, type="mouseMoved", x=x, y=y)
+        for kind in ("mousePressed", "mouseReleased"):
+            self.send("Input.dispatchMouseEvent", session=True, type=kind, x=x, y=y, button="left", clickCount=1)
+        return True
+
     def capture(self, out: Path) -> Path:
         data = self.send("Page.captureScreenshot", session=True, format="png")["data"]
         out = Path(out)
@@ -229,6 +243,7 @@ class Selection:
     val_dataset: str | None = None  # the dataset its val.* metrics were measured on
     inputs: list[str] = dataclasses.field(default_factory=list)  # its input runs (its description links them)
     traces: bool = False  # the run holds traces (the agent's decision that made it): its Traces tab lists them
+    links: StudyLinks | None = None  # the links `lamdagent ui` prints (a LaMDAgent store)
 
 
 def _find_image(client, run_id: str, path: str = "", depth: int = 3) -> str | None:
@@ -272,7 +287,13 @@ def pick_runs(tracking_uri: str, experiment: str, run_id: str | None = None, n_c
     if tags.get("lamdagent.model_id"):
         logged = client.get_logged_model(tags["lamdagent.model_id"])
         val_dataset = next((m.dataset_name for m in logged.metrics or [] if m.key == "val.score" and m.dataset_name), None)
+    links = None
+    if experiment.startswith("lamdagent/"):
+        from lamdagent.tracking import Tracker
+
+        links = Tracker(tracking_uri).models.study_links(exp.experiment_id, experiment.removeprefix("lamdagent/"))
     return Selection(
+        links=links,
         parent_name=parent.info.run_name if parent else None,
         model_id=tags.get("lamdagent.model_id"),
         registered_model=tags.get("lamdagent.registered_model"),
@@ -308,6 +329,37 @@ def _cell(s: str) -> str:
     return f"[...document.querySelectorAll('[role=gridcell], [role=cell], td')].some(c => c.innerText.trim() === {json.dumps(s)})"
 
 
+# The runs table's rows, top to bottom, as {name, score (the val.score cell's text)}: ag-grid draws the pinned
+# columns (the run name) and the others (the metrics) in separate row elements sharing a row-index.
+RANKED_ROWS = """(() => { const rows = {};
+    document.querySelectorAll('[role=row][row-index]').forEach(r => { const i = +r.getAttribute('row-index'); rows[i] = rows[i] || {};
+        const a = r.querySelector('a[href*="/runs/"]'); if (a) rows[i].name = a.innerText.trim();
+        const c = r.querySelector('[col-id="metrics.`val.score`"]'); if (c) rows[i].score = c.innerText.trim() });
+    return Object.keys(rows).sort((a, b) => a - b).map(i => rows[i]) })()"""
+DESCENDING = f"(() => {{ const s = {RANKED_ROWS}.map(r => parseFloat(r.score)); return s.length > 1 && s.every((v, i) => i === 0 || v <= s[i - 1]) }})()"
+
+
+def click_path(best) -> tuple[list[tuple[str, str]], str]:
+    """From the ranked models to the best model's LoggedModel: its name (the first row: its run's
+    page), then the LoggedModel link on the first line of the run's description. The clicks
+    (selector, what the page it opens shows) and the goal."""
+    reached = f"location.hash.includes({json.dumps('/models/' + best.model_id)}) && {_text('About this logged model')}"
+    return [(f'a[href*="/runs/{best.run_id}"]', _text("About this run")), (f'a[href*="/models/{best.model_id}"]', reached)], reached
+
+
+def tops_ranking(best) -> str:
+    """The best model is the runs table's first row, or ties with it (the registry's `best` stays on
+    the first model to reach a score; the table orders equal scores its own way)."""
+    return (f"(() => {{ const r = {RANKED_ROWS}[0]; return !!r && (r.name === {json.dumps(best.name)}"
+            f" || (r.score !== undefined && parseFloat(r.score) === {json.dumps(best.score)})) }})()")
+
+
+def first_row_is(name: str) -> str:
+    """The runs table's first row is the run `name`."""
+    return (f"(() => {{ const r = [...document.querySelectorAll('[role=row]')].find(r => r.querySelector('a[href*=\"/runs/\"]'));"
+            f" return !!r && r.querySelector('a[href*=\"/runs/\"]').innerText.trim() === {json.dumps(name)} }})()")
+
+
 ML = "workflowType=machine_learning"  # the URL query that opens the UI in Model-training mode (no setting needed)
 BEST = "/@\\s*best/.test(document.body.innerText)"  # the registry's `@ best` alias tag (a no-break space)
 VIEW = "viewStateShareKey=lamdagent"  # the study's shared runs view (experiment tag mlflow.sharedViewState.lamdagent)
@@ -325,9 +377,15 @@ def pages(base: str, sel: Selection) -> list[dict]:
     out.append({"name": "runs", "url": f"{base}/#/experiments/{e}/runs?{VIEW}&{ML}", "ready": _text(sel.parent_name),
                 "checks": {"runs table": _text(sel.parent_name), "score column": _header("val.score"),
                            "best score column": _header("best.val.score"), "pipeline column": _header("lamdagent.pipeline")}})
-    out.append({"name": "runs-by-score", "ready": _text(sel.run_name), "url": f"{base}/#/experiments/{e}/runs?{VIEW}-by-score&{ML}",
+    ranked = absolute(base, sel.links.ranked) if sel.links else f"{base}/#/experiments/{e}/runs?{VIEW}-by-score&{ML}"
+    out.append({"name": "runs-by-score", "ready": _text(sel.run_name), "url": ranked,
                 "checks": {"best model listed": _text(sel.run_name), "score column": _header("val.score"),
-                           "sorted by val.score": _text("Sort: val.score")}})
+                           "sorted by val.score": _text("Sort: val.score"), "scores descending": DESCENDING}})
+    best = sel.links.best if sel.links else None
+    if best and best.model_id:  # the one-click path: from the printed link, real clicks to the best model's LoggedModel
+        clicks, reached = click_path(best)
+        out.insert(0, {"name": "click-path", "url": ranked, "ready": f"!!document.querySelector('a[href*=\"/runs/{best.run_id}\"]')", "goal": reached,
+                       "max_clicks": 2, "clicks": clicks, "checks": {"best model ranked first": tops_ranking(best)}})
     if sel.run_id:
         run_url = f"{base}/#/experiments/{e}/runs/{sel.run_id}"
         links = " && ".join(f"!!document.querySelector('a[href*=\"runs/{r}\"]')" for r in sel.inputs) or "true"
@@ -417,7 +475,8 @@ def take(tracking_uri: str, experiment: str, out_dir: Path, run_id: str | None =
             for page in pages(base, sel):
                 browser.goto(page["url"])
                 ready = browser.wait_for(page["ready"], timeout=timeout)
-                close_assistant(browser)
+                if not page.get("clicks"):  # the click path goes first, as a first visit: the Assistant panel open
+                    close_assistant(browser)
                 if ready and page.get("metrics"):
                     chosen = choose_parcoords_metrics(browser, page["metrics"])
                     if set(chosen) != set(page["metrics"]):
@@ -426,6 +485,10 @@ def take(tracking_uri: str, experiment: str, out_dir: Path, run_id: str | None =
                 if not ready:
                     print(f"warning: {page['name']} did not render within {timeout:.0f} s", file=sys.stderr)
                 checks[page["name"]] = {name: bool(browser.evaluate(js)) for name, js in page.get("checks", {}).items()}
+                if page.get("clicks"):
+                    made = follow_clicks(browser, page["clicks"], page["goal"], timeout)
+                    checks[page["name"]][f"reached in at most {page['max_clicks']} clicks"] = 0 < made <= page["max_clicks"]
+                    print(f"{page['name']:14s} {'reached' if made > 0 else 'NOT reached'} after {abs(made)} click(s): {browser.evaluate('location.href')}")
                 (out_dir / f"{page['name']}.txt").write_text(browser.evaluate("document.body.innerText") or "")
                 if page.get("before_capture"):
                     browser.evaluate(page["before_capture"])
@@ -438,6 +501,25 @@ def take(tracking_uri: str, experiment: str, out_dir: Path, run_id: str | None =
             browser.close()
     (out_dir / "checks.json").write_text(json.dumps(checks, indent=2))
     return shots
+
+
+def follow_clicks(browser: Browser, clicks: list[tuple[str, str]], goal: str, timeout: float = 60.0) -> int:
+    """Real clicks from the page shown: each (selector, JS condition of the page it opens) in turn,
+    until `goal` holds. The clicks it took (> 0), or minus those made when it was not reached (a
+    missing or covered element, a page that did not open)."""
+    made = 0
+    for selector, opens in clicks:
+        if browser.evaluate(goal):
+            break
+        tabs = browser.tabs()
+        if not browser.click(selector):
+            return -made
+        made += 1
+        if not browser.wait_for(opens, timeout=2.0, settle=0.0):  # the same tab, or a new one
+            browser.follow_new_tab(tabs)
+            if not browser.wait_for(opens, timeout=timeout, settle=1.0):
+                return -made
+    return made if browser.evaluate(goal) else -made
 
 
 def close_assistant(browser: Browser) -> bool:

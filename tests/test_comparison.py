@@ -50,7 +50,10 @@ def test_a_short_comparison_logs_explorations_and_writes_its_files(tracking_uri,
     assert sorted(r.data.params["agent.seed"] for r in explorations) == ["0", "0", "1", "1"]
     assert sorted(r.data.params["train_seed"] for r in explorations) == ["0", "0", "1", "1"]  # a seed varies the training too
     assert {a.path for a in client.list_artifacts(group.info.run_id)} >= {"comparison.md", "best_so_far_by_iteration.png"}
-    assert "test.score of top-1" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "test.score of top-1" in out
+    # no UI serves the store: the command that serves the study's links (the store is the working folder's default)
+    assert "MLflow UI: `lamdagent ui --study demo` serves the study's models ranked by val.score" in " ".join(out.split())
 
 
 @pytest.mark.slow

@@ -126,6 +126,38 @@ def test_pipeline_dag_png(tmp_path):
     assert_png(pipeline_dag([PipelineNode("x", "base", "", None, [])], tmp_path / "one.png"), min_px=250)
     with pytest.raises(ValueError):
         pipeline_dag([], tmp_path / "none.png")
+    with pytest.raises(ValueError, match="direction"):
+        pipeline_dag(lineage(), tmp_path / "x.png", direction="up")
+
+
+def _segments(column) -> list[tuple[int, int]]:
+    """(start, end) of the runs of non-white pixels down an image column."""
+    ink = (column[:, :3] < 0.97).any(axis=1)
+    runs, start = [], None
+    for y, inked in enumerate(ink):
+        if inked and start is None:
+            start = y
+        elif not inked and start is not None:
+            runs.append((start, y))
+            start = None
+    return runs + ([(start, len(ink))] if start is not None else [])
+
+
+def test_the_ui_drawing_reads_at_its_own_size_and_its_arrows_meet_the_boxes(tmp_path):
+    """As the MLflow UI shows a model's drawing (exploration/presenting.py): top to bottom, narrow
+    enough for the ~500 px artifact pane at its own size (12.5 px text); an arrow runs from its
+    input's box into its output's, its head on the output's edge."""
+    img = assert_png(pipeline_dag(lineage(), tmp_path / "down.png", dpi=100, direction="down", fontsize=9))
+    assert img.shape[0] > img.shape[1] and img.shape[1] <= 480, img.shape  # five layers, two boxes wide at most
+    chain = [PipelineNode("a", "base", "", 0.0, []), PipelineNode("b", "m1", "sft(all, lr=0.003)", 1.0, ["a"])]
+    img = mpimg.imread(pipeline_dag(chain, tmp_path / "chain.png", dpi=100, direction="down", fontsize=9))
+    centre = img.shape[1] // 2
+    top, bottom = _segments(img[:, centre])[-1]  # base's box, the arrow and m1's box: one stroke of ink
+    assert bottom - top > 2 * 45 + 40, (top, bottom)  # two boxes (three lines of text each) and the gap between them
+    orange = (img[top:bottom, centre, 0] > 0.7) & (img[top:bottom, centre, 2] < 0.2)  # the final model's outline (#D55E00)
+    box_top = top + int(orange.argmax())
+    head = img[box_top - 7, centre - 10 : centre + 11, :3].max(axis=1) < 0.4  # 7 px above m1's box: the arrowhead, dark
+    assert head.sum() >= 5, head  # wider than a line: a head
 
 
 # --------------------------------------------------------------------------- scaling curves

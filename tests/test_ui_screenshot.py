@@ -5,6 +5,7 @@ test is slow (~2.5 min on 2 busy cores) and skips without chromium."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -22,9 +23,18 @@ CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "goog
 
 
 def small_store(tmp_path: Path) -> tuple[str, dict[str, str]]:
-    """A tiny study written through the tool's own tracking code (no training): runs, LoggedModels
-    with params, metrics and datasets, registry versions scored (the `best` alias), descriptions,
-    pipeline drawings and the study's shared runs views."""
+    """A tiny study written through the tool's own tracking code (no training) in `tmp_path` (its
+    artifacts too): runs, LoggedModels with params, metrics and datasets, registry versions scored
+    (the `best` alias), descriptions, pipeline drawings and the study's shared runs views. An SFT
+    model's run holds its training curve (train.loss by step) and costs besides its final loss."""
+    with contextlib.chdir(tmp_path):  # the experiment's artifact location: ./mlruns
+        return _small_store(tmp_path)
+
+
+TRAIN_CURVE = [(1, 2.0), (2, 1.4), (3, 1.1)]  # an SFT model's train.loss by step; its final loss is 1.1
+
+
+def _small_store(tmp_path: Path) -> tuple[str, dict[str, str]]:
     from lamdagent.exploration.presenting import Presenter, study_note
     from lamdagent.space import ModelObject
     from lamdagent.tracking import Kind, Tracker
@@ -63,11 +73,13 @@ def small_store(tmp_path: Path) -> tuple[str, dict[str, str]]:
         made[name] = model
         tracker.models.describe(rid, model.model_id, {"action_type": action or "base", "pipeline": pipeline}, [train] if action == "sft" else [],
                                 [val], [made[i].model_id for i in inputs])
-        presenter.labels[rid] = f"{action}(...)" if action else "base model"
+        presenter.labels[rid] = {"sft": "sft(all, lr=0.001)", "ties": "ties(w=0.5, d=0.5)"}.get(action, "base model")
         presenter.draw(model)
         tracker.models.note(rid, presenter.describe(model, registered), model.model_id)
         tracker.models.score_version("lamdagent-tiny", registered["model_version"], score, pipeline, name)
-        tracker.log(rid, metrics={"val.arith": ra, "val.facts": rf, "val.score": score}, params={"learning_rate": "0.001" if action == "sft" else "-"},
+        trained = {"train.loss": TRAIN_CURVE[-1][1], "train.steps": 3.0} if action == "sft" else {}
+        tracker.log(rid, metrics={"val.arith": ra, "val.facts": rf, "val.score": score, "cost.seconds": 1.5, **trained},
+                    params={"learning_rate": "0.001" if action == "sft" else "-"}, series={"train.loss": TRAIN_CURVE} if trained else None,
                     tags=registered, measured=Measured(model.model_id, dict.fromkeys(["val.arith", "val.facts", "val.score"], val)), finish="ok")
         tracker.log(parent, metrics={"best.val.score": max(m.score for m in made.values())}, step=max(0, it - 2))
     _decision_trace(exp, ids["m2"], parent)
@@ -113,6 +125,9 @@ def test_pick_runs_and_urls(tmp_path):
     assert pages["logged-model"]["url"].startswith(f"http://h:1/#/experiments/{e}/models/m-")
     assert pages["registry"]["url"] == "http://h:1/#/models/lamdagent-tiny"
     assert pages["compare"]["url"].startswith("http://h:1/#/compare-runs?runs=%5B%22")
+    ranked = f"http://h:1/#/experiments/{e}/runs?viewStateShareKey=lamdagent-by-score&workflowType=machine_learning"  # as `lamdagent ui` prints it
+    assert pages["runs-by-score"]["url"] == pages["click-path"]["url"] == ranked
+    assert list(pages)[0] == "click-path" and pages["click-path"]["max_clicks"] == 2  # first, in the new profile
     assert all("storage" not in p for p in pages.values())  # nothing preset in the browser
     with pytest.raises(SystemExit, match="no experiment"):
         ui_screenshot.pick_runs(uri, "lamdagent/nope")
@@ -131,7 +146,7 @@ def test_ui_screenshots(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "did not render" not in proc.stderr, proc.stderr
     names = {p.stem for p in out.glob("*.png")}
-    assert names == {"landing", "runs", "runs-by-score", "run", "run-artifact", "run-traces", "logged-model", "models", "registry", "compare"}
+    assert names == {"click-path", "landing", "runs", "runs-by-score", "run", "run-artifact", "run-traces", "logged-model", "models", "registry", "compare"}
     assert ids["m2"] in proc.stdout
     checks = json.loads((out / "checks.json").read_text())
     failed = [f"{page}: {name}" for page, found in checks.items() for name, ok in found.items() if not ok]
@@ -139,6 +154,7 @@ def test_ui_screenshots(tmp_path):
     assert {"score column", "pipeline column"} <= checks["runs"].keys() and "drawing" in checks["run-artifact"]
     assert "registered version linked" in checks["logged-model"] and "best alias" in checks["registry"]
     assert "decision trace listed" in checks["run-traces"]
+    assert checks["click-path"] == {"best model ranked first": True, "reached in at most 2 clicks": True}  # from the printed link
     for name in names:
         img = mpimg.imread(out / f"{name}.png")
         assert img.shape[:2] == (900, 1280), (name, img.shape)

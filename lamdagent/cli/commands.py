@@ -1,4 +1,5 @@
-"""The `baselines`, `report`, `replay`, `export`, `compare-policies` and `score` subcommands (argument handling and console output)."""
+"""The `baselines`, `report`, `replay`, `export`, `compare-policies` and `score` subcommands (argument handling and console output;
+`report` and `compare-policies` end with the study's links in the MLflow UI, cli/ui.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from lamdagent.cli.ui import print_study_links
 from lamdagent.errors import UserError
 
 
@@ -40,10 +42,12 @@ def report(args, console: Console, overrides: list[str]) -> int:
     from lamdagent.tracking import Tracker
 
     out = Path(args.out or f"reports/{args.study}")
+    tracker = Tracker(args.tracking_uri)
     with Display(console) as display:
-        path = build_report(args.study, Tracker(args.tracking_uri), display, out, args.top_k, overrides)
+        path = build_report(args.study, tracker, display, out, args.top_k, overrides)
     console.print(path.read_text(), markup=False, highlight=False)
     console.print(f"report: [bold]{path}[/]")
+    print_study_links(console, tracker, args.study)
     return 0
 
 
@@ -88,6 +92,7 @@ def export(args, console: Console, overrides: list[str]) -> int:
 
 def compare_policies(args, console: Console, overrides: list[str]) -> int:
     from lamdagent.agent.policies import benchmark_policies
+    from lamdagent.config import load_config
     from lamdagent.console import Display
     from lamdagent.experiments.comparison import compare
     from lamdagent.tracking import Tracker
@@ -95,11 +100,13 @@ def compare_policies(args, console: Console, overrides: list[str]) -> int:
     policies = [p.strip() for p in args.policies.split(",") if p.strip() and p.strip() != "all"] if args.policies else []
     policies = policies or benchmark_policies()  # --policies all, or none given: every registered policy
     out = Path(args.out or f"reports/{args.study}/compare")
+    tracker = Tracker(args.tracking_uri)
     with Display(console) as display:
-        result = compare(args.study, overrides, policies, args.seeds, args.budget, Tracker(args.tracking_uri), display, out, not args.no_baselines,
+        result = compare(args.study, overrides, policies, args.seeds, args.budget, tracker, display, out, not args.no_baselines,
                          args.budget_seconds, args.equal_compute)
     console.print(result.files["markdown"].read_text(), markup=False, highlight=False)
     console.print("written: " + ", ".join(str(p) for p in result.files.values()))
+    print_study_links(console, tracker, load_config(args.study, overrides).name)  # (--study may be a YAML file)
     return 0
 
 

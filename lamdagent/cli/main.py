@@ -9,6 +9,7 @@ import sys
 
 from rich.console import Console
 
+from lamdagent.cli import ui
 from lamdagent.config.loading import DEFAULT_STUDY
 from lamdagent.errors import UserError
 from lamdagent.files import add_conf_dir
@@ -105,6 +106,7 @@ def _parser() -> argparse.ArgumentParser:
     top = commands.add_parser("top", parents=[common], help="print the top pipelines of an exploration")
     top.add_argument("exploration", help="exploration run id")
     top.add_argument("-k", type=int, default=10)
+    ui.add_parser(commands, [common])
     return parser
 
 
@@ -137,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
             return _explore(args, console)
         if args.command == "gc":
             return _gc(args, console)
+        if args.command == "ui":
+            return ui.ui(args, console)
         if args.command in ("baselines", "report", "replay", "export", "score", "compare-policies"):
             from lamdagent.cli import commands
 
@@ -169,6 +173,7 @@ def _explore(args, console: Console) -> int:
         run_id, records, cfg = start_or_resume(args.study, split_overrides(args.overrides), args.resume or None, tracker, display, launcher)
     console.print(top_table(records, list(cfg.tasks)))
     console.print(f"exploration run id: [bold]{run_id}[/]   (resume: lamdagent explore --resume {run_id} iterations=N)")
+    ui.print_study_links(console, tracker, cfg.name)
     return 0
 
 

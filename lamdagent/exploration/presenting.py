@@ -12,7 +12,8 @@ from pathlib import Path
 from lamdagent.space import ModelObject, PreferenceDatasetObject
 from lamdagent.space.lineage import walk
 from lamdagent.tracking import Tracker
-from lamdagent.tracking.models import BEST_ALIAS, BY_SCORE, DataRef, dataset, model_link, run_link, version_link, view_link
+from lamdagent.tracking.models import BEST_ALIAS, DataRef, dataset
+from lamdagent.tracking.ui_links import BY_SCORE, artifact_link, model_link, registry_link, run_link, version_link, view_link
 
 DRAWING = "pipeline.png"  # the artifact path of a model run's pipeline drawing
 SHORT = {"learning_rate": "lr", "weight": "w", "density": "d"}
@@ -112,30 +113,33 @@ class Presenter:
         nodes = [PipelineNode(m.run_id, m.name, self.label(m.run_id), m.score, [p.run_id for p in m.parents]) for m in lineage(model)]
         score = "" if model.score is None else f" (val.score {model.score:.3f})"
         with tempfile.TemporaryDirectory() as folder:
-            path = pipeline_dag(nodes, Path(folder) / DRAWING, title=f"{model.name}{score}", dpi=80)
+            # top to bottom, 12.5 px text: the UI fits an image to its artifact pane (~500 px wide beside its
+            # Assistant panel on a 1280 px screen), so a narrow drawing is shown at its own size
+            path = pipeline_dag(nodes, Path(folder) / DRAWING, title=f"{model.name}{score}", dpi=100, direction="down", fontsize=9)
             self.tracker.log_files(model.run_id, path)
         self.seconds.append(time.perf_counter() - started)
 
     def describe(self, model: ModelObject, registered: dict[str, str] | None = None, source_run: str = "") -> str:
-        """The run's description: the model, its pipeline and score, links to its inputs, its
-        LoggedModel, its registry version and its drawing."""
+        """The run's description. Its first line, short, holds the links (the UI shows a long
+        description folded after three lines, and a narrow page puts it below the run's details):
+        the model, its score, its LoggedModel, its registry version, its drawing; then its pipeline
+        and its input runs."""
         e = self.experiment_id
-        score = "" if model.score is None else f" · val.score **{model.score:.4f}**"
-        lines = [f"**{model.name}** = `{model.pipeline}`{score}"]
+        first = [f"**{model.name}**"] + ([] if model.score is None else [f"val.score **{model.score:.4f}**"])
+        if model.model_id:
+            first.append(f"[LoggedModel]({model_link(e, model.model_id)})")
+            if registered and registered.get("model_version"):
+                name, version = registered["registered_model"], registered["model_version"]
+                first.append(f"[{name} v{version}]({version_link(name, version)})")
+        if not source_run:
+            first.append(f"[drawing]({artifact_link(e, model.run_id, DRAWING)})")
+        lines = [" · ".join(first), f"Pipeline `{model.pipeline}`"]
         if model.parents:
             lines.append("Made from " + ", ".join(f"[{p.name}]({run_link(e, p.run_id)})" for p in model.parents)
                          + f" by `{self.labels.get(model.run_id, '')}`.")
         if source_run:
             lines.append(f"A repeat: the model of run [{source_run[:8]}]({run_link(e, source_run)}), reused.")
-        if model.model_id:
-            links = [f"LoggedModel [{model.model_id}]({model_link(e, model.model_id)})"]
-            if registered and registered.get("model_version"):
-                name, version = registered["registered_model"], registered["model_version"]
-                links.append(f"registered as [{name} v{version}]({version_link(name, version)})")
-            lines.append(" · ".join(links))
-        if not source_run:
-            lines.append(f"Pipeline drawing: [{DRAWING}]({run_link(e, model.run_id).replace('?', f'/artifactPath/{DRAWING}?', 1)})")
-        return "\n\n".join(line for line in lines if line)
+        return "\n\n".join(lines)
 
 
 def study_note(experiment_id: str, study: str, registered_name: str) -> str:
@@ -143,13 +147,13 @@ def study_note(experiment_id: str, study: str, registered_name: str) -> str:
     by_score = view_link(experiment_id, BY_SCORE)
     return "\n".join([
         f"LaMDAgent study **{study}**: **[open the runs with their scores and pipelines]({view_link(experiment_id)})** · "
-        f"[models by val.score]({by_score}) · [registry]({'#/models/' + registered_name})",
+        f"[models by val.score]({by_score}) · [registry]({registry_link(registered_name)})",
         "",
         "- **Runs** (sidebar switch: *Model training*): one parent run per exploration; expand it for its models "
         "(`base`, `spec_<task>`, then `m1`, `m2`, ... by iteration). The first link above opens them with the columns "
         "`best.val.score`, `val.score`, `val.<task>`, `lamdagent.pipeline`.",
         "- **Models**: each model's `val.*` metrics (on the validation split), params, datasets and registered version.",
-        f"- **Registry**: [{registered_name}](#/models/{registered_name}); alias `@{BEST_ALIAS}` = the study's best model by val.score.",
+        f"- **Registry**: [{registered_name}]({registry_link(registered_name)}); alias `@{BEST_ALIAS}` = the study's best model by val.score.",
         f"- A model run: its description links its input runs; Artifacts holds its pipeline drawing `{DRAWING}`.",
     ])
 
@@ -165,5 +169,5 @@ def exploration_note(experiment_id: str, study: str, best: ModelObject, register
     """An exploration run's description: its best model so far, with links."""
     return (f"Exploration of study **{study}**. Best model so far: [{best.name}]({run_link(experiment_id, best.run_id)}) = "
             f"`{best.pipeline}`, val.score **{best.score:.4f}** (metric `best.val.score`; tag `lamdagent.best_model`). "
-            f"The study's best across explorations: [{registered_name}@{BEST_ALIAS}](#/models/{registered_name}). "
+            f"The study's best across explorations: [{registered_name}@{BEST_ALIAS}]({registry_link(registered_name)}). "
             f"[All runs with their scores and pipelines]({view_link(experiment_id)}).")

@@ -26,6 +26,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import FancyArrowPatch  # noqa: E402
+from matplotlib.path import Path as MplPath  # noqa: E402
 
 DPI = 120
 # Okabe & Ito (2008): distinguishable under the common colour-vision deficiencies.
@@ -180,38 +182,74 @@ def _positions(nodes: dict[str, PipelineNode], depth: dict[str, int]) -> dict[st
     return pos
 
 
-def _node_text(n: PipelineNode) -> str:
+def _node_text(n: PipelineNode, width: int = 26) -> str:
     score = "score \u2013" if n.score is None else f"score {n.score:.3f}"
-    label = textwrap.fill(n.label, 26) if n.label else ""
+    label = textwrap.fill(n.label, width) if n.label else ""
     return "\n".join(x for x in (n.name, label, score) if x)
 
 
-def pipeline_dag(nodes: list[PipelineNode], out: Path, title: str = "", dpi: int = DPI) -> Path:
-    """Figures 3/6: a lineage drawn left (leaves: base model, specialists) to right (the final
-    model: the node no other node consumes). Shared ancestors are drawn once."""
+GAP_ACROSS, GAP_ALONG, MARGIN = 18, 46, 14  # pixels between boxes of a layer, between layers (the arrows), around
+LANE = 10  # pixels between two arrows routed around the same boxes
+
+
+@dataclass
+class _Box:
+    """A node's box in pixels: its centre along the flow (inputs to outputs) and across it, half its extents."""
+
+    along: float
+    across: float
+    half_along: float
+    half_across: float
+
+    def holds(self, point: tuple[float, float], pad: float = 3.0) -> bool:
+        return abs(point[0] - self.along) < self.half_along + pad and abs(point[1] - self.across) < self.half_across + pad
+
+
+def _route(start: tuple[float, float], end: tuple[float, float], between: list[_Box], lane: int = 0) -> list[tuple[float, float]]:
+    """An arrow's points (along, across): straight, unless that would cross a box of the layers it
+    jumps; then around them, on the side nearer its ends, through the gaps between the layers, in
+    its own lane (the n-th arrow routed so runs n lanes further out: no two share a line)."""
+    straight = [(start[0] + (end[0] - start[0]) * t / 32, start[1] + (end[1] - start[1]) * t / 32) for t in range(33)]
+    if not any(box.holds(point) for box in between for point in straight):
+        return [start, end]
+    low = min(box.across - box.half_across for box in between) - GAP_ACROSS / 2 - LANE * lane
+    high = max(box.across + box.half_across for box in between) + GAP_ACROSS / 2 + LANE * lane
+    side = low if abs(low - start[1]) + abs(low - end[1]) <= abs(high - start[1]) + abs(high - end[1]) else high
+    first = min(box.along - box.half_along for box in between) - GAP_ALONG / 2
+    last = max(box.along + box.half_along for box in between) + GAP_ALONG / 2
+    return [start, (first, side), (last, side), end]
+
+
+def pipeline_dag(nodes: list[PipelineNode], out: Path, title: str = "", dpi: int = DPI, direction: str = "right",
+                 fontsize: float = 8.5) -> Path:
+    """Figures 3/6: a lineage drawn from its leaves (base model, specialists) to the final model
+    (the node no other node consumes, outlined in orange), left to right (`direction="right"`) or
+    top to bottom (`"down"`: narrow, for a page that fits images to its width). Shared ancestors are
+    drawn once. Laid out in pixels: the boxes are measured first, so each arrow starts on its input's
+    box and ends with its head on its output's, an arrow that jumps layers goes around the boxes
+    between, and the text keeps `fontsize` whatever the lineage's size."""
+    if direction not in ("right", "down"):
+        raise ValueError(f"direction must be 'right' or 'down', got {direction!r}")
     uniq: dict[str, PipelineNode] = {}
     for n in nodes:
         uniq.setdefault(n.run_id, n)
     if not uniq:
         raise ValueError("pipeline_dag needs at least one node")
     depth = dag_layers(list(uniq.values()))
-    pos = _positions(uniq, depth)
-    n_layers = max(depth.values()) + 1
-    height = max(sum(1 for d in depth.values() if d == k) for k in range(n_layers))
+    order = _positions(uniq, depth)  # (layer, row): rows ordered to cross few edges
+    layers = [sorted((r for r in uniq if depth[r] == d), key=lambda r: -order[r][1]) for d in range(max(depth.values()) + 1)]
     consumed = {p for n in uniq.values() for p in n.parents}
     scores = [n.score for n in uniq.values() if n.score is not None]
     lo, hi = (min(scores), max(scores)) if scores else (0.0, 1.0)
     cmap = matplotlib.colormaps["Blues"]
+    down = direction == "down"
 
     # pyplot's own figure list is not used (drawn off the main thread: exploration/presenting.py)
-    fig = Figure(figsize=(max(5.0, 2.4 * n_layers + 0.4), max(2.6, 1.3 * height + 0.9)))
-    FigureCanvasAgg(fig)
-    ax = fig.subplots()
-    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.9)  # (no tight_layout: one full draw fewer, the axes are off)
-    ax.set_xlim(-0.55, n_layers - 0.45)
-    ax.set_ylim(-0.6, height - 0.4)
+    fig = Figure(dpi=dpi)
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    ax = fig.add_axes((0, 0, 1, 1))
     ax.axis("off")
-    boxes = {}
+    texts = {}
     for rid, n in uniq.items():
         final = rid not in consumed
         if not [p for p in n.parents if p in uniq]:
@@ -220,21 +258,67 @@ def pipeline_dag(nodes: list[PipelineNode], out: Path, title: str = "", dpi: int
             face = "#FFFFFF"
         else:
             face = cmap(0.12 + 0.38 * ((n.score - lo) / (hi - lo) if hi > lo else 1.0))
-        boxes[rid] = ax.text(*pos[rid], _node_text(n), ha="center", va="center", fontsize=8.5, zorder=3,
-                             fontweight="bold" if final else "normal",
-                             bbox=dict(boxstyle="round,pad=0.4", fc=face, ec="#D55E00" if final else "#555555",
-                                       lw=2.0 if final else 0.9))
-    fig.canvas.draw()  # sizes the boxes so the arrows can stop at their edges
-    for rid, n in uniq.items():
-        for p in n.parents:
-            if p in uniq:
-                skip = depth[rid] - depth[p] > 1  # bend edges that jump layers around the boxes between
-                bend = 0.0 if not skip else (-0.3 if pos[p][1] >= pos[rid][1] else 0.3)
-                ax.annotate("", xy=pos[rid], xytext=pos[p], zorder=2,
-                            arrowprops=dict(arrowstyle="-|>", color="#444444", lw=1.1, shrinkA=2, shrinkB=2,
-                                            patchA=boxes[p].get_bbox_patch(), patchB=boxes[rid].get_bbox_patch(),
-                                            connectionstyle=f"arc3,rad={bend}"))
-    ax.set_title(title or "Pipeline", fontsize=11)
+        texts[rid] = ax.text(0, 0, _node_text(n, 18 if down else 26), ha="center", va="center", fontsize=fontsize, zorder=3,
+                             fontweight="bold" if final else "normal", linespacing=1.25,
+                             bbox=dict(boxstyle="round,pad=0.45", fc=face, ec="#D55E00" if final else "#555555", lw=2.0 if final else 1.0))
+    extent = {}  # run id -> (along, across) extent of its box in pixels
+    for rid, text in texts.items():
+        text.draw(renderer)  # sizes the box around the text
+        window = text.get_bbox_patch().get_window_extent(renderer)
+        extent[rid] = (window.height, window.width) if down else (window.width, window.height)
+
+    # the layers one after the other along the flow, each centred across it
+    thickness = [max(extent[r][0] for r in layer) for layer in layers]
+    spans = [sum(extent[r][1] for r in layer) + GAP_ACROSS * (len(layer) - 1) for layer in layers]
+    box: dict[str, _Box] = {}
+    start = 0.0
+    for k, layer in enumerate(layers):
+        pos = (max(spans) - spans[k]) / 2
+        for rid in layer:
+            box[rid] = _Box(start + thickness[k] / 2, pos + extent[rid][1] / 2, extent[rid][0] / 2, extent[rid][1] / 2)
+            pos += extent[rid][1] + GAP_ACROSS
+        start += thickness[k] + GAP_ALONG
+
+    edges = [(p, rid) for rid, n in uniq.items() for p in dict.fromkeys(n.parents) if p in uniq]
+    inputs = {rid: sorted((p for p, r in edges if r == rid), key=lambda p: box[p].across) for rid in uniq}
+    outputs = {rid: sorted((r for p, r in edges if p == rid), key=lambda r: box[r].across) for rid in uniq}
+
+    def side(rid: str, others: list[str], other: str, outgoing: bool) -> tuple[float, float]:
+        """Where an arrow leaves (outgoing) or enters a box: on its side facing the flow, the arrows
+        of several inputs (outputs) spread along it in the order of their boxes."""
+        b = box[rid]
+        spread = (others.index(other) + 1) / (len(others) + 1) - 0.5
+        return b.along + (b.half_along if outgoing else -b.half_along), b.across + spread * 2 * b.half_across * 0.7
+
+    routes, lanes = [], 0
+    for p, rid in sorted(edges, key=lambda edge: depth[edge[1]] - depth[edge[0]]):  # the shortest jumps in the inner lanes
+        route = _route(side(p, outputs[p], rid, True), side(rid, inputs[rid], p, False),
+                       [box[r] for r in uniq if depth[p] < depth[r] < depth[rid]], lanes)
+        lanes += len(route) > 2
+        routes.append(route)
+
+    # the figure: the boxes and routes, a margin, the title above
+    title_px = fontsize * 1.3 * dpi / 72 * 1.8
+    across_lo = min([0.0] + [point[1] for route in routes for point in route]) - 4
+    across_hi = max([max(spans)] + [point[1] for route in routes for point in route]) + 4
+    length, breadth = start - GAP_ALONG, across_hi - across_lo
+    w, h = (breadth, length) if down else (length, breadth)
+    fig_w, fig_h = max(w + 2 * MARGIN, 320), max(h + 2 * MARGIN + title_px, 320)
+    fig.set_size_inches(fig_w / dpi, fig_h / dpi)
+    dx, dy = (fig_w - w) / 2, title_px + MARGIN + (fig_h - title_px - 2 * MARGIN - h) / 2
+
+    def xy(point: tuple[float, float]) -> tuple[float, float]:
+        along, across = point[0], point[1] - across_lo
+        return (across + dx, along + dy) if down else (along + dx, across + dy)
+
+    ax.set_xlim(0, fig_w)
+    ax.set_ylim(fig_h, 0)  # y grows downwards, as on the page
+    for rid, text in texts.items():
+        text.set_position(xy((box[rid].along, box[rid].across)))
+    for route in routes:
+        path = MplPath([xy(point) for point in route])
+        ax.add_patch(FancyArrowPatch(path=path, arrowstyle="-|>", mutation_scale=14, color="#333333", lw=1.3, zorder=2, joinstyle="round"))
+    ax.text(fig_w / 2, MARGIN + title_px / 2, title or "Pipeline", ha="center", va="center", fontsize=fontsize * 1.3)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=dpi)

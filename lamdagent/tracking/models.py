@@ -21,15 +21,14 @@ from mlflow.entities import Dataset, DatasetInput, InputTag, LoggedModelInput, L
 from mlflow.exceptions import MlflowException
 
 from lamdagent.tracking.schema import tag
+from lamdagent.tracking.ui_links import BY_SCORE, MODELS_ONLY, VIEW_KEY, BestModel, StudyLinks, ranked_link, view_link
 
 _LOST_RACE = re.compile(r"UNIQUE constraint|duplicate key|IntegrityError|Duplicate entry", re.I)  # sqlite, postgres, mysql
 BEST_ALIAS = "best"  # the registry alias of the study's best model by val.score
 NOTE = "mlflow.note.content"  # a run's (or experiment's) description in the UI, markdown
 CONTEXT = "mlflow.data.context"  # a dataset input's role: training, evaluation
 SCORE_TAG = tag("val_score")  # a model version's val.score
-ML_MODE = "workflowType=machine_learning"  # the URL query that opens the UI in Model-training mode
 SHARED_VIEW = "mlflow.sharedViewState."  # + key: an experiment tag holding a runs view opened by `?viewStateShareKey=<key>`
-VIEW_KEY = "lamdagent"  # the study's runs view: its scores and pipelines as columns, its explorations expanded
 
 
 @dataclass(frozen=True)
@@ -42,17 +41,26 @@ class DataRef:
     entity: Dataset = field(repr=False, compare=False)
 
 
+OWN = frozenset({"train.loss"})  # a model's own metrics measured on no evaluation dataset: its final training loss
+
+
 @dataclass(frozen=True)
 class Measured:
-    """Which model a batch of metrics belongs to, and the dataset each was measured on (by metric key)."""
+    """Which model a batch of metrics belongs to: the model's own metrics are those measured on a
+    dataset (by metric key: val.*, test.*, ood.*) and the `own` ones (its final training loss). The
+    others (costs, sizes, per-step curves) stay on the run, so the LoggedModel's table fits a screen."""
 
     model_id: str
     datasets: dict[str, DataRef] = field(default_factory=dict)
+    own: frozenset[str] = OWN
 
     def of(self, key: str) -> dict:
-        """Metric(...) keyword arguments for `key`: the model, and its dataset if it has one."""
+        """Metric(...) keyword arguments for `key`: the model and the dataset it was measured on, for
+        a metric of the model's own; nothing for a metric of the run only."""
         ref = self.datasets.get(key)
-        return {"model_id": self.model_id, **({"dataset_name": ref.name, "dataset_digest": ref.digest} if ref else {})}
+        if ref:
+            return {"model_id": self.model_id, "dataset_name": ref.name, "dataset_digest": ref.digest}
+        return {"model_id": self.model_id} if key in self.own else {}
 
 
 _DATASETS: dict[str, DataRef] = {}  # key -> dataset: built once per process (digests of the same rows)
@@ -70,29 +78,6 @@ def dataset(key: str, name: str, rows, split: str) -> DataRef:
         entity = Dataset(**made)
         _DATASETS[key] = DataRef(name, entity.digest, len(frame), entity)
     return _DATASETS[key]
-
-
-def run_link(experiment_id: str, run_id: str) -> str:
-    """A UI link to a run's page, relative to the server (works in a run's description)."""
-    return f"#/experiments/{experiment_id}/runs/{run_id}?{ML_MODE}"
-
-
-def model_link(experiment_id: str, model_id: str) -> str:
-    return f"#/experiments/{experiment_id}/models/{model_id}?{ML_MODE}"
-
-
-BY_SCORE = VIEW_KEY + "-by-score"  # the same columns, models only, sorted by val.score
-MODELS_ONLY = "metrics.`val.score` > -1"  # explorations log best.val.score, not val.score
-
-
-def view_link(experiment_id: str, key: str = VIEW_KEY) -> str:
-    """A study's runs view (columns chosen), for any browser: MLflow 3.17 reads a shared view's
-    state from the experiment tag `mlflow.sharedViewState.<key>`."""
-    return f"#/experiments/{experiment_id}/runs?viewStateShareKey={key}&{ML_MODE}"
-
-
-def version_link(registered_name: str, version: str) -> str:
-    return f"#/models/{registered_name}/versions/{version}"
 
 
 class Models:
@@ -144,7 +129,8 @@ class Models:
     def share_runs_view(self, experiment_id: str, columns: list[str], expand: str) -> None:
         """The study's shared runs views (view_link): `columns` (ag-grid ids such as
         metrics.`val.score`), every exploration marked expanded (`expand` added to those already
-        there); and the same columns over the models only, sorted by val.score (key BY_SCORE)."""
+        there); and the models only, best val.score first (key BY_SCORE), with val.score as their only
+        metric column: it stays in view beside the run names (MLflow orders metric columns by name)."""
         key = SHARED_VIEW + VIEW_KEY
         try:  # the explorations already expanded
             old = json.loads(self.client.get_experiment(experiment_id).tags.get(key, "{}"))
@@ -156,11 +142,34 @@ class Models:
                  "selectedColumns": columns, "runsExpanded": dict(list(expanded.items())[-200:]), "runsPinned": [], "runsHidden": [],
                  "runsHiddenMode": "FIRST_10_RUNS", "hideEmptyCharts": True, "useGroupedValuesInCharts": True, "groupBy": None,
                  "groupsExpanded": {}, "viewMaximized": False, "runListHidden": False, "isAccordionReordered": False}
-        by_score = {**state, "orderByKey": "metrics.`val.score`", "searchFilter": MODELS_ONLY}
+        ranked = [c for c in columns if not c.startswith("metrics.") or c == "metrics.`val.score`"]
+        by_score = {**state, "orderByKey": "metrics.`val.score`", "searchFilter": MODELS_ONLY, "selectedColumns": ranked}
         for name, view in ((key, state), (SHARED_VIEW + BY_SCORE, by_score)):
             _again_after_lost_race(lambda: self.client.set_experiment_tag(experiment_id, name, json.dumps(view, separators=(",", ":"))))
 
     # --- the study's best -------------------------------------------------------------------------
+    def study_links(self, experiment_id: str, study: str) -> StudyLinks:
+        """The study's direct UI links: its models ranked by val.score (the shared view when the
+        store has it), its best model (the registry's `best`, else the top model run by val.score)."""
+        tags = self.client.get_experiment(experiment_id).tags
+        ranked = view_link(experiment_id, BY_SCORE) if SHARED_VIEW + BY_SCORE in tags else ranked_link(experiment_id)
+        top = self.client.search_runs([experiment_id], f"{MODELS_ONLY} and tags.`{tag('status')}` = 'ok'",
+                                      order_by=["metrics.`val.score` DESC"], max_results=1)
+        if not top:
+            return StudyLinks(study, experiment_id, ranked, None)
+        run = top[0]
+        registered = run.data.tags.get(tag("registered_model"), "")
+        holder = self._holder(registered) if registered else None  # on the first of equal scores: maybe not the top run
+        if holder is not None and holder.run_id != run.info.run_id:
+            try:
+                run = self.client.get_run(holder.run_id)
+            except MlflowException:  # the version's run was deleted: the top run stands
+                holder = None
+        tags = run.data.tags
+        best = BestModel(tags.get(tag("name"), run.info.run_name), run.data.metrics.get("val.score"), run.info.run_id, tags.get(tag("model_id"), ""),
+                         registered, str(holder.version) if holder is not None else tags.get(tag("model_version"), ""))
+        return StudyLinks(study, experiment_id, ranked, best)
+
     def score_version(self, registered_name: str, version: str, score: float, pipeline: str, run_text: str) -> bool:
         """A version's score (tag `lamdagent.val_score`, and its description); the `best` alias moves
         to it when it beats the version holding it. Whether it moved."""
@@ -174,11 +183,15 @@ class Models:
 
     def best(self, registered_name: str) -> tuple[str, float] | None:
         """(version, score) holding the `best` alias, if any."""
+        version = self._holder(registered_name)
+        return None if version is None else (str(version.version), _score(version.tags))
+
+    def _holder(self, registered_name: str):
+        """The model version holding the `best` alias, if any."""
         try:
-            version = self.client.get_model_version_by_alias(registered_name, BEST_ALIAS)
-        except mlflow.exceptions.MlflowException:
+            return self.client.get_model_version_by_alias(registered_name, BEST_ALIAS)
+        except MlflowException:
             return None
-        return str(version.version), _score(version.tags)
 
     def repoint_best(self, registered_name: str) -> str | None:
         """The `best` alias on the best scored version that remains (after versions were deleted)."""

@@ -37,6 +37,7 @@ from lamdagent.tracking.schema import (
     experiment_name,
     tag,
 )
+from lamdagent.tracking.ui_links import without_credentials
 
 BATCH = 1000  # MLflow's limit of metrics per log_batch
 TAGS_PER_BATCH = 100  # and of tags
@@ -60,7 +61,7 @@ class Tracker:
         sqlite.tune(self.tracking_uri)  # write-ahead log: a commit costs no disk sync
         if is_remote(self.tracking_uri):
             shorten_mlflow_retries()
-        self.patience = Patience(_without_password(self.tracking_uri))  # its limit and console: set by the exploration
+        self.patience = Patience(without_credentials(self.tracking_uri))  # its limit and console: set by the exploration
         self.client = PatientClient(MlflowClient(self.tracking_uri), self.patience)  # every call waits out an outage (outage.py)
         self._registered: set[str] = set()  # registered model names known to exist (one read per name)
         self.models = Models(self.client, self.patience.call)  # the model-centric records: LoggedModel params and inputs, the `best` alias
@@ -81,8 +82,17 @@ class Tracker:
         """The experiment id of an existing study, or a one-line UserError."""
         found = self.client.get_experiment_by_name(experiment_name(study))
         if found is None:
-            raise UserError(f"no study {study!r} in the tracking store {self.tracking_uri}; run `lamdagent explore --study {study}` first")
+            there = self.studies()
+            held = f"its studies: {', '.join(there[:10])}{', ...' if len(there) > 10 else ''}" if there else "it holds none"
+            raise UserError(f"no study {study!r} in the tracking store {without_credentials(self.tracking_uri)} ({held}); "
+                            f"run `lamdagent explore --study {study}` first")
         return found.experiment_id
+
+    def studies(self) -> list[str]:
+        """The studies the store holds (by their experiments' names), sorted."""
+        prefix = experiment_name("")
+        found = self.client.search_experiments(filter_string=f"name LIKE '{prefix}%'", max_results=1000)
+        return sorted(e.name[len(prefix):] for e in found)
 
     def start_exploration(self, experiment_id: str, study: str, config: dict, params: dict[str, str], run_name: str | None = None,
                           kind: Kind = Kind.EXPLORATION, tags: dict[str, str] | None = None) -> str:
@@ -165,11 +175,12 @@ class Tracker:
         `finish`: the run also ends with this status: the `lamdagent.status` tag goes in the last
         batch and MLflow's end only after it (Status.mlflow), so a run whose process died in between
         reads back as interrupted (Record.from_run) and is redone, never half-counted. `measured`: the
-        metrics are also the LoggedModel's (MLflow 3 model metrics), with the dataset each was measured on."""
+        model's own metrics among them (Measured.of) are also the LoggedModel's (MLflow 3 model
+        metrics), with the dataset each was measured on; a series (per-step curve) stays on the run."""
         now = int(time.time() * 1000)
         on = measured.of if measured else (lambda key: {})
         values = [Metric(k, float(v), now, step, **on(k)) for k, v in (metrics or {}).items()]
-        values += [Metric(name, float(v), now, at, **on(name)) for name, points in (series or {}).items() for at, v in points]
+        values += [Metric(name, float(v), now, at) for name, points in (series or {}).items() for at, v in points]
         params = [Param(k, str(v)) for k, v in (params or {}).items()]
         tags = [RunTag(tag(k), str(v)) for k, v in {**(tags or {}), **({"status": finish} if finish else {})}.items()]
         metric_batches = [values[i : i + BATCH] for i in range(0, len(values), BATCH)] or [[]]
@@ -368,12 +379,6 @@ class Tracker:
 
     def tag_model_version(self, registered_name: str, version: str, key: str, value: str) -> None:
         self.client.set_model_version_tag(registered_name, version, tag(key), value)
-
-
-def _without_password(uri: str) -> str:
-    """The URI to show on the console: without the password of user:password@host."""
-    parsed = urlparse(uri)
-    return parsed._replace(netloc=parsed.netloc.split("@")[-1]).geturl() if "@" in parsed.netloc else uri
 
 
 def _json(value) -> str:
