@@ -27,10 +27,9 @@ START_TIMEOUT = 120.0  # seconds `mlflow server` gets to answer
 
 
 def add_parser(commands, parents: list[argparse.ArgumentParser]) -> None:
-    ui = commands.add_parser("ui", parents=parents, help="serve the MLflow UI on a study's store and print the links to its best model")
+    ui = commands.add_parser("ui", parents=parents, help="serve the MLflow UI on a study's store and print the links to its best model "
+                                                         "(--tracking-uri of a tracking server: its own UI, the links only printed)")
     ui.add_argument("--study", default=DEFAULT_STUDY, help=f"the study whose links are printed (default: {DEFAULT_STUDY})")
-    ui.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db); "
-                                                         "a tracking server (http...) serves its own UI: the links are only printed")
     ui.add_argument("--host", default="127.0.0.1", help="the address to serve on (default: 127.0.0.1, this machine only)")
     ui.add_argument("--port", type=int, default=int(DEFAULT_UI.rsplit(":", 1)[1]), help="default: 5000, where the other commands look for a UI")
     ui.add_argument("--open", action="store_true", help="open the ranked models in a browser, where there is one")

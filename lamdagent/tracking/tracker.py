@@ -119,7 +119,7 @@ class Tracker:
             return self.client.get_run(run_id)
         except mlflow.exceptions.MlflowException as err:
             if err.error_code == "RESOURCE_DOES_NOT_EXIST":
-                raise RunNotFound(f"no run {run_id!r} in the tracking store {_without_password(self.tracking_uri)}") from None
+                raise RunNotFound(f"no run {run_id!r} in the tracking store {without_credentials(self.tracking_uri)}") from None
             raise
 
     def exploration_config(self, run_id: str) -> dict:
