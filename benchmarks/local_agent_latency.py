@@ -4,8 +4,8 @@ by transformers through the `local` backend's own code (`LocalChatModel`, constr
 prompt, same options, temperature 0.
 
     deploy/local-agent.sh
-    python benchmarks/local_agent_latency.py                   # both (transformers needs ~7 GB of memory)
-    python benchmarks/local_agent_latency.py --only server     # the llama.cpp server alone
+    python -m benchmarks.local_agent_latency                    # both (transformers needs ~7 GB of memory)
+    python -m benchmarks.local_agent_latency --only server      # the llama.cpp server alone
 """
 
 from __future__ import annotations
