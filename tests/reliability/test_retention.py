@@ -37,6 +37,7 @@ def _explore(overrides, resume=None):
 
 
 @pytest.mark.slow
+@pytest.mark.ci  # `lamdagent gc` end to end: 3 iterations without specialists, gc, a rebuild on resume
 def test_gc_frees_all_but_the_top_k_and_their_lineage_and_a_freed_model_is_rebuilt(tracking_uri, fake_openai, monkeypatch, capsys):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     steps = dict(STEPS)
