@@ -88,11 +88,11 @@ def test_each_refused_form_steps_down_once_and_the_accepted_one_is_kept(fake_ope
 
 
 @pytest.mark.slow
-@pytest.mark.ci  # CI's dialect in the loop: the demo without specialists, one iteration (~25 s)
+@pytest.mark.ci  # CI's dialect in the loop: the demo on the base alone, one task, one iteration
 def test_llama_cpp_negotiation_is_said_once_and_tagged_on_the_exploration(tracking_uri, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     with FakeOpenAI(default=dialect("llama_cpp", {1: ("sft", {"model": "base", "dataset": "arith", "learning_rate": "0.003"})})) as server:
-        run_id, records, log = _explore(server, ["specialists=false", "iterations=1"])
+        run_id, records, log = _explore(server, ["specialists=false", "tasks=[arith]", "iterations=1"])
     client = mlflow.MlflowClient()
     assert [(r.iteration, r.pipeline, r.status) for r in records if r.kind == "action"] == [(1, "sft(base, arith)", "ok")]
     assert sum(m.value for m in client.get_metric_history(run_id, "agent.fallbacks")) == 0
@@ -124,8 +124,8 @@ def test_an_endpoint_failing_every_request_stops_the_exploration_in_one_line(tra
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     with FakeOpenAI(default=lambda request: (503, "model is loading")) as server:
-        code = main(["explore", "--study", "demo", *FAST, "iterations=2", "agent.backend=openai", "agent.model=fake", f"agent.base_url={server.base_url}",
-                     "agent.request_retries=0"])
+        code = main(["explore", "--study", "demo", *FAST, "specialists=false", "iterations=2", "agent.backend=openai", "agent.model=fake",
+                     f"agent.base_url={server.base_url}", "agent.request_retries=0"])
     out = " ".join(capsys.readouterr().out.split())
     assert code == 2
     assert "error: agent endpoint http://127.0.0.1" in out and "every request of iteration 1 failed (InternalServerError" in out
