@@ -29,13 +29,17 @@ demo: install
 	$(RUN) mlflow run . --env-manager local
 
 # CI's suite (~15 min on 2 cores): every fast test, and of the slow end-to-end tests those marked `ci`
-# (a full loop and resume, `mlflow run .`, crash-and-resume, concurrency, a tracking-server restart,
-# export, traces, the UI). `make test-all` runs every slow test too (~20 min).
+# (a full loop and resume, a real offline-agent decision, a dialect negotiation, failures as data, gc,
+# compare-policies, `mlflow run .`, crash-and-resume, concurrency, a tracking-server restart, export,
+# traces, the UI). `make test-all` runs every slow test too (~20 min).
+# The summary names every failed, erroring and skipped test with its reason, one line each.
+REPORT := -rfEs --no-fold-skipped
+
 test: install
-	$(RUN) python -m pytest -q -m "not slow or ci"
+	$(RUN) python -m pytest -q $(REPORT) -m "not slow or ci"
 
 test-all: install
-	$(RUN) python -m pytest -q
+	$(RUN) python -m pytest -q $(REPORT)
 
 # The built wheel in a clean virtual environment, from an empty folder: a dry run and one iteration.
 wheel-check: install

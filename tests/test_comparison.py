@@ -4,6 +4,8 @@ best-so-far figures and a table of held-out test scores."""
 from __future__ import annotations
 
 import json
+import math
+import statistics
 
 import mlflow
 import pytest
@@ -13,10 +15,27 @@ from lamdagent.tracking import Kind, Record
 from tests.conftest import FAST
 
 
+# two-sided 95% quantiles of Student's t as printed in statistical tables (3 decimals), by degrees of freedom
+T_TABLE = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228, 11: 2.201, 12: 2.179,
+           13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120, 17: 2.110, 18: 2.101, 19: 2.093, 20: 2.086, 21: 2.080, 22: 2.074, 23: 2.069, 24: 2.064,
+           25: 2.060, 26: 2.056, 27: 2.052, 28: 2.048, 29: 2.045, 30: 2.042, 60: 2.000, 120: 1.980}
+
+
 def test_mean_and_95_percent_interval():
     mean, low, high = mean_ci([1.0, 2.0, 3.0])
-    assert mean == 2.0 and high - mean == pytest.approx(4.303 * 1.0 / 3 ** 0.5)  # t(0.975, 2) * sd / sqrt(n)
+    assert mean == 2.0 and high - mean == pytest.approx(4.303 * 1.0 / 3 ** 0.5, abs=1e-3)  # t(0.975, 2) * sd / sqrt(n)
+    assert mean - low == pytest.approx(high - mean)
     assert mean_ci([2.5]) == (2.5, 2.5, 2.5)
+    assert mean_ci([1.0, float("nan"), None, 3.0])[0] == 2.0  # missing values are left out
+    assert all(math.isnan(x) for x in mean_ci([]))
+
+
+@pytest.mark.parametrize("df", sorted(T_TABLE))
+def test_the_interval_uses_the_exact_t_quantile_of_its_degrees_of_freedom(df):
+    values = [float(i % 2) for i in range(df + 1)]  # n = df + 1 values of 0 and 1
+    mean, low, high = mean_ci(values)
+    t = (high - mean) * math.sqrt(len(values)) / statistics.stdev(values)
+    assert t == pytest.approx(T_TABLE[df], abs=5e-4)  # not the next table row: df=11 is 2.201, not 2.131
 
 
 def test_best_so_far_and_iterations_to_reach():
@@ -30,12 +49,13 @@ def test_best_so_far_and_iterations_to_reach():
 
 
 @pytest.mark.slow
+@pytest.mark.ci  # compare-policies end to end, on the base alone and one task: 2 policies x 2 seeds x 1 iteration
 def test_a_short_comparison_logs_explorations_and_writes_its_files(tracking_uri, tmp_path, capsys):
     from lamdagent.cli import main
 
     out = tmp_path / "compare"
     argv = ["compare-policies", "--study", "demo", "--policies", "random,greedy", "--seeds", "2", "--budget", "1", "--no-baselines", "--out", str(out),
-            *FAST, "tasks=[arith,facts]", "datasets=[arith,facts,all]"]
+            *FAST, "tasks=[arith]", "datasets=[arith,facts]", "specialists=false", "data.test_size=20"]
     assert main(argv) == 0
     for name in ("best_so_far_by_iteration.png", "best_so_far_by_seconds.png", "comparison.md", "comparison.csv", "comparison.json"):
         assert (out / name).stat().st_size > 0

@@ -133,6 +133,22 @@ def test_three_iterations_then_resume_to_five(tracking_uri, agent, fake_openai):
 
 
 @pytest.mark.slow
+@pytest.mark.ci  # CI's real offline agent in the loop: SmolLM2's weights converted once (~20 s), then ~15 s
+def test_the_offline_agent_makes_a_real_decision(tracking_uri):
+    """One iteration of the demo's default agent, SmolLM2 run locally, on the base alone: it picks the
+    dataset to fine-tune on (four options) by constrained decoding, valid at once, and writes notes."""
+    run_id, records, cfg = _explore([*FAST, "specialists=false", "tasks=[arith]", "iterations=1", "agent.memory_max_tokens=24"])
+    assert cfg.agent.backend == "local" and cfg.agent.policy == "llm"
+    [action] = [r for r in records if r.kind == "action"]
+    decision = json.loads(mlflow.artifacts.load_text(f"runs:/{action.run_id}/agent/decision.json"))
+    assert [(step["step"], step["problem"]) for step in decision] == [("action_type", ""), ("objects", "")]
+    chosen = json.loads(decision[1]["reply"])
+    assert chosen["model"] == "base" and chosen["dataset"] in ("arith", "choice", "facts", "all")  # the datasets stay the demo's
+    assert action.status == "ok" and action.pipeline == f"sft(base, {chosen['dataset']})"
+    assert mlflow.artifacts.load_text(f"runs:/{action.run_id}/agent/memory.txt").strip()
+
+
+@pytest.mark.slow
 def test_offline_local_agent_drives_the_loop(tracking_uri):
     """The demo's default agent: SmolLM2 run locally, its choices always valid."""
     run_id, records, cfg = _explore([*FAST, "iterations=2"])

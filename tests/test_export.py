@@ -130,14 +130,8 @@ def test_bad_input_is_one_line_before_any_work(store, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_an_exported_dpo_step_with_on_policy_pairs_trains_the_tools_weights(tmp_path):
-    """Run in a fresh process: after other tests in the same process the tool's DPO weights differed
-    from the runner's (an order dependence still to be found, see the issue note); alone, bit for bit."""
-    if os.environ.get("LAMDAGENT_TEST_ISOLATED") != "1":
-        test = f"{__file__}::test_an_exported_dpo_step_with_on_policy_pairs_trains_the_tools_weights"
-        done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test],
-                              env={**os.environ, "LAMDAGENT_TEST_ISOLATED": "1"}, capture_output=True, text=True)
-        assert done.returncode == 0, done.stdout[-3000:]
-        return
+    """The tool's DPO and the runner's give the same bits, also after other tests in the process (the
+    tool's reference model once came from the first folder with the same config: models/fast_load.py)."""
     spec = trained(tmp_path, "arith", epochs=4, size=64)  # weak: many of its own answers are wrong (on-policy rejections)
     dpo = ACTION_TYPES["dpo"](ACTION_TYPES["dpo"].Settings(epochs=1))
     bindings = {"model": spec, "preference_dataset": PreferenceDatasetObject("arith_prefs", [load_task("arith")], 32), "beta": 0.1,

@@ -82,6 +82,7 @@ def test_the_agent_sees_the_round_in_flight(tracking_uri, fake_openai, monkeypat
 
 
 @pytest.mark.slow
+@pytest.mark.requires("ray")
 def test_ray_workers_run_a_round_in_parallel_and_a_lost_worker_is_a_failed_action(tracking_uri, ray_cluster):
     killed: list[str] = []
 

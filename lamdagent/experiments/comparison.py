@@ -36,21 +36,19 @@ from lamdagent.reporting.tables import Table
 from lamdagent.reporting.top import top_records
 from lamdagent.tracking import Kind, Record, Status, Tracker
 
-# two-sided 95% quantiles of Student's t by degrees of freedom (n - 1); 1.96 beyond
-T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228, 15: 2.131, 20: 2.086, 30: 2.042}
-
-
 def mean_ci(values: list[float]) -> tuple[float, float, float]:
-    """(mean, low, high): the mean and its 95% confidence interval (Student's t; one value: no interval)."""
+    """(mean, low, high): the mean and its 95% confidence interval, mean +- t * sd / sqrt(n) with t the
+    exact two-sided 95% quantile of Student's t at n - 1 degrees of freedom (scipy; 2.201 at df=11).
+    Missing values are left out; one value has no interval."""
+    from scipy.stats import t as student_t
+
     values = [v for v in values if v is not None and not math.isnan(v)]
     if not values:
         return float("nan"), float("nan"), float("nan")
     mean = statistics.fmean(values)
     if len(values) < 2:
         return mean, mean, mean
-    df = len(values) - 1
-    t = T95.get(df) or next((T95[k] for k in sorted(T95) if k >= df), 1.96)
-    half = t * statistics.stdev(values) / math.sqrt(len(values))
+    half = float(student_t.ppf(0.975, len(values) - 1)) * statistics.stdev(values) / math.sqrt(len(values))
     return mean, mean - half, mean + half
 
 

@@ -58,10 +58,14 @@ def shared_tokenizer(model_dir: Path):
 
 
 def _config(model_dir: Path):
-    """The folder's config, parsed once per content; a copy, since building a model may change it."""
+    """The folder's config, parsed once per content; a copy, since building a model may change it,
+    naming this folder as from_pretrained does (models of a study share one config content, and
+    TRL's DPOTrainer loads its reference model from the folder the config names)."""
     from transformers import AutoConfig
 
-    return copy.deepcopy(_kept(_configs, _digest(model_dir, ("config.json",)), lambda: AutoConfig.from_pretrained(model_dir)))
+    config = copy.deepcopy(_kept(_configs, _digest(model_dir, ("config.json",)), lambda: AutoConfig.from_pretrained(model_dir)))
+    config.name_or_path = str(model_dir)
+    return config
 
 
 def _digest(model_dir: Path, names: tuple[str, ...]) -> str:

@@ -60,3 +60,24 @@ def test_dpo_moves_the_preference_margin(tmp_path):
     assert after > before + 1.0, (before, after)
     assert out.metrics["train.pairs"] == 32 and out.metrics["train.steps"] == 4
     assert out.step_metrics["train.rewards_margins"][-1][1] > 0
+
+
+def test_the_reference_model_is_the_model_being_trained_whatever_was_loaded_before(tmp_path):
+    """TRL's DPOTrainer loads its reference model from the folder the model's config names. Models of a
+    study share one config content, parsed once per process (models/fast_load.py): the config must
+    still name the model's own folder, not the first folder with that content (the order dependence
+    the export's DPO test once dodged by running in a fresh process)."""
+    from lamdagent.models.folders import TINY_LLAMA, build_tiny_llama
+    from lamdagent.training.trainer import build_trainer
+
+    shape = {**TINY_LLAMA, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2}
+    earlier, trained_here = (build_tiny_llama(tmp_path / name, seed=seed, shape=shape) for name, seed in (("earlier", 1), ("here", 2)))
+    assert (earlier / "config.json").read_bytes() == (trained_here / "config.json").read_bytes()
+    load_model(earlier)  # what an earlier action or test of the process loaded
+    model, tokenizer = load_model(trained_here)
+    assert model.config.name_or_path == str(trained_here)
+    rows = [{"prompt": "Question: 1+1=\nAnswer:", "chosen": " 2", "rejected": " 3"}] * 2
+    trainer, _ = build_trainer("dpo", model, tokenizer, rows, out_dir=tmp_path / "dpo", seed=0, learning_rate=1e-3, epochs=1, batch_size=2,
+                               max_length=32, beta=0.1)
+    ours, reference = model.state_dict(), trainer.ref_model.state_dict()
+    assert all(torch.equal(ours[k], reference[k]) for k in ours)

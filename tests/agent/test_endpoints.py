@@ -10,6 +10,7 @@ import mlflow
 import pytest
 from rich.console import Console
 
+from lamdagent.agent.llm import request_form
 from lamdagent.console import Display
 from lamdagent.exploration.loop import start_or_resume
 from lamdagent.tracking import Tracker
@@ -21,11 +22,11 @@ LLAMA_CPP_500 = ("1 validation error for CreateChatCompletionRequest\nresponse_f
                  "  Input should be 'text' or 'json_object' [type=literal_error, input_value='json_schema']")
 
 
-def dialect(name: str):
+def dialect(name: str, steps: dict = ITERATION_REPLIES):
     """A server's way of answering: llama-cpp-python (500 to json_schema, json_object + schema
     accepted), one that ignores response_format and answers in prose, one that fences its JSON,
     one that answers the type question with a whole action."""
-    agent = steps_agent(ITERATION_REPLIES)
+    agent = steps_agent(steps)
 
     def reply(request: dict):
         fmt = request.get("response_format") or {}
@@ -55,6 +56,51 @@ def _explore(server, extra=()):
     return run_id, records, display.console.file.getvalue()
 
 
+def test_each_refused_form_steps_down_once_and_the_accepted_one_is_kept(fake_openai):
+    """The negotiation ladder against servers that take less and less: json_schema, json_object with a
+    schema (llama-cpp-python answers 500 to json_schema), a plain json_object, nothing."""
+    from lamdagent.agent.llm import OpenAIChatModel
+
+    def server(takes: tuple[str, ...]):
+        def reply(request):
+            form = request_form(request)
+            if form in takes:
+                return '{"pick": "b"}'
+            return (500, LLAMA_CPP_500) if form == "json_schema" else (400, f"response_format {form} is not supported")
+        return reply
+
+    options = [{"pick": "a"}, {"pick": "b"}]
+    for takes, accepted in ((("json_schema",), "json_schema"), (("json_object+schema",), "json_object+schema"), (("json_object",), "json_object"),
+                            (("none",), "none")):
+        fake_openai.requests.clear()
+        fake_openai.default = server(takes)
+        chat = OpenAIChatModel("fake", api_key="sk-test", base_url=fake_openai.base_url, max_retries=0)
+        assert [chat.choose([{"role": "user", "content": "Pick b."}], options) for _ in range(2)] == ['{"pick": "b"}'] * 2
+        sent = [request_form(r) for r in fake_openai.requests]
+        ladder = ["json_schema", "json_object+schema", "json_object", "none"]
+        assert sent == ladder[:ladder.index(accepted) + 1] + [accepted]  # each refused form tried once, the accepted one kept
+        assert chat.structured_form == accepted and len(chat.negotiation) == ladder.index(accepted) and chat.retries == 0
+        if accepted != "json_schema":
+            assert chat.negotiation[0].startswith("json_schema refused (HTTP 500")
+            schemas = [r["response_format"].get("schema") for r in fake_openai.requests if "response_format" in r]
+            assert schemas[1:2] == [{"type": "object", "properties": {"pick": {"type": "string", "enum": ["a", "b"]}}, "required": ["pick"],
+                                     "additionalProperties": False}]
+
+
+@pytest.mark.slow
+@pytest.mark.ci  # CI's dialect in the loop: the demo on the base alone, one task, one iteration
+def test_llama_cpp_negotiation_is_said_once_and_tagged_on_the_exploration(tracking_uri, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    with FakeOpenAI(default=dialect("llama_cpp", {1: ("sft", {"model": "base", "dataset": "arith", "learning_rate": "0.003"})})) as server:
+        run_id, records, log = _explore(server, ["specialists=false", "tasks=[arith]", "iterations=1"])
+    client = mlflow.MlflowClient()
+    assert [(r.iteration, r.pipeline, r.status) for r in records if r.kind == "action"] == [(1, "sft(base, arith)", "ok")]
+    assert sum(m.value for m in client.get_metric_history(run_id, "agent.fallbacks")) == 0
+    assert client.get_run(run_id).data.tags["lamdagent.agent.structured_output"] == "json_object+schema"
+    assert " ".join(log.split()).count("structured output json_schema refused (HTTP 500") == 1
+    assert [request_form(r) for r in server.requests if "response_format" in r] == ["json_schema", "json_object+schema", "json_object+schema"]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name, form", [("llama_cpp", "json_object+schema"), ("prose", "json_schema"), ("fenced", "json_schema"),
                                         ("whole_action", "json_schema")])
@@ -78,8 +124,8 @@ def test_an_endpoint_failing_every_request_stops_the_exploration_in_one_line(tra
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     with FakeOpenAI(default=lambda request: (503, "model is loading")) as server:
-        code = main(["explore", "--study", "demo", *FAST, "iterations=2", "agent.backend=openai", "agent.model=fake", f"agent.base_url={server.base_url}",
-                     "agent.request_retries=0"])
+        code = main(["explore", "--study", "demo", *FAST, "specialists=false", "iterations=2", "agent.backend=openai", "agent.model=fake",
+                     f"agent.base_url={server.base_url}", "agent.request_retries=0"])
     out = " ".join(capsys.readouterr().out.split())
     assert code == 2
     assert "error: agent endpoint http://127.0.0.1" in out and "every request of iteration 1 failed (InternalServerError" in out

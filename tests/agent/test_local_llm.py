@@ -60,6 +60,7 @@ def test_choose_reply_is_compact_json_of_the_option(agent):
 
 
 @pytest.mark.slow
+@pytest.mark.ci  # the real model reads its prompt (~5 s once the loop test or another has converted the weights)
 def test_choose_follows_an_obvious_prompt(agent):
     for fruits in (FRUITS, FRUITS[::-1]):
         assert json.loads(agent.choose(ask('Answer exactly {"pick": "zebra"}'), fruits)) == {"pick": "zebra"}

@@ -141,6 +141,13 @@ def _wait_healthy(process: subprocess.Popen, uri: str, log: Path) -> None:
     raise RuntimeError(f"mlflow server did not answer {uri}/health within {START_TIMEOUT} s; its log:\n{_tail(log)}")
 
 
+def pytest_collection_modifyitems(items):
+    """A test on the shared server needs PostgreSQL: it skips without, and fails in CI (tests/conftest.py)."""
+    for item in items:
+        if "tracking_server" in item.fixturenames:
+            item.add_marker(pytest.mark.requires("postgres"))
+
+
 @pytest.fixture(scope="session")
 def tracking_server():
     """PostgreSQL + `mlflow server` started by deploy/tracking-server.sh (proxied artifacts in a

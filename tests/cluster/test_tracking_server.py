@@ -109,6 +109,7 @@ def test_local_executor_against_server(on_server, tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
+@pytest.mark.requires("ray")
 def test_ray_workers_against_server(on_server, tmp_path, monkeypatch):
     """Two Ray workers (a local cluster of this machine) run each round's actions and log to the
     server over HTTP; the loop only collects."""

@@ -57,6 +57,7 @@ def _generated_cases(n: int = 2000) -> list[tuple[str, str]]:
     return cases
 
 
+@pytest.mark.requires("lm_eval")
 @pytest.mark.skipif(importlib.util.find_spec("lm_eval") is None, reason="lm-evaluation-harness is not installed (make install adds it)")
 def test_agreement_with_lm_eval_itself_on_generated_cases():
     from lm_eval.api.metrics import exact_match_hf_evaluate

@@ -4,6 +4,7 @@ checked against lm-eval's API run independently, on a GSM8K-shaped task over loc
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import re
 from pathlib import Path
@@ -20,7 +21,8 @@ from lamdagent.exploration.loop import start_or_resume
 from lamdagent.tracking import Kind, Tracker
 from tests.conftest import FAST
 
-pytest.importorskip("lm_eval", reason="lm-evaluation-harness is not installed (make install adds it)")
+pytestmark = [pytest.mark.requires("lm_eval"),
+              pytest.mark.skipif(importlib.util.find_spec("lm_eval") is None, reason="lm-evaluation-harness is not installed (make install adds it)")]
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "lm_eval"
 FILTERS = ("strict-match", "flexible-extract")

@@ -69,6 +69,50 @@ def _rewrite(src, dst, value: float):
 
 
 @pytest.mark.slow
+@pytest.mark.ci  # CI's failures as data: the base alone, two actions that fail fast, a flaky endpoint
+def test_two_failures_in_a_row_are_data_and_stop_the_exploration_cleanly(tracking_uri, tmp_path, monkeypatch):
+    sft = ACTION_TYPES["sft"]
+    sft_run = sft.run
+
+    def out_of_memory(self, bindings, ctx):
+        if bindings["dataset"].name == "arith":
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        return sft_run(self, bindings, ctx)
+
+    steps = {1: ("sft", {"model": "base", "dataset": "empty", "learning_rate": "0.003"}),
+             2: ("sft", {"model": "base", "dataset": "arith", "learning_rate": "0.003"})}
+    faults = {(1, "type"): [(429, "slow down"), (500, "oops")], (2, "objects"): ["I would fine-tune."]}  # retried; re-asked
+    (tmp_path / "empty.json").write_text('{"conversations": [{"from": "human", "value": "no assistant turn"}]}\n')
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setattr(sft, "run", out_of_memory)
+    with FakeOpenAI(default=flaky(steps, faults)) as agent:
+        display = Display(Console(file=io.StringIO(), width=200))
+        with display:
+            run_id, records, _ = start_or_resume("demo", [*FAST, "specialists=false", "tasks=[arith]", "datasets=[arith,empty]",
+                                                          f"training_data.empty.source=json:{tmp_path / 'empty.json'}", "agent.backend=openai",
+                                                          "agent.model=fake", f"agent.base_url={agent.base_url}", "agent.request_retries=3",
+                                                          "agent.max_retries=1", "iterations=3", "max_consecutive_failures=2"], None, Tracker(), display)
+        memory_prompts = [p for p in agent.prompts() if "Write the updated notes" in p]
+    log = " ".join(display.console.file.getvalue().split())
+
+    actions = [r for r in records if r.kind == "action"]
+    assert [(r.iteration, r.status, r.error) for r in actions] == [(1, "failed", "dataset 'empty' is empty"),
+                                                                  (2, "failed", "OutOfMemoryError: CUDA out of memory. Tried to allocate 20.00 GiB")]
+    assert "stopping: the last 2 actions failed" in log
+    client = MlflowClient()
+    assert client.get_run(run_id).info.status == "FINISHED"
+    assert len(memory_prompts) == 2
+    for action, prompt in zip(actions, memory_prompts):
+        run = client.get_run(action.run_id)
+        assert run.info.status == "FAILED" and run.data.tags["lamdagent.error"] == action.error
+        assert "Traceback" in mlflow.artifacts.load_text(f"runs:/{action.run_id}/error.txt")
+        assert f"FAILED ({action.error}" in prompt  # what the agent learns from
+    assert sum(m.value for m in client.get_metric_history(run_id, "agent.endpoint_retries")) == 2  # 429, 500
+    assert sum(m.value for m in client.get_metric_history(run_id, "agent.retries")) == 1  # the malformed reply, re-asked
+    assert sum(m.value for m in client.get_metric_history(run_id, "agent.fallbacks")) == 0
+
+
+@pytest.mark.slow
 def test_failed_actions_and_endpoint_errors_are_data(tracking_uri, tmp_path, monkeypatch):
     ties, sft = ACTION_TYPES["ties"], ACTION_TYPES["sft"]
     ties_run, sft_run = ties.run, sft.run

@@ -37,12 +37,13 @@ def _explore(overrides, resume=None):
 
 
 @pytest.mark.slow
+@pytest.mark.ci  # `lamdagent gc` end to end: 3 iterations on the base alone, one task; gc; a rebuild on resume
 def test_gc_frees_all_but_the_top_k_and_their_lineage_and_a_freed_model_is_rebuilt(tracking_uri, fake_openai, monkeypatch, capsys):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     steps = dict(STEPS)
     fake_openai.default = steps_agent(steps)
     agent = ["agent.backend=openai", "agent.model=fake", f"agent.base_url={fake_openai.base_url}"]
-    run_id, records, _ = _explore([*FAST, "data.val_size=6", "specialists=false", "iterations=3", *agent])
+    run_id, records, _ = _explore([*FAST, "data.val_size=6", "specialists=false", "tasks=[arith]", "datasets=[arith,choice,facts]", "iterations=3", *agent])
     tracker = Tracker()
     experiment = tracker.run(run_id).info.experiment_id
     models = {r.name: r for r in records if r.status == "ok"}
