@@ -124,6 +124,7 @@ def _printed_links(proc: subprocess.Popen, timeout: float = 120.0) -> tuple[str,
 
 @pytest.mark.slow
 @pytest.mark.ci
+@pytest.mark.requires("chromium")
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium: apt-get install -y chromium (Debian) to run the UI check")
 @pytest.mark.timeout(300)
 def test_lamdagent_ui_prints_links_that_a_new_browser_follows(store, monkeypatch):
