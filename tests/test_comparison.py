@@ -14,7 +14,6 @@ from lamdagent.experiments.comparison import Search, iterations_to_reach, mean_c
 from lamdagent.tracking import Kind, Record
 from tests.conftest import FAST
 
-
 # two-sided 95% quantiles of Student's t as printed in statistical tables (3 decimals), by degrees of freedom
 T_TABLE = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228, 11: 2.201, 12: 2.179,
            13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120, 17: 2.110, 18: 2.101, 19: 2.093, 20: 2.086, 21: 2.080, 22: 2.074, 23: 2.069, 24: 2.064,

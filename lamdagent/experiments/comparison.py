@@ -36,6 +36,7 @@ from lamdagent.reporting.tables import Table
 from lamdagent.reporting.top import top_records
 from lamdagent.tracking import Kind, Record, Status, Tracker
 
+
 def mean_ci(values: list[float]) -> tuple[float, float, float]:
     """(mean, low, high): the mean and its 95% confidence interval, mean +- t * sd / sqrt(n) with t the
     exact two-sided 95% quantile of Student's t at n - 1 degrees of freedom (scipy; 2.201 at df=11).
