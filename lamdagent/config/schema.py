@@ -133,11 +133,12 @@ class RetentionConfig:
 @dataclass
 class ScreeningConfig:
     """Evidence about the candidate data before iterations are spent on it (lamdagent/screening/): per
-    dataset, a short fine-tune of the base on a sample and the loss change on each target's validation answers."""
+    dataset, a short fine-tune of the base on a sample at the smallest learning rate and the loss change
+    on each target's validation answers."""
 
     enabled: bool = True
-    fraction: float = 0.25  # of each dataset's examples
-    epochs: float = 1.0
+    fraction: float = 0.5  # of each dataset's examples
+    epochs: float = 2.0  # over that sample: one pass over half of each dataset
     val_size: int = 32  # validation answers per task whose loss is measured (at most data.val_size)
 
     def check(self) -> None:

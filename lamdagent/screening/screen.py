@@ -1,7 +1,9 @@
 """The data screening (multi-fidelity): for each candidate training dataset, a short fine-tune of the
-base on a sample of it (`screening.fraction` of its examples, `screening.epochs`) and the change of
-the teacher-forced loss on each target task's validation answers. A few per cent of an action's
-compute per dataset tells which data helps which target, and which hurts them all.
+base on a sample of it (`screening.fraction` of its examples, `screening.epochs`, at the study's
+smallest learning rate) and the change of the teacher-forced loss on each target task's validation
+answers. About one pass over half of each dataset tells which data helps which target, and which
+hurts them all. (A few steps at the largest learning rate tell nothing: on `mixed` they raised every
+target's loss, the dataset's own target's too.)
 
 Each dataset's screening is a nested run of the exploration (kind `screening`: metrics `screen.<task>`,
 `loss.before.<task>`, `loss.after.<task>`, `compute.seconds`), reused by fingerprint across
@@ -33,7 +35,7 @@ def screen(runner, model: ModelObject, display: Display) -> Evidence:
     study, tracker = runner.study, runner.tracker
     settings = study.cfg.screening
     n = min(settings.val_size, study.cfg.data.val_size)
-    rate = study.cfg.sft.learning_rate[0]
+    rate = min(study.cfg.sft.learning_rate)  # the gentlest: a few steps at the largest overshoot (every target's loss rose, its own data's too)
     identity = [model.fingerprint, rate, settings.fraction, settings.epochs, n, study.evaluation_keys(), study.cfg.sft.lora.enabled]
     own = {r.fingerprint: r for r in tracker.children(runner.parent, runner.experiment_id) if r.kind == Kind.SCREENING and r.done}
     evidence, before = Evidence(screened_from=model.name), None
