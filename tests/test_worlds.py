@@ -65,7 +65,7 @@ def test_the_tradeoff_world_has_two_targets_a_larger_base_and_a_harmful_minority
                       and r["completion"].strip() != facts[m.group(1)])
     wrong_sums = sum(1 for r in rows["quiz"] if "How many" in r["prompt"])  # every arithmetic row of the quiz is mislabelled
     wrong = wrong_facts + wrong_sums
-    assert 0.1 < wrong / study.all_data.num_examples < 0.25, wrong  # about 1:4, a minority
+    assert 0.1 < wrong / study.all_data.num_examples < 0.25, wrong  # 134 of 750: a minority
 
 
 @pytest.mark.parametrize("name", EMBEDDED_WORLDS)
