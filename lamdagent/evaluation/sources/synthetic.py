@@ -32,19 +32,27 @@ _NAMES = ["Ann", "Ben", "Cleo", "Dan", "Eva", "Finn", "Gus", "Hana"]
 _ITEMS = ["apple", "book", "coin", "pen", "shell", "stamp", "card", "marble"]
 
 
+_GAIN = "{name} has {a} {item}s and gets {b} more. How many {item}s does {name} have now?"
+_LOSS = "{name} has {a} {item}s and gives away {b}. How many {item}s are left?"
+
+
+def _one_step(rng: random.Random, names: list[str], items: list[str], gains: list[str], losses: list[str]) -> dict:
+    """A one-step problem over single digits, a + b worded by one of `gains` or a - b by one of
+    `losses` (a template is drawn only where there are several, so one template keeps the stream)."""
+    name, item = rng.choice(names), rng.choice(items)
+    a, b = rng.randint(0, 9), rng.randint(0, 9)
+    if rng.random() < 0.5:
+        template, answer = (gains[0] if len(gains) == 1 else rng.choice(gains)), a + b
+    else:
+        a, b = max(a, b), min(a, b)
+        template, answer = (losses[0] if len(losses) == 1 else rng.choice(losses)), a - b
+    return {"question": template.format(name=name, item=item, a=a, b=b), "answer": str(answer)}
+
+
 @register_generator("arithmetic")
 def arithmetic(rng: random.Random) -> dict:
     """One-step word problem with single-digit operands; the answer is a number (GSM8K-style)."""
-    name, item = rng.choice(_NAMES), rng.choice(_ITEMS)
-    a, b = rng.randint(0, 9), rng.randint(0, 9)
-    if rng.random() < 0.5:
-        question = f"{name} has {a} {item}s and gets {b} more. How many {item}s does {name} have now?"
-        answer = a + b
-    else:
-        a, b = max(a, b), min(a, b)
-        question = f"{name} has {a} {item}s and gives away {b}. How many {item}s are left?"
-        answer = a - b
-    return {"question": question, "answer": str(answer)}
+    return _one_step(rng, _NAMES, _ITEMS, [_GAIN], [_LOSS])
 
 
 _CATEGORIES = {
@@ -138,6 +146,54 @@ def reverse(rng: random.Random) -> dict:
     """Off-target data: spell a made-up word backwards."""
     word = "".join(rng.choice(["ka", "lo", "mi", "ra", "ven", "dor", "sa", "tu"]) for _ in range(rng.randint(2, 3)))
     return {"question": f"What is {word} spelled backwards?", "answer": word[::-1]}
+
+
+# Other entities for the same problems: a second source of `arithmetic` that shares no prompt with it.
+_OTHER_NAMES = ["Ivy", "Jon", "Kai", "Lena", "Milo", "Nora", "Owen", "Pia"]
+_OTHER_ITEMS = ["cup", "nut", "ball", "key", "ring", "bead", "rock", "bell"]
+
+
+@register_generator("arithmetic_more")
+def arithmetic_more(rng: random.Random) -> dict:
+    """A near-duplicate of `arithmetic` (a redundant copy): its very templates, other names and items,
+    so it never holds an `arith` prompt."""
+    return _one_step(rng, _OTHER_NAMES, _OTHER_ITEMS, [_GAIN], [_LOSS])
+
+
+@register_generator("arithmetic_worded")
+def arithmetic_worded(rng: random.Random) -> dict:
+    """The `arithmetic` problems worded otherwise (a paraphrased copy): the same skill and entities,
+    none of its templates, so it never holds an `arith` prompt."""
+    return _one_step(rng, _NAMES, _ITEMS,
+                     ["There are {a} {item}s in {name}'s bag and {name} puts in {b} more. How many {item}s are in the bag?",
+                      "{name} found {a} {item}s, then {b} more. How many {item}s did {name} find in total?"],
+                     ["{name} had {a} {item}s and lost {b} of them. How many {item}s does {name} still have?",
+                      "Of {a} {item}s, {name} sold {b}. How many {item}s remain?"])
+
+
+def _partly_updated_capitals() -> dict[str, str]:
+    """Another edition of the knowledge base: one country in three has the stale edition's capital,
+    the other two the true one."""
+    return {country: _STALE[country] if i % 3 == 0 else capital for i, (country, capital) in enumerate(_WORLD)}
+
+
+_PARTLY = _partly_updated_capitals()
+
+
+@register_generator("facts_partial")
+def facts_partial(rng: random.Random) -> dict:
+    """The `facts` questions from an edition where one capital in three is wrong (data of mixed value)."""
+    row = facts(rng)
+    country = next(c for c, capital in _WORLD if capital == row["answer"])
+    answer = _PARTLY[country]
+    return {**row, "answer": answer, "aliases": [answer, f"{answer} city"]}
+
+
+@register_generator("quiz")
+def quiz(rng: random.Random) -> dict:
+    """A quiz bundle: half `facts` questions answered truly, half `arithmetic` with swapped operations
+    (`arithmetic_noisy`); data that helps one skill and hurts another."""
+    return facts(rng) if rng.random() < 0.5 else arithmetic_noisy(rng)
 
 
 SOURCES.add("synthetic", Source("synthetic:<generator>", lambda ref, spec, split, n, seed: generate(ref, split, n, seed),
