@@ -19,8 +19,9 @@ ITERATION_REPLIES = {
     1: ("sft", {"model": "spec_arith", "dataset": "all", "learning_rate": "0.003"}),
     2: ("ties", {"model_a": "m1", "model_b": "spec_facts", "weight": "0.5", "density": "0.5"}),
     3: ("sft", {"model": "base", "dataset": "arith", "learning_rate": "0.003"}),  # = spec_arith: cached
-    4: ("ties", {"model_a": "m1", "model_b": "m2", "weight": "0.5", "density": "0.5"}),
-    5: ("sft", {"model": "m4", "dataset": "facts", "learning_rate": "0.003"}),
+    # the demo's fast models all score 0: each action gains nothing, so its kind is not offered on its model again
+    4: ("sft", {"model": "m2", "dataset": "facts", "learning_rate": "0.003"}),
+    5: ("ties", {"model_a": "m4", "model_b": "spec_choice", "weight": "0.5", "density": "0.5"}),
 }
 
 
@@ -121,7 +122,8 @@ def test_three_iterations_then_resume_to_five(tracking_uri, agent, fake_openai):
     assert [int(r.data.tags["lamdagent.iteration"]) for r in actions] == [1, 2, 3, 4, 5]
     assert len([r for r in runs if r.data.tags["lamdagent.kind"] == "seed"]) == 4  # seeds not rebuilt
     assert "Lessons: iteration 3 done." in fake_openai.prompts()[0]  # iteration 4's first prompt
-    assert actions[3].data.tags["lamdagent.pipeline"] == f"ties({m1['lamdagent.pipeline']}, {m2['lamdagent.pipeline']})"
+    assert actions[3].data.tags["lamdagent.pipeline"] == f"sft({m2['lamdagent.pipeline']}, facts)"
+    assert actions[4].data.tags["lamdagent.pipeline"] == f"ties(sft({m2['lamdagent.pipeline']}, facts), spec_choice)"
     assert client.get_run(run_id).data.metrics["best.val.score"] == max(r.score for r in records if r.score is not None)
     history = client.get_metric_history(run_id, "best.val.score")
     assert sorted(m.step for m in history) == [1, 2, 3, 4, 5]

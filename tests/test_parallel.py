@@ -62,8 +62,9 @@ def test_a_round_never_holds_the_same_action_twice(tracking_uri):
     """One valid action at first (sft of the base on arith): the round's second pick has nothing left,
     so the round holds one action instead of a duplicate."""
     run_id, _, _ = explore([*RANDOM, "iterations=2", "execution.parallel=2", "actions=[sft]", "datasets=[arith]"])
-    actions = actions_of(run_id)
-    assert [r.data.tags["lamdagent.pipeline"] for r in actions] == ["sft(base, arith)", "sft(sft(base, arith), arith)"]
+    pipelines = [r.data.tags["lamdagent.pipeline"] for r in actions_of(run_id)]
+    assert pipelines[0] == "sft(base, arith)" and len(set(pipelines)) == len(pipelines)
+    assert pipelines[1:] in ([], ["sft(sft(base, arith), arith)"])  # none when m1 gained nothing (its kind is then blocked on it)
 
 
 def test_the_agent_sees_the_round_in_flight(tracking_uri, fake_openai, monkeypatch):

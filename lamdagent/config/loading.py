@@ -83,6 +83,9 @@ def load_config(study: str, overrides: list[str] | None = None, base: dict | Non
         config = OmegaConf.to_object(merged)
     except OmegaConfBaseException as err:
         raise _one_line(err, schema) from None
+    if config.seed_models is None:
+        offers_all = "sft" in config.actions and (not config.datasets or "all" in config.datasets)
+        config.seed_models = ["all"] if offers_all else []
     validate(config)
     return config
 

@@ -207,8 +207,9 @@ class _StudyBase:
     training_data: dict[str, TrainingDataConfig] = field(default_factory=dict)  # more datasets, by name
     preference_datasets: list[str] = field(default_factory=list)  # for dpo: task names, all, json:<path>, hf:<id>
     specialists: bool = True  # train one specialist per task from the base as initial objects
-    # the practitioner's defaults as initial objects too: the base fine-tuned on each named dataset at the default settings (ft_<dataset>)
-    seed_models: list[str] = field(default_factory=lambda: ["all"])
+    # the practitioner's defaults as initial objects too: the base fine-tuned on each named dataset at the default
+    # settings (ft_<dataset>); None: ["all"] when the study fine-tunes and offers `all`, else none
+    seed_models: list[str] | None = None
     actions: list[str] = field(default_factory=lambda: ["sft", "ties"])
     repeat_actions: bool = False  # offer actions this exploration already computed (reused from cache)
     max_consecutive_failures: int = 5  # stop the exploration cleanly after this many failed actions

@@ -28,7 +28,7 @@ BAD = [
     (["explore", "training_data={x: {source: ftp:data}}"], "training_data.x.source must be hf:<id> or json:<path>"),
     (["explore", "task_weights={gsm8k: 1}"], "task_weights names 'gsm8k'"),
     (["explore", "data.val_size=0"], "data.val_size must be > 0"),
-    (["explore", "agent.policy=bayes"], "agent.policy must be one of ['greedy', 'guided', 'llm', 'optuna', 'random'], got 'bayes'"),
+    (["explore", "agent.policy=bayes"], "agent.policy must be one of ['greedy', 'guided', 'hybrid', 'llm', 'optuna', 'random'], got 'bayes'"),
     (["explore", "agent.temperature=-1"], "agent.temperature must be >= 0"),
     (["explore", "agent.backend=claude"], "agent.backend must be one of ['local', 'openai'], got 'claude'"),
     (["explore", "execution.executor=dask"], "execution.executor must be one of ['local', 'ray'], got 'dask'"),
