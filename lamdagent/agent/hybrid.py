@@ -46,7 +46,7 @@ class HybridPolicy(AdvisedGreedy):
         action = self.llm.objects(space, journal, iteration, chosen, decision, rng)
         reason = next((t.get("free", {}).get("reason", "") for t in reversed(decision.transcript) if t["step"] == "override"), "")
         refusal = "its objects could not be written validly" if len(decision.fallbacks) > fallbacks else self.refusal(action, journal)
-        decision.transcript.append({"step": "verdict", "messages": [], "reply": None, "problem": refusal, "override": str(action),
+        decision.transcript.append({"step": "verdict", "messages": [], "reply": None, "problem": refusal, "proposal": str(proposal), "override": str(action),
                                     "reason": reason})
         if refusal:
             decision.origin = REFUSED

@@ -1,0 +1,80 @@
+"""Which decisions the LLM changed: for each exploration of a `compare-policies` run, every action with
+who chose it (hybrid: accepted, override, refused; other policies: the policy), what it made and how
+it scored against its best input, and for an override or a refusal the search's proposal and the
+LLM's reason. Read from the tracking server; prints a Markdown table per exploration and a summary.
+
+    python analysis/agent_decisions.py <compare-policies run id> [--policies hybrid,guided] [--out decisions.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from pathlib import Path
+
+from lamdagent.tracking import Tracker
+
+
+def _verdict(tracker: Tracker, run_id: str) -> dict:
+    """The hybrid's verdict step of the decision transcript ({} when the LLM accepted or had no say)."""
+    try:
+        transcript = tracker.load_json(run_id, "agent/decision.json")
+    except Exception:  # an action without a transcript (a policy with no LLM)
+        return {}
+    return next((step for step in transcript if step.get("step") == "verdict"), {})
+
+
+def decisions(comparison_id: str, policies: list[str] | None = None) -> list[tuple[str, int, list[dict]]]:
+    """(policy, seed, rows) per exploration of the comparison, in run order."""
+    tracker = Tracker()
+    experiment_id = tracker.run(comparison_id).info.experiment_id
+    explorations = tracker.search_runs(experiment_id, f"tags.`lamdagent.comparison` = '{comparison_id}'")
+    out = []
+    for run in sorted(explorations, key=lambda r: r.info.start_time):
+        policy = run.data.tags.get("lamdagent.baseline", "").removeprefix("compare:")
+        if policies and policy not in policies:
+            continue
+        records = tracker.children(run.info.run_id, experiment_id)
+        score_of = {r.run_id: r.score for r in records}
+        rows = []
+        for record in sorted((r for r in records if r.kind == "action"), key=lambda r: r.iteration):
+            best_input = max((score_of.get(i) for i in record.inputs if score_of.get(i) is not None), default=None)
+            verdict = _verdict(tracker, record.run_id) if record.origin in ("override", "refused") else {}
+            rows.append({"iteration": record.iteration, "origin": record.origin or policy, "pipeline": record.pipeline,
+                         "score": record.score, "gain": None if record.score is None or best_input is None else record.score - best_input,
+                         "proposal": verdict.get("proposal", ""), "override": verdict.get("override", ""),
+                         "reason": verdict.get("reason", ""), "refusal": verdict.get("problem", "")})
+        out.append((policy, int(run.data.tags.get("lamdagent.policy_seed", 0)), rows))
+    return out
+
+
+def markdown(explorations: list[tuple[str, int, list[dict]]]) -> str:
+    lines, origins = [], Counter()
+    for policy, seed, rows in explorations:
+        lines += [f"### {policy}, seed {seed}", "", "| it | origin | model | val.score | gain over best input | proposal (if changed) | reason / refusal |",
+                  "|---|---|---|---|---|---|---|"]
+        for row in rows:
+            origins[(policy, row["origin"])] += 1
+            score = "failed" if row["score"] is None else f"{row['score']:.3f}"
+            gain = "" if row["gain"] is None else f"{row['gain']:+.3f}"
+            note = (row["refusal"] and f"refused: {row['refusal']} (override was {row['override']})") or row["reason"]
+            lines.append(f"| {row['iteration']} | {row['origin']} | `{row['pipeline']}` | {score} | {gain} | {row['proposal']} | {note} |")
+        lines.append("")
+    lines += ["| policy | origin | decisions |", "|---|---|---|"] + [f"| {p} | {o} | {n} |" for (p, o), n in sorted(origins.items())]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("comparison", help="the run id of a compare-policies run")
+    parser.add_argument("--policies", default="", help="comma-separated; default: every policy of the comparison")
+    parser.add_argument("--out", default="", help="also write the Markdown here")
+    args = parser.parse_args()
+    text = markdown(decisions(args.comparison, [p for p in args.policies.split(",") if p]))
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text)
+
+
+if __name__ == "__main__":
+    main()
