@@ -121,13 +121,18 @@ def _stale_capitals() -> dict[str, str]:
 _STALE = _stale_capitals()
 
 
+def _facts_from(edition: dict[str, str], rng: random.Random) -> dict:
+    """A `facts` question answered from another edition of the knowledge base (country -> capital)."""
+    row = facts(rng)
+    country = next(c for c, capital in _WORLD if capital == row["answer"])
+    answer = edition[country]
+    return {**row, "answer": answer, "aliases": [answer, f"{answer} city"]}
+
+
 @register_generator("facts_stale")
 def facts_stale(rng: random.Random) -> dict:
     """The `facts` questions answered from an outdated edition that contradicts the targets (harmful data)."""
-    row = facts(rng)
-    country = next(c for c, capital in _WORLD if capital == row["answer"])
-    stale = _STALE[country]
-    return {**row, "answer": stale, "aliases": [stale, f"{stale} city"]}
+    return _facts_from(_STALE, rng)
 
 
 @register_generator("arithmetic_noisy")
@@ -183,10 +188,7 @@ _PARTLY = _partly_updated_capitals()
 @register_generator("facts_partial")
 def facts_partial(rng: random.Random) -> dict:
     """The `facts` questions from an edition where one capital in three is wrong (data of mixed value)."""
-    row = facts(rng)
-    country = next(c for c, capital in _WORLD if capital == row["answer"])
-    answer = _PARTLY[country]
-    return {**row, "answer": answer, "aliases": [answer, f"{answer} city"]}
+    return _facts_from(_PARTLY, rng)
 
 
 @register_generator("quiz")
