@@ -41,7 +41,8 @@ def check(client: MlflowClient, exploration: str, resumed: bool = True) -> dict:
         if t["lamdagent.status"] != "failed":
             assert "val.score" in run.data.metrics and t["lamdagent.model_id"]
         memory = mlflow.artifacts.load_text(f"{run.info.artifact_uri}/agent/memory.txt")
-        assert memory.startswith(f"Lessons: iteration {t['lamdagent.iteration']} done"), memory
+        facts, lessons = memory.split("Lessons (the agent's own notes):\n")  # the tool's facts, then the LLM's own notes
+        assert facts.startswith("Facts (written by the tool") and lessons.startswith(f"Lessons: iteration {t['lamdagent.iteration']} done"), memory
         assert json.loads(mlflow.artifacts.load_text(f"{run.info.artifact_uri}/agent/decision.json"))
     seeds = [r for r in runs if r.data.tags["lamdagent.kind"] == "seed" and r.data.tags["lamdagent.status"] in FINISHED_STATUSES]
     assert len({r.data.tags["lamdagent.name"] for r in seeds}) == len(seeds)  # one finished run per seed
