@@ -40,7 +40,7 @@ def decisions(comparison_id: str, policies: list[str] | None = None) -> list[tup
         for record in sorted((r for r in records if r.kind == "action"), key=lambda r: r.iteration):
             best_input = max((score_of.get(i) for i in record.inputs if score_of.get(i) is not None), default=None)
             verdict = _verdict(tracker, record.run_id) if record.origin in ("override", "refused") else {}
-            rows.append({"iteration": record.iteration, "origin": record.origin or policy, "pipeline": record.pipeline,
+            rows.append({"iteration": record.iteration, "origin": record.origin or policy, "pipeline": record.pipeline, "status": record.status,
                          "score": record.score, "gain": None if record.score is None or best_input is None else record.score - best_input,
                          "proposal": verdict.get("proposal", ""), "override": verdict.get("override", ""),
                          "reason": verdict.get("reason", ""), "refusal": verdict.get("problem", "")})
@@ -55,7 +55,7 @@ def markdown(explorations: list[tuple[str, int, list[dict]]]) -> str:
                   "|---|---|---|---|---|---|---|"]
         for row in rows:
             origins[(policy, row["origin"])] += 1
-            score = "failed" if row["score"] is None else f"{row['score']:.3f}"
+            score = row["status"] if row["score"] is None else f"{row['score']:.3f}"
             gain = "" if row["gain"] is None else f"{row['gain']:+.3f}"
             note = (row["refusal"] and f"refused: {row['refusal']} (override was {row['override']})") or row["reason"]
             lines.append(f"| {row['iteration']} | {row['origin']} | `{row['pipeline']}` | {score} | {gain} | {row['proposal']} | {note} |")
