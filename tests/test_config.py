@@ -73,3 +73,19 @@ def test_redaction_hides_secret_values_but_keeps_variable_names():
     assert safe["agent"]["hf_token"] == "***" and safe["agent"]["memory_max_tokens"] == 96
     assert "sk-secret" not in str(flat_params(safe))
     assert flat_params(safe)["agent.api_key_env"] == "OPENAI_API_KEY"
+
+
+@pytest.mark.parametrize("overrides, seeds", [
+    ([], ["all"]),  # the practitioner's default wherever the study offers `all` and fine-tunes
+    (["datasets=[arith,facts]"], []),  # a study without `all` starts without it (and loads)
+    (["actions=[ties]"], []),  # nor without sft
+    (["seed_models=[arith]"], ["arith"]),  # what the user names
+    (["seed_models=[]"], []),
+])
+def test_seed_models_default_to_ft_all_only_where_the_study_offers_all(overrides, seeds):
+    assert load_config("mixed", overrides).seed_models == seeds
+
+
+def test_seed_models_naming_data_the_study_does_not_offer_is_one_line():
+    with pytest.raises(UserError, match="seed_models names 'all', which is not a dataset of this study"):
+        load_config("mixed", ["datasets=[arith,facts]", "seed_models=[all]"])
