@@ -16,12 +16,8 @@ from lamdagent.tracking import Tracker
 
 
 def _verdict(tracker: Tracker, run_id: str) -> dict:
-    """The hybrid's verdict step of the decision transcript ({} when the LLM accepted or had no say)."""
-    try:
-        transcript = tracker.load_json(run_id, "agent/decision.json")
-    except Exception:  # an action without a transcript (a policy with no LLM)
-        return {}
-    return next((step for step in transcript if step.get("step") == "verdict"), {})
+    """The hybrid's verdict step of an override's or a refusal's decision transcript (always logged)."""
+    return next((step for step in tracker.load_json(run_id, "agent/decision.json") if step.get("step") == "verdict"), {})
 
 
 def decisions(comparison_id: str, policies: list[str] | None = None) -> list[tuple[str, int, list[dict]]]:

@@ -46,6 +46,7 @@ def test_an_override_with_a_reason_is_taken_and_its_reason_kept(fake_openai):
     assert str(decision.action) == "ties(model_a=a, model_b=b, weight=0.5, density=0.5)" and decision.origin == "override"
     verdict = decision.transcript[-1]
     assert verdict["step"] == "verdict" and verdict["problem"] == "" and verdict["reason"] == "a is strong on arith, b on facts"
+    assert verdict["proposal"] == str(GreedyPolicy(0).select(space, journal, 1).action) != verdict["override"]  # what the LLM replaced
 
 
 def test_an_invalid_reply_falls_back_to_the_proposal_not_to_chance(fake_openai):
