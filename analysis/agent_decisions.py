@@ -12,6 +12,7 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
+from lamdagent.errors import UserError
 from lamdagent.tracking import Tracker
 
 
@@ -66,7 +67,10 @@ def main() -> None:
     parser.add_argument("--policies", default="", help="comma-separated; default: every policy of the comparison")
     parser.add_argument("--out", default="", help="also write the Markdown here")
     args = parser.parse_args()
-    text = markdown(decisions(args.comparison, [p for p in args.policies.split(",") if p]))
+    try:
+        text = markdown(decisions(args.comparison, [p for p in args.policies.split(",") if p]))
+    except UserError as err:  # e.g. no such run in the store: one line
+        raise SystemExit(f"error: {err}") from None
     print(text)
     if args.out:
         Path(args.out).write_text(text)
