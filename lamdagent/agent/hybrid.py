@@ -10,6 +10,7 @@ most a few decisions against the search alone, and a capable one can do better."
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import statistics
 
@@ -45,6 +46,8 @@ class HybridPolicy(AdvisedGreedy):
         fallbacks = len(decision.fallbacks)
         action = self.llm.objects(space, journal, iteration, chosen, decision, rng)
         reason = next((t.get("free", {}).get("reason", "") for t in reversed(decision.transcript) if t["step"] == "override"), "")
+        if len(decision.fallbacks) > fallbacks:  # the random objects are discarded: say what is taken instead
+            decision.fallbacks[fallbacks:] = [dataclasses.replace(f, took=f"the search's proposal {proposal}") for f in decision.fallbacks[fallbacks:]]
         refusal = "its objects could not be written validly" if len(decision.fallbacks) > fallbacks else self.refusal(action, journal)
         decision.transcript.append({"step": "verdict", "messages": [], "reply": None, "problem": refusal, "proposal": str(proposal), "override": str(action),
                                     "reason": reason})

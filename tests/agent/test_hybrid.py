@@ -57,6 +57,17 @@ def test_an_invalid_reply_falls_back_to_the_proposal_not_to_chance(fake_openai):
     assert [str(f) for f in decision.fallbacks] == ['override: no valid reply (2 attempts; the reply holds no JSON object); chose {"decision": "accept"}']
 
 
+def test_an_override_whose_objects_are_invalid_is_refused_and_says_it_took_the_proposal(fake_openai):
+    journal, space = _world()
+    fake_openai.script = ['{"decision": "sft", "reason": "try it"}'] + ['{"model": "nobody", "dataset": "arith"}'] * 2
+    decision = _hybrid(fake_openai).select(space, journal, 1)
+    proposal = str(GreedyPolicy(0).select(space, journal, 1).action)
+    assert str(decision.action) == proposal and decision.origin == "refused"
+    assert decision.transcript[-1]["problem"] == "its objects could not be written validly"
+    (fallback,) = decision.fallbacks
+    assert fallback.step == "objects" and str(fallback).endswith(f"chose the search's proposal {proposal}")  # not "at random"
+
+
 def test_an_override_that_extends_a_no_gain_model_or_uses_harmful_data_is_refused(fake_openai):
     journal, space = _world()
     merge = space.find("ties", {"model_a": "a", "model_b": "b", "weight": "0.5", "density": "0.5"})

@@ -1,0 +1,70 @@
+"""analysis/agent_decisions.py on a real store: a short compare-policies run of the hybrid against a
+local HTTP endpoint that overrides the search's first proposal with a reason and accepts the rest;
+the report names who chose each action, the proposal the LLM replaced and its reason."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from tests.conftest import FAST
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "analysis"))
+import agent_decisions  # noqa: E402
+
+
+def _overrides_once(request: dict) -> str:
+    """The first verdict overrides with a fine-tune and a reason; later verdicts accept; objects take
+    each slot's last value (sft(spec_arith, facts) here); a memory request gets a short text."""
+    response_format = request.get("response_format")
+    if not response_format:
+        return "Lessons: the merge did not help.\nNext: fine-tune."
+    properties = response_format["json_schema"]["schema"]["properties"]
+    if "decision" in properties:
+        verdicts = sum("proposes this next action" in r["messages"][-1]["content"] for r in _overrides_once.requests)
+        if verdicts == 1:  # this request is the first verdict
+            return json.dumps({"decision": "sft", "reason": "the specialist is worth refining"})
+        return json.dumps({"decision": "accept"})
+    return json.dumps({key: spec["enum"][-1] for key, spec in properties.items() if "enum" in spec})
+
+
+@pytest.mark.slow
+def test_the_report_names_the_origin_proposal_and_reason_of_each_decision(tracking_uri, tmp_path, fake_openai):
+    from lamdagent.cli import main
+
+    _overrides_once.requests = fake_openai.requests
+    fake_openai.default = _overrides_once
+    out = tmp_path / "compare"
+    argv = ["compare-policies", "--study", "demo", "--policies", "hybrid", "--seeds", "1", "--budget", "2", "--no-baselines", "--out", str(out),
+            *FAST, "tasks=[arith]", "datasets=[arith,facts]", "data.test_size=20", "agent.backend=openai", "agent.model=fake-model",
+            f"agent.base_url={fake_openai.base_url}", "agent.api_key_env=FAKE_KEY"]
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("FAKE_KEY", "sk-test")
+        assert main(argv) == 0
+    client = mlflow.MlflowClient()
+    experiment = client.get_experiment_by_name("lamdagent/demo").experiment_id
+    (group,) = client.search_runs([experiment], "tags.`lamdagent.kind` = 'comparison'")
+    comparison_id = group.info.run_id
+
+    ((policy, seed, rows),) = agent_decisions.decisions(comparison_id)
+    assert (policy, seed) == ("hybrid", 0) and [r["iteration"] for r in rows] == [1, 2]
+    first, second = rows
+    assert (first["origin"], second["origin"]) == ("override", "accepted")
+    assert first["proposal"] and first["proposal"] != first["override"]  # the search's proposal the LLM replaced
+    assert first["reason"] == "the specialist is worth refining" and not first["refusal"]
+    assert first["pipeline"] == "sft(spec_arith, facts)" and first["override"].startswith("sft(model=spec_arith, dataset=facts")
+    assert second["proposal"] == second["reason"] == ""  # an accepted proposal has nothing to explain
+    assert all(r["score"] is not None and r["gain"] is not None for r in rows)
+    text = agent_decisions.markdown(agent_decisions.decisions(comparison_id))
+    assert "### hybrid, seed 0" in text and f"| hybrid | {first['origin']} | 1 |" in text and "| hybrid | accepted | 1 |" in text
+
+    unknown = subprocess.run([sys.executable, str(ROOT / "analysis" / "agent_decisions.py"), "0" * 32], capture_output=True, text=True,
+                             env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri})
+    assert unknown.returncode == 1 and len(unknown.stderr.strip().splitlines()) == 1 and unknown.stderr.startswith("error: ")
