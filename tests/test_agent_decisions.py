@@ -36,6 +36,7 @@ def _overrides_once(request: dict) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.ci  # the analysis script the README cites for which decisions the LLM changed
 def test_the_report_names_the_origin_proposal_and_reason_of_each_decision(tracking_uri, tmp_path, fake_openai):
     from lamdagent.cli import main
 
