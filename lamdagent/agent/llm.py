@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 import random
+import socket
 import time
+import urllib.parse
 from typing import Callable, Protocol
+
+from rich.console import Console
 
 from lamdagent.errors import UserError
 from lamdagent.registry import Registry
@@ -102,16 +106,35 @@ class OpenAIChatModel:
                 self.structured_form = STRUCTURED_FORMS[STRUCTURED_FORMS.index(refused) + 1]
                 self.negotiation.append(f"{refused} refused ({refusal}); now {self.structured_form}")
 
+    PROBE_SECONDS = 10.0  # the start-up check's own timeout
+
     def check_reachable(self) -> None:
-        """A one-line UserError if the endpoint cannot be reached at all (any HTTP answer will do)."""
+        """A one-line UserError if the endpoint cannot be reached at all (any HTTP answer will do). A
+        server that took the connection but did not answer in time is busy, not absent (a local
+        one-request-at-a-time server serving another exploration): said on the console, and the run goes on."""
         import openai
 
         try:
-            self._client.with_options(max_retries=0, timeout=10).models.list()
+            self._client.with_options(max_retries=0, timeout=self.PROBE_SECONDS).models.list()
+        except openai.APITimeoutError:
+            if not self._accepts_connections():
+                raise UserError(f"cannot reach the agent's endpoint {self._client.base_url} (no connection within {self.PROBE_SECONDS:g} s); "
+                                "check agent.base_url") from None
+            Console(stderr=True).print(f"[yellow]agent endpoint {self._client.base_url}: connected, but no answer within {self.PROBE_SECONDS:g} s "
+                                       f"(busy with another client?); going on: each request waits up to agent.request_timeout={self.timeout:g} s")
         except openai.APIConnectionError:
             raise UserError(f"cannot reach the agent's endpoint {self._client.base_url}; check agent.base_url") from None
         except openai.APIError:
             pass  # it answered: some servers have no /models
+
+    def _accepts_connections(self) -> bool:
+        """Whether the endpoint's host takes a TCP connection within the probe's timeout."""
+        url = urllib.parse.urlsplit(str(self._client.base_url))
+        try:
+            socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout=self.PROBE_SECONDS).close()
+        except OSError:
+            return False
+        return True
 
     def _delay(self, attempt: int, err) -> float:
         delay = min(self.max_backoff, self.backoff * 2**attempt)

@@ -239,3 +239,23 @@ def test_the_tools_facts_survive_a_nonsense_rewrite(fake_openai):
     memory = memory_text(journal, lessons)
     assert memory.startswith(FACTS) and "Best: m3 = " in memory and "- m3 = ties(a, b):" in memory and memory.endswith(lessons)
     assert "Best: m3 = " in fake_openai.prompts()[0]  # the facts are in the rewrite's prompt, apart from the old notes
+
+
+def test_a_busy_endpoint_at_start_is_said_and_not_taken_for_an_absent_one(monkeypatch, capsys):
+    """A local server serving another exploration takes the connection and answers later: the start-up
+    check says so on the console and goes on; no listener at all stays a one-line error."""
+    import socket
+
+    from lamdagent.agent.llm import OpenAIChatModel
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setattr(OpenAIChatModel, "PROBE_SECONDS", 0.5)
+    with socket.socket() as busy:  # the kernel completes the handshake; nobody ever answers
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(8)
+        url = f"http://127.0.0.1:{busy.getsockname()[1]}/v1"
+        cfg = load_config("demo", ["agent.backend=openai", "agent.model=x", f"agent.base_url={url}", "agent.request_timeout=300"])
+        assert CHAT_BACKENDS[cfg.agent.backend](cfg.agent).name == "x"
+    said = " ".join(capsys.readouterr().err.split())
+    assert f"agent endpoint {url}/: connected, but no answer within 0.5 s (busy with another client?)" in said
+    assert "each request waits up to agent.request_timeout=300 s" in said
