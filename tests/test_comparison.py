@@ -74,6 +74,14 @@ def test_a_short_comparison_logs_explorations_and_writes_its_files(tracking_uri,
     # no UI serves the store: the command that serves the study's links (the store is the working folder's default)
     assert "MLflow UI: `lamdagent ui --study demo` serves the study's models ranked by val.score" in " ".join(out.split())
 
+    # seeds added to it later: --first-seed 2 runs seed 2 only
+    argv[argv.index("random,greedy")], argv[argv.index("--seeds") + 1] = "greedy", "1"
+    assert main([*argv, "--first-seed", "2"]) == 0
+    summary = json.loads((tmp_path / "compare" / "comparison.json").read_text())
+    assert [(s["policy"], s["seed"]) for s in summary["searches"]] == [("greedy", 2)]
+    (added,) = client.search_runs([experiment], "tags.`lamdagent.policy_seed` = '2'")
+    assert added.data.params["agent.seed"] == added.data.params["train_seed"] == "2"
+
 
 @pytest.mark.slow
 def test_baselines_run_on_the_same_seeds_and_equal_compute_takes_the_grids_compute(tracking_uri, tmp_path):

@@ -88,6 +88,8 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--policies", default="all", help="comma-separated registered policies (default: all of them)")
     compare.add_argument("--seeds", type=int, default=3,
                          help="explorations per policy: seed s sets agent.seed=s and train_seed=s (the policy's and the training's randomness)")
+    compare.add_argument("--first-seed", type=int, default=0,
+                         help="the first seed (default 0): seeds N..N+SEEDS-1, e.g. to add seeds to an earlier comparison (its actions are reused)")
     compare.add_argument("--budget", type=int, default=None, help="iterations of each exploration (default 10, unbounded under a compute budget)")
     compare.add_argument("--budget-seconds", type=float, default=None, help="compute budget of each exploration (budget.seconds)")
     compare.add_argument("--equal-compute", action="store_true", help="the compute budget is the full fine-tuning grid's own compute")

@@ -141,31 +141,34 @@ def iterations_to_reach(search: Search, target: float) -> int | None:
 
 
 def compare(study_name: str, overrides: list[str], policies: list[str], seeds: int, budget: int | None, tracker: Tracker, display: Display,
-            out_dir: Path, with_baselines: bool = True, budget_seconds: float | None = None, equal_compute: bool = False) -> Comparison:
-    """Run `seeds` explorations per policy at one budget (`budget` iterations, or `budget_seconds` of
-    compute, or with `equal_compute` the full fine-tuning grid's compute), then score every top-1 model
-    and the baselines on the test split; write the figures and the table into `out_dir`."""
+            out_dir: Path, with_baselines: bool = True, budget_seconds: float | None = None, equal_compute: bool = False,
+            first_seed: int = 0) -> Comparison:
+    """Run `seeds` explorations per policy (seeds `first_seed` on) at one budget (`budget` iterations,
+    or `budget_seconds` of compute, or with `equal_compute` the full fine-tuning grid's compute), then
+    score every top-1 model and the baselines on the test split; write the figures and the table into `out_dir`."""
     for policy in policies:
         POLICIES.check(policy, "--policies")
-    if seeds < 1 or (budget is not None and budget < 1) or (budget_seconds is not None and budget_seconds <= 0):
-        raise UserError(f"--seeds and --budget must be >= 1 and --budget-seconds > 0, got {seeds}, {budget} and {budget_seconds}")
+    if seeds < 1 or first_seed < 0 or (budget is not None and budget < 1) or (budget_seconds is not None and budget_seconds <= 0):
+        raise UserError(f"--seeds and --budget must be >= 1, --first-seed >= 0 and --budget-seconds > 0, got {seeds}, {budget}, {first_seed} "
+                        f"and {budget_seconds}")
+    seed_range = range(first_seed, first_seed + seeds)
     if equal_compute and not with_baselines:
         raise UserError("--equal-compute takes the full fine-tuning grid's compute as the budget: it needs the baselines (drop --no-baselines)")
     cfg = config_mod.load_config(study_name, overrides)  # bad input is one line, before any compute
     experiment_id = tracker.experiment(cfg.name)
     plain = config_mod.redacted(config_mod.to_dict(cfg))
-    group = tracker.start_exploration(experiment_id, cfg.name, plain, {"policies": ",".join(policies), "seeds": str(seeds), "budget": str(budget),
-                                                                        "budget_seconds": str(budget_seconds), "equal_compute": str(equal_compute)},
-                                      run_name="compare-policies", kind=Kind.COMPARISON)
+    params = {"policies": ",".join(policies), "seeds": str(seeds), "first_seed": str(first_seed), "budget": str(budget),
+              "budget_seconds": str(budget_seconds), "equal_compute": str(equal_compute)}
+    group = tracker.start_exploration(experiment_id, cfg.name, plain, params, run_name="compare-policies", kind=Kind.COMPARISON)
     try:
-        baselines = _baselines(study_name, overrides, seeds, tracker, display, experiment_id) if with_baselines else []
+        baselines = _baselines(study_name, overrides, seed_range, tracker, display, experiment_id) if with_baselines else []
         if equal_compute:
             budget_seconds = baselines[0].compute_seconds
             display.log(f"equal compute: every exploration gets the full fine-tuning grid's {budget_seconds:.0f} s (budget.seconds)")
         iterations = budget if budget is not None else (10_000 if budget_seconds is not None else 10)
         searches = []
         for policy in policies:
-            for seed in range(seeds):
+            for seed in seed_range:
                 display.log(f"[bold]{policy}[/], seed {seed}: an exploration of " + (f"{budget_seconds:.0f} s of compute" if budget_seconds
                                                                                      else f"{iterations} iterations"))
                 extra = [f"iterations={iterations}", f"agent.policy={policy}", f"agent.seed={seed}", f"train_seed={seed}",
@@ -189,8 +192,8 @@ def compare(study_name: str, overrides: list[str], policies: list[str], seeds: i
     return result
 
 
-def _baselines(study_name: str, overrides: list[str], seeds: int, tracker: Tracker, display: Display, experiment_id: str) -> list[Baseline]:
-    """Full fine-tuning on the benchmark's seeds (its grid tuned at the first, the chosen setting trained
+def _baselines(study_name: str, overrides: list[str], seeds: range, tracker: Tracker, display: Display, experiment_id: str) -> list[Baseline]:
+    """Full fine-tuning on the benchmark's seeds (its grid tuned at seed 0, the chosen setting trained
     again at the others), the TIES grid and the best specialist (models of the world: no seeds)."""
     group = run_baselines(study_name, overrides, tracker, display, ["base", "specialists", "full", "ties_grid"])
     trials = full_trials(tracker, group, experiment_id)
@@ -198,8 +201,8 @@ def _baselines(study_name: str, overrides: list[str], seeds: int, tracker: Track
     found = []
     if chosen is not None:
         rate, epochs = chosen.action["learning_rate"], chosen.settings.get("epochs")
-        full = Baseline("fully fine-tuned (tuned grid)", [chosen], sum(t.compute_seconds or 0.0 for t in trials))
-        for seed in range(1, seeds):
+        full = Baseline("fully fine-tuned (tuned grid)", [chosen] if 0 in seeds else [], sum(t.compute_seconds or 0.0 for t in trials))
+        for seed in (s for s in seeds if s != 0):
             display.log(f"full fine-tuning's chosen setting (learning rate {rate}, {epochs:g} epochs) at train_seed {seed}")
             again = run_baselines(study_name, [*overrides, f"train_seed={seed}", f"sft.learning_rate=[{rate}]", f"sft.epochs={epochs}",
                                                "seed_models=[]"], tracker, display, ["full"], full_factors=(1.0,))

@@ -41,6 +41,7 @@ BAD = [
     (["explore", "base_model=/no/such/model"], "neither an existing folder"),
     (["explore", "iterations"], "override 'iterations' is not key=value"),
     (["explore", "--resume", "latest", "--study", "nosuchstudy"], "no exploration of study 'nosuchstudy'"),
+    (["compare-policies", "--first-seed", "-1"], "--first-seed >= 0"),
     (["gc", "--study", "demo", "--keep-top-k", "0"], "--keep-top-k must be >= 1"),
     (["gc", "--study", "nosuchstudy", "--keep-top-k", "2"], "no study 'nosuchstudy'"),
 ]
