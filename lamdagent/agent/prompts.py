@@ -88,11 +88,13 @@ def objects_prompt(journal: Journal, iteration: int, space: ActionSpace, type_na
     if fixed:
         lines.append(f"(fixed by the study, not yours to choose: {', '.join(fixed)})")
     reply = "{" + ", ".join(f'"{s.name}": "<{s.kind}>"' for s in action_type.slots if s.name in chosen) + "}"
+    made = [f"{e.model.name if e.model else 'm' + str(e.iteration)} = {e.label}" for e in journal.entries if e.action_type == type_name]
     return template("objects").substitute(
         _common(journal, iteration, space),
         action_type=type_name,
         action_description=action_type.description,
         slots="\n".join(lines),
+        made=("Already made with this type (a repeat is not a valid choice): " + "; ".join(made)) if made else "",
         reply_format=reply,
     )
 

@@ -73,13 +73,14 @@ def test_choose_follows_an_obvious_prompt(agent):
 def test_choose_is_deterministic(agent, cache_root):
     messages = ask("Pick two different models to merge and a merge method.")
     assert agent.choose(messages, MERGE_OPTIONS) == agent.choose(messages, MERGE_OPTIONS)
-    # Sampling is seeded by `seed` and the call count: a fresh model with the same seed repeats it.
-    runs = []
-    for _ in range(2):
-        sampler = LocalChatModel(cache_dir=cache_root, seed=7)
-        runs.append([sampler.choose(messages, MERGE_OPTIONS, temperature=3.0) for _ in range(4)])
-    assert runs[0] == runs[1]
-    assert len(set(runs[0])) > 1  # and successive calls do sample
+    # Sampling is seeded by `seed` and the request itself: a re-asked request (a resumed exploration)
+    # gets the same reply, from this model or a fresh one; other requests and other seeds do sample.
+    sampler = LocalChatModel(cache_dir=cache_root, seed=7)
+    first = [sampler.choose(ask(f"Pick two models to merge (attempt {i})."), MERGE_OPTIONS, temperature=3.0) for i in range(6)]
+    again = LocalChatModel(cache_dir=cache_root, seed=7)
+    assert [again.choose(ask(f"Pick two models to merge (attempt {i})."), MERGE_OPTIONS, temperature=3.0) for i in range(6)] == first
+    assert sampler.choose(ask("Pick two models to merge (attempt 0)."), MERGE_OPTIONS, temperature=3.0) == first[0]
+    assert len(set(first)) > 1  # different requests sample
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ from lamdagent.agent.search import GuidedPolicy
 from lamdagent.config import load_config
 from lamdagent.errors import UserError
 from lamdagent.journal import Cause, Entry
-from tests.journals import journal_of
+from tests.journals import journal_of, made
 from tests.test_space import _model, _space
 
 OPTIONS = [{"model": "a", "dataset": "all"}, {"model": "b", "dataset": "all"}]
@@ -259,3 +259,17 @@ def test_a_busy_endpoint_at_start_is_said_and_not_taken_for_an_absent_one(monkey
     said = " ".join(capsys.readouterr().err.split())
     assert f"agent endpoint {url}/: connected, but no answer within 0.5 s (busy with another client?)" in said
     assert "each request waits up to agent.request_timeout=300 s" in said
+
+
+def test_the_objects_prompt_lists_what_was_already_made_with_that_type(fake_openai):
+    """A 1.5B agent re-chose an already-made merge four times in eight decisions (each a random fallback):
+    the objects step now lists the type's earlier actions as not valid choices."""
+    space = _space([_model("base"), _model("a"), _model("b")])
+    journal = _journal(space)
+    made(journal, space.find("ties", {"model_a": "a", "model_b": "b", "weight": "0.5", "density": "0.5"}), "m1", 1.0, 1)
+    made(journal, next(iter(space.actions("sft"))), "m2", 1.0, 2)
+    fake_openai.script = ['{"action_type": "ties"}', '{"model_a": "b", "model_b": "a", "weight": "0.7"}']
+    _llm(fake_openai).select(_space(journal.models()), journal, 3)
+    objects_prompt = fake_openai.prompts()[1]
+    assert "Already made with this type (a repeat is not a valid choice): m1 = ties(model_a=a, model_b=b, weight=0.5, density=0.5)\n" in objects_prompt
+    assert "m2 =" not in objects_prompt.split("Already made")[1]  # only this type's
