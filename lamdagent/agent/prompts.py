@@ -88,7 +88,8 @@ def objects_prompt(journal: Journal, iteration: int, space: ActionSpace, type_na
     if fixed:
         lines.append(f"(fixed by the study, not yours to choose: {', '.join(fixed)})")
     reply = "{" + ", ".join(f'"{s.name}": "<{s.kind}>"' for s in action_type.slots if s.name in chosen) + "}"
-    made = [f"{e.model.name if e.model else 'm' + str(e.iteration)} = {e.label}" for e in journal.entries if e.action_type == type_name]
+    made = [f"{m.name} = {m.pipeline}" for m in journal.seeds if m.pipeline.startswith(f"{type_name}(")]  # e.g. ft_all = sft(base, all)
+    made += [f"{e.model.name} = {e.label}" if e.model else f"{e.label} (failed)" for e in journal.entries if e.action_type == type_name]
     return template("objects").substitute(
         _common(journal, iteration, space),
         action_type=type_name,

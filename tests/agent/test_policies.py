@@ -1,5 +1,6 @@
 """The contract every Policy passes, and the LLM policy against a real local HTTP endpoint."""
 
+import dataclasses
 
 import pytest
 
@@ -264,7 +265,7 @@ def test_a_busy_endpoint_at_start_is_said_and_not_taken_for_an_absent_one(monkey
 def test_the_objects_prompt_lists_what_was_already_made_with_that_type(fake_openai):
     """A 1.5B agent re-chose an already-made merge four times in eight decisions (each a random fallback):
     the objects step now lists the type's earlier actions as not valid choices."""
-    space = _space([_model("base"), _model("a"), _model("b")])
+    space = _space([_model("base"), _model("a"), dataclasses.replace(_model("b"), pipeline="sft(base, arith)")])  # b: an initial fine-tune
     journal = _journal(space)
     made(journal, space.find("ties", {"model_a": "a", "model_b": "b", "weight": "0.5", "density": "0.5"}), "m1", 1.0, 1)
     made(journal, next(iter(space.actions("sft"))), "m2", 1.0, 2)
@@ -273,3 +274,7 @@ def test_the_objects_prompt_lists_what_was_already_made_with_that_type(fake_open
     objects_prompt = fake_openai.prompts()[1]
     assert "Already made with this type (a repeat is not a valid choice): m1 = ties(model_a=a, model_b=b, weight=0.5, density=0.5)\n" in objects_prompt
     assert "m2 =" not in objects_prompt.split("Already made")[1]  # only this type's
+    fake_openai.script = ['{"action_type": "sft"}', '{"model": "a", "dataset": "arith", "learning_rate": "0.001"}']
+    _llm(fake_openai).select(_space(journal.models()), journal, 3)
+    assert ("Already made with this type (a repeat is not a valid choice): b = sft(base, arith); sft() (failed); "
+            "m2 = sft(model=base, dataset=arith, learning_rate=0.001)\n") in fake_openai.prompts()[3]  # an initial fine-tune, a failure, an action
