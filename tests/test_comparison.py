@@ -104,3 +104,20 @@ def test_baselines_run_on_the_same_seeds_and_equal_compute_takes_the_grids_compu
         assert search["compute_seconds"] >= summary["budget_seconds"] or len(search["best_so_far"]) > 1
     row = next(r for r in summary["rows"] if r["method"].startswith("fully fine-tuned"))
     assert row["95% CI"].startswith("[") and row["compute (s, mean)"] == pytest.approx(full["compute_seconds"])
+
+
+def test_held_out_weights_come_from_the_base_and_specialists_not_the_defaults(tracking_uri):
+    """w_t on the test split is the exploration's own: 1 / max r_t over the base and the specialists.
+    The practitioner's default `ft_all` (trained at each seed's train_seed) once entered it, so two
+    comparisons scored the same model 4.695 and 3.710 on test depending on which seed came first."""
+    from lamdagent.experiments.replay import reference_weights
+    from lamdagent.tracking import Status, Tracker
+
+    tracker = Tracker(tracking_uri)
+    experiment = tracker.experiment("unit")
+    parent = tracker.start_exploration(experiment, "unit", {}, {})
+    for name, arith, facts in (("base", 0.2, 0.1), ("spec_arith", 0.5, 0.0), ("spec_facts", 0.1, 0.4), ("ft_all", 0.8, 0.6)):
+        tracker.start_and_finish(parent, experiment, Kind.SEED, name, {}, {"val.arith": arith, "val.facts": facts}, Status.OK)
+    cfg = type("Cfg", (), {"tasks": ["arith", "facts"], "task_weights": {}})
+    assert reference_weights(tracker, parent, experiment, cfg) == pytest.approx({"arith": 1 / 0.5, "facts": 1 / 0.4})
+    assert reference_weights(tracker, "no-seeds-here", experiment, cfg) == pytest.approx({"arith": 2.0, "facts": 2.5})  # the study's, any exploration

@@ -11,6 +11,7 @@ from rich.table import Table
 from lamdagent.agent.policies import chat_policies
 from lamdagent.agent.prompts import action_type_prompt
 from lamdagent.exploration.executors import EXECUTORS
+from lamdagent.exploration.seeds import DEFAULTS_PREFIX
 from lamdagent.exploration.study import Study
 from lamdagent.journal import Journal
 from lamdagent.models.folders import BUILTIN_PREFIX
@@ -48,7 +49,8 @@ def dry_run(study: Study, console: Console) -> None:
     if cfg.specialists and "sft" in cfg.actions:
         seeds += [ModelObject(f"spec_{t.name}", "-", "-", fingerprint(t.name), f"sft(base, {t.name})", arch, parents=[base])
                   for t in study.tasks]
-    seeds += [ModelObject(f"ft_{name}", "-", "-", fingerprint("ft", name), f"sft(base, {name})", arch, parents=[base]) for name in cfg.seed_models]
+    seeds += [ModelObject(f"{DEFAULTS_PREFIX}{name}", "-", "-", fingerprint("ft", name), f"sft(base, {name})", arch, parents=[base])
+              for name in cfg.seed_models]
     space = study.space(seeds)
     table = Table(title=f"study {cfg.name}: the action space at iteration 1", header_style="bold")
     for column in ("action type", "slots", "valid actions"):

@@ -17,7 +17,7 @@ from lamdagent.console import Display
 from lamdagent.errors import UserError
 from lamdagent.evaluation.evaluator import task_weights
 from lamdagent.exploration.runner import Produced, Runner, Step
-from lamdagent.exploration.seeds import prepare_base
+from lamdagent.exploration.seeds import prepare_base, sets_weights
 from lamdagent.exploration.study import Study
 from lamdagent.space import ModelObject
 from lamdagent.space.lineage import walk
@@ -75,10 +75,11 @@ def source_config(tracker: Tracker, run_id: str) -> tuple[dict, str, str]:
 
 
 def reference_weights(tracker: Tracker, parent_id: str, experiment_id: str, cfg) -> dict[str, float]:
-    """The task weights of the source exploration: w_t = 1 / max r_t over its seed models."""
-    seeds = [r for r in tracker.children(parent_id, experiment_id) if r.kind == Kind.SEED and r.done]
+    """The task weights of the source exploration: w_t = 1 / max r_t over the initial models that set
+    them (the base and the specialists, as in the exploration itself)."""
+    seeds = [r for r in tracker.children(parent_id, experiment_id) if r.kind == Kind.SEED and r.done and sets_weights(r.name)]
     if not seeds:  # e.g. a baselines group: the study's seeds, from any exploration
-        seeds = [r for r in tracker.search(experiment_id, f"tags.`{tr.tag('kind')}` = '{Kind.SEED}'") if r.done]
+        seeds = [r for r in tracker.search(experiment_id, f"tags.`{tr.tag('kind')}` = '{Kind.SEED}'") if r.done and sets_weights(r.name)]
     return task_weights([r.scores for r in seeds], list(cfg.tasks), cfg.task_weights)
 
 

@@ -41,6 +41,15 @@ def prepare_base(cfg) -> BaseModel:
     return BaseModel(Path(base_dir), base_fp, cfg.base_model)
 
 
+DEFAULTS_PREFIX = "ft_"  # the practitioner's defaults among the initial models: ft_<dataset>
+
+
+def sets_weights(seed_name: str) -> bool:
+    """Whether an initial model is one that w_t comes from: the base and the specialists, not the
+    practitioner's defaults (their scores vary with train_seed; the weights are the world's)."""
+    return not seed_name.startswith(DEFAULTS_PREFIX)
+
+
 def ensure_seeds(study: Study, runner: Runner, existing: dict[str, ModelObject] | None = None) -> tuple[list[ModelObject], dict[str, float]]:
     """The initial objects as `seed` runs: the base model and, if configured, one specialist per
     task fine-tuned from the base (paper 3.1), and the task weights w_t = 1 / max r_t they give;
@@ -66,7 +75,7 @@ def ensure_seeds(study: Study, runner: Runner, existing: dict[str, ModelObject] 
     if cfg.specialists and "sft" in ACTION_TYPES:
         seeds += [produce(Step.of_action(specialist_action(study, base, task), Kind.SEED, 0, f"spec_{task.name}")) for task in study.tasks]
     weights = task_weights([s.scores for s in seeds], study.task_names, cfg.task_weights)
-    seeds += [produce(Step.of_action(sft_action(study, base, study.dataset(name), study.train_seed), Kind.SEED, 0, f"ft_{name}"))
+    seeds += [produce(Step.of_action(sft_action(study, base, study.dataset(name), study.train_seed), Kind.SEED, 0, f"{DEFAULTS_PREFIX}{name}"))
               for name in cfg.seed_models]
     scoring = runner.with_weights(weights)
     for seed in seeds:
