@@ -121,3 +121,23 @@ def test_held_out_weights_come_from_the_base_and_specialists_not_the_defaults(tr
     cfg = type("Cfg", (), {"tasks": ["arith", "facts"], "task_weights": {}})
     assert reference_weights(tracker, parent, experiment, cfg) == pytest.approx({"arith": 1 / 0.5, "facts": 1 / 0.4})
     assert reference_weights(tracker, "no-seeds-here", experiment, cfg) == pytest.approx({"arith": 2.0, "facts": 2.5})  # the study's, any exploration
+
+
+def test_a_stored_test_score_is_re_derived_with_the_weights_in_force(tracking_uri):
+    """A test.score logged under other weights is recomputed from the per-task test scores (the
+    measurement) and logged again; no model is evaluated for it."""
+    from types import SimpleNamespace
+
+    from lamdagent.reporting.held_out import ensure_held_out
+    from lamdagent.tracking import Status, Tracker
+
+    tracker = Tracker(tracking_uri)
+    experiment = tracker.experiment("unit")
+    parent = tracker.start_exploration(experiment, "unit", {}, {})
+    run = tracker.start_and_finish(parent, experiment, Kind.ACTION, "m1", {}, {"test.arith": 0.5, "test.facts": 0.4, "test.score": 9.0}, Status.OK)
+    study = SimpleNamespace(task_names=["arith", "facts"], ood_tasks=[])
+    record = SimpleNamespace(run_id=run, model_id="model-1")
+    held = ensure_held_out(study, tracker, None, [record], {"arith": 2.0, "facts": 2.5}, None)
+    assert held[run]["test.score"] == pytest.approx(2.0 * 0.5 + 2.5 * 0.4)
+    assert tracker.run(run).data.metrics["test.score"] == pytest.approx(2.0)
+    assert [m.value for m in mlflow.MlflowClient().get_metric_history(run, "test.score")] == [9.0, pytest.approx(2.0)]  # nothing lost
