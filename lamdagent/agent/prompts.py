@@ -12,6 +12,8 @@ from lamdagent.space import ActionSpace, ModelObject
 
 EMPTY_MEMORY = "(empty: this is the first iteration)"
 
+MADE_LISTED = 12  # the objects prompt's list of what the chosen type already made: the latest (a small model's prompt stays short)
+
 
 def template(name: str) -> Template:
     return Template(prompt_file(f"{name}.txt").read_text())
@@ -95,7 +97,8 @@ def objects_prompt(journal: Journal, iteration: int, space: ActionSpace, type_na
         action_type=type_name,
         action_description=action_type.description,
         slots="\n".join(lines),
-        made=("Already made with this type (a repeat is not a valid choice): " + "; ".join(made)) if made else "",
+        made=("Already made with this type (a repeat is not a valid choice): " + "; ".join(made[-MADE_LISTED:])
+              + (f" (and {len(made) - MADE_LISTED} earlier)" if len(made) > MADE_LISTED else "")) if made else "",
         reply_format=reply,
     )
 

@@ -4,6 +4,7 @@ import dataclasses
 
 import pytest
 
+from lamdagent.agent import prompts
 from lamdagent.agent.llm import CHAT_BACKENDS, OpenAIChatModel
 from lamdagent.agent.policies import POLICIES, LLMPolicy, RandomPolicy, parse_choice
 from lamdagent.agent.search import GuidedPolicy
@@ -262,7 +263,7 @@ def test_a_busy_endpoint_at_start_is_said_and_not_taken_for_an_absent_one(monkey
     assert "each request waits up to agent.request_timeout=300 s" in said
 
 
-def test_the_objects_prompt_lists_what_was_already_made_with_that_type(fake_openai):
+def test_the_objects_prompt_lists_what_was_already_made_with_that_type(fake_openai, monkeypatch):
     """A 1.5B agent re-chose an already-made merge four times in eight decisions (each a random fallback):
     the objects step now lists the type's earlier actions as not valid choices."""
     space = _space([_model("base"), _model("a"), dataclasses.replace(_model("b"), pipeline="sft(base, arith)")])  # b: an initial fine-tune
@@ -278,3 +279,7 @@ def test_the_objects_prompt_lists_what_was_already_made_with_that_type(fake_open
     _llm(fake_openai).select(_space(journal.models()), journal, 3)
     assert ("Already made with this type (a repeat is not a valid choice): b = sft(base, arith); sft() (failed); "
             "m2 = sft(model=base, dataset=arith, learning_rate=0.001)\n") in fake_openai.prompts()[3]  # an initial fine-tune, a failure, an action
+    monkeypatch.setattr(prompts, "MADE_LISTED", 1)  # a long exploration lists the latest only
+    fake_openai.script = ['{"action_type": "sft"}', '{"model": "a", "dataset": "arith", "learning_rate": "0.001"}']
+    _llm(fake_openai).select(_space(journal.models()), journal, 3)
+    assert "(a repeat is not a valid choice): m2 = sft(model=base, dataset=arith, learning_rate=0.001) (and 2 earlier)\n" in fake_openai.prompts()[5]
