@@ -74,9 +74,9 @@ def ensure_seeds(study: Study, runner: Runner, existing: dict[str, ModelObject] 
     seeds = [base]
     if cfg.specialists and "sft" in ACTION_TYPES:
         seeds += [produce(Step.of_action(specialist_action(study, base, task), Kind.SEED, 0, f"spec_{task.name}")) for task in study.tasks]
-    weights = task_weights([s.scores for s in seeds], study.task_names, cfg.task_weights)
     seeds += [produce(Step.of_action(sft_action(study, base, study.dataset(name), study.train_seed), Kind.SEED, 0, f"{DEFAULTS_PREFIX}{name}"))
               for name in cfg.seed_models]
+    weights = task_weights([s.scores for s in seeds if sets_weights(s.name)], study.task_names, cfg.task_weights)
     scoring = runner.with_weights(weights)
     for seed in seeds:
         scoring.log_score(seed)

@@ -248,8 +248,6 @@ def test_a_busy_endpoint_at_start_is_said_and_not_taken_for_an_absent_one(monkey
     check says so on the console and goes on; no listener at all stays a one-line error."""
     import socket
 
-    from lamdagent.agent.llm import OpenAIChatModel
-
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     monkeypatch.setattr(OpenAIChatModel, "PROBE_SECONDS", 0.5)
     with socket.socket() as busy:  # the kernel completes the handshake; nobody ever answers
