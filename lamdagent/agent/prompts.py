@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from string import Template
 
-from lamdagent.agent.facts import facts, lessons_of
+from lamdagent.agent.facts import facts, lessons_of, memory_text
 from lamdagent.files import prompt_file
 from lamdagent.journal import Entry, Journal
 from lamdagent.space import ActionSpace, ModelObject
@@ -45,16 +45,24 @@ def directive(iteration: int, budget: int) -> str:
     return "balance trying new combinations with improving on the best models so far."
 
 
+def head(journal: Journal) -> str:
+    """The block every prompt of an exploration begins with (prompts/head.txt: the role, the goal, the data
+    screening): the same text at the start of each request, so a server that caches a prompt's prefix
+    (llama.cpp, vLLM, OpenAI) evaluates it once per exploration, not once per request."""
+    return template("head").substitute(tasks=", ".join(journal.tasks), evidence=journal.evidence.table())
+
+
 def _common(journal: Journal, iteration: int, space: ActionSpace) -> dict[str, str]:
     return {
-        "tasks": ", ".join(journal.tasks),
+        "head": head(journal),
+        "tasks": ", ".join(journal.tasks),  # a user's own template may still place these itself
+        "evidence": journal.evidence.table(),
         "memory": journal.memory().strip() or EMPTY_MEMORY,
         "iteration": str(iteration),
         "iterations": str(journal.budget),
         "models": "\n".join([describe_model(m, journal) for m in best_first(space.models)] + [
             f"- (running now, result not known yet; choose something different) {e.label} = {e.pipeline}" for e in journal.pending()]),
         "directive": directive(iteration, journal.budget),
-        "evidence": journal.evidence.table(),
     }
 
 
@@ -150,10 +158,13 @@ def best_text(journal: Journal) -> str:
 def memory_prompt(journal: Journal, entry: Entry, max_words: int) -> str:
     """The rewrite of the agent's lessons after `entry`'s outcome: the tool's facts (kept whatever the
     reply) and the lessons before it."""
+    lessons = lessons_of(journal.memory()) or EMPTY_MEMORY
     return template("memory").substitute(
+        head=head(journal),
         tasks=", ".join(journal.tasks),
+        memory=memory_text(journal, lessons),  # as the next decision's prompt will show it, but for the lessons
         facts=facts(journal),
-        memory=lessons_of(journal.memory()) or EMPTY_MEMORY,
+        lessons=lessons,
         iteration=str(entry.iteration),
         iterations=str(journal.budget),
         action=action_text(entry),
