@@ -1,7 +1,7 @@
 """Which decisions the LLM changed: for each exploration of a `compare-policies` run, every action with
-who chose it (hybrid: accepted, override, refused; other policies: the policy), what it made and how
-it scored against its best input, and for an override or a refusal the search's proposal and the
-LLM's reason. Read from the tracking server; prints a Markdown table per exploration and a summary.
+who chose it (hybrid: accepted, override, refused; guided: which of the search's proposals; other
+policies: the policy), what it made and how it scored against its best input, and for an override, a
+refusal or a guided pick other than the first, the search's proposal (and the hybrid LLM's reason). Read from the tracking server; prints a Markdown table per exploration and a summary.
 
     python analysis/agent_decisions.py <compare-policies run id> [--policies hybrid,guided] [--out decisions.md]
 """
@@ -16,9 +16,16 @@ from lamdagent.errors import UserError
 from lamdagent.tracking import Tracker
 
 
-def _verdict(tracker: Tracker, run_id: str) -> dict:
-    """The hybrid's verdict step of an override's or a refusal's decision transcript (always logged)."""
-    return next((step for step in tracker.load_json(run_id, "agent/decision.json") if step.get("step") == "verdict"), {})
+def _step(tracker: Tracker, run_id: str, name: str) -> dict:
+    """A step of the decision's transcript: the hybrid's `verdict` (an override or a refusal), guided's `choice`."""
+    return next((step for step in tracker.load_json(run_id, "agent/decision.json") if step.get("step") == name), {})
+
+
+def _origin(record, policy: str, choice: dict) -> str:
+    """Who chose the action: the hybrid's origin, guided's pick among the search's proposals, else the policy."""
+    if choice:
+        return f"proposal {choice['chosen']} of {len(choice['proposals'])}"
+    return record.origin or policy
 
 
 def decisions(comparison_id: str, policies: list[str] | None = None) -> list[tuple[str, int, list[dict]]]:
@@ -36,10 +43,12 @@ def decisions(comparison_id: str, policies: list[str] | None = None) -> list[tup
         rows = []
         for record in sorted((r for r in records if r.kind == "action"), key=lambda r: r.iteration):
             best_input = max((score_of.get(i) for i in record.inputs if score_of.get(i) is not None), default=None)
-            verdict = _verdict(tracker, record.run_id) if record.origin in ("override", "refused") else {}
-            rows.append({"iteration": record.iteration, "origin": record.origin or policy, "pipeline": record.pipeline, "status": record.status,
+            verdict = _step(tracker, record.run_id, "verdict") if record.origin in ("override", "refused") else {}
+            choice = _step(tracker, record.run_id, "choice") if policy == "guided" else {}
+            changed = choice.get("proposals", [""])[0] if choice.get("chosen", 1) != 1 else ""
+            rows.append({"iteration": record.iteration, "origin": _origin(record, policy, choice), "pipeline": record.pipeline, "status": record.status,
                          "score": record.score, "gain": None if record.score is None or best_input is None else record.score - best_input,
-                         "proposal": verdict.get("proposal", ""), "override": verdict.get("override", ""),
+                         "proposal": verdict.get("proposal", changed), "override": verdict.get("override", ""),
                          "reason": verdict.get("reason", ""), "refusal": verdict.get("problem", "")})
         out.append((policy, int(run.data.tags.get("lamdagent.policy_seed", 0)), rows))
     return out

@@ -1,6 +1,7 @@
-"""analysis/agent_decisions.py on a real store: a short compare-policies run of the hybrid against a
-local HTTP endpoint that overrides the search's first proposal with a reason and accepts the rest;
-the report names who chose each action, the proposal the LLM replaced and its reason."""
+"""analysis/agent_decisions.py on a real store: a short compare-policies run of the hybrid and guided
+against a local HTTP endpoint that overrides the hybrid's first proposal with a reason and accepts the
+rest, and picks guided's last proposal; the report names who chose each action, the proposal the LLM
+replaced and its reason."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ import agent_decisions  # noqa: E402
 
 def _overrides_once(request: dict) -> str:
     """The first verdict overrides with a fine-tune and a reason; later verdicts accept; objects take
-    each slot's last value (sft(spec_arith, facts) here); a memory request gets a short text."""
+    each slot's last value (sft(spec_arith, facts) here), guided's pick its last proposal; a memory
+    request gets a short text."""
     response_format = request.get("response_format")
     if not response_format:
         return "Lessons: the merge did not help.\nNext: fine-tune."
@@ -43,7 +45,7 @@ def test_the_report_names_the_origin_proposal_and_reason_of_each_decision(tracki
     _overrides_once.requests = fake_openai.requests
     fake_openai.default = _overrides_once
     out = tmp_path / "compare"
-    argv = ["compare-policies", "--study", "demo", "--policies", "hybrid", "--seeds", "1", "--budget", "2", "--no-baselines", "--out", str(out),
+    argv = ["compare-policies", "--study", "demo", "--policies", "hybrid,guided", "--seeds", "1", "--budget", "2", "--no-baselines", "--out", str(out),
             *FAST, "tasks=[arith]", "datasets=[arith,facts]", "data.test_size=20", "agent.backend=openai", "agent.model=fake-model",
             f"agent.base_url={fake_openai.base_url}", "agent.api_key_env=FAKE_KEY"]
     with pytest.MonkeyPatch.context() as env:
@@ -54,8 +56,10 @@ def test_the_report_names_the_origin_proposal_and_reason_of_each_decision(tracki
     (group,) = client.search_runs([experiment], "tags.`lamdagent.kind` = 'comparison'")
     comparison_id = group.info.run_id
 
-    ((policy, seed, rows),) = agent_decisions.decisions(comparison_id)
-    assert (policy, seed) == ("hybrid", 0) and [r["iteration"] for r in rows] == [1, 2]
+    explorations = {policy: (seed, rows) for policy, seed, rows in agent_decisions.decisions(comparison_id)}
+    assert sorted(explorations) == ["guided", "hybrid"]
+    seed, rows = explorations["hybrid"]
+    assert seed == 0 and [r["iteration"] for r in rows] == [1, 2]
     first, second = rows
     assert (first["origin"], second["origin"]) == ("override", "accepted")
     assert first["proposal"] and first["proposal"] != first["override"]  # the search's proposal the LLM replaced
@@ -63,6 +67,10 @@ def test_the_report_names_the_origin_proposal_and_reason_of_each_decision(tracki
     assert first["pipeline"] == "sft(spec_arith, facts)" and first["override"].startswith("sft(model=spec_arith, dataset=facts")
     assert second["proposal"] == second["reason"] == ""  # an accepted proposal has nothing to explain
     assert all(r["score"] is not None and r["gain"] is not None for r in rows)
+    guided = explorations["guided"][1]
+    picks = [r["origin"].split() for r in guided]  # "proposal k of n": the endpoint always picks the last
+    assert len(guided) == 2 and all(p[0] == "proposal" and p[1] == p[3] for p in picks)
+    assert all(bool(r["proposal"]) == (p[1] != "1") for r, p in zip(guided, picks)) and any(p[1] != "1" for p in picks)  # greedy's first, when changed
     text = agent_decisions.markdown(agent_decisions.decisions(comparison_id))
     assert "### hybrid, seed 0" in text and f"| hybrid | {first['origin']} | 1 |" in text and "| hybrid | accepted | 1 |" in text
 

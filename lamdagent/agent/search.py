@@ -193,6 +193,8 @@ class GuidedPolicy(AdvisedGreedy):
             rng = random.Random(f"{self.seed}/{iteration}/guided")
             choice = self.llm.ask(prompts.proposals_prompt(journal, iteration, space, proposals), options, "proposal", decision, rng)
             decision.action = proposals[int(choice["proposal"]) - 1]
+            decision.transcript.append({"step": "choice", "messages": [], "reply": None, "problem": "", "chosen": int(choice["proposal"]),
+                                        "proposals": [str(p) for p in proposals]})  # which decisions the LLM changed (analysis/agent_decisions.py)
         return decision
 
 
