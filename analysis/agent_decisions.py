@@ -1,7 +1,8 @@
 """Which decisions the LLM changed: for each exploration of a `compare-policies` run, every action with
 who chose it (hybrid: accepted, override, refused; guided: which of the search's proposals; other
 policies: the policy), what it made and how it scored against its best input, and for an override, a
-refusal or a guided pick other than the first, the search's proposal (and the hybrid LLM's reason). Read from the tracking server; prints a Markdown table per exploration and a summary.
+refusal or a guided pick other than the first, the search's proposal (and the hybrid LLM's reason).
+Read from the tracking server; prints a Markdown table per exploration and a summary.
 
     python analysis/agent_decisions.py <compare-policies run id> [--policies hybrid,guided] [--out decisions.md]
 """
