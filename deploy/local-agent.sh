@@ -76,7 +76,7 @@ print_usage() {
   cat <<EOF
 local agent: $alias at $url (pid $(running_pid), log $log)
   export $KEY_ENV=local    # the openai backend needs a key; this server accepts any
-  lamdagent explore --study demo agent.policy=llm \\
+  lamdagent explore --study demo agent.policy=hybrid \\
     agent.backend=openai agent.model=$alias agent.base_url=$url agent.api_key_env=$KEY_ENV agent.request_timeout=300
 EOF
 }
