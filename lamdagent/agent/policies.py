@@ -209,9 +209,10 @@ class LLMPolicy(Policy):
 
     @classmethod
     def from_config(cls, agent_cfg, seed: int = 0) -> LLMPolicy:
-        """The paper's LLM agent, over the configured chat backend (checked before any compute)."""
+        """The paper's LLM agent, over the configured chat backend and prompt templates (checked before any compute)."""
         from lamdagent.agent.llm import CHAT_BACKENDS
 
+        prompts.check_templates()
         return cls(CHAT_BACKENDS[agent_cfg.backend](agent_cfg, seed), temperature=agent_cfg.temperature, max_retries=agent_cfg.max_retries,
                    memory_max_tokens=agent_cfg.memory_max_tokens, seed=seed)
 

@@ -6,6 +6,7 @@ import random
 from string import Template
 
 from lamdagent.agent.facts import facts, lessons_of, memory_text
+from lamdagent.errors import UserError
 from lamdagent.files import prompt_file
 from lamdagent.journal import Entry, Journal
 from lamdagent.space import ActionSpace, ModelObject
@@ -15,8 +16,30 @@ EMPTY_MEMORY = "(empty: this is the first iteration)"
 MADE_LISTED = 12  # the objects prompt's list of what the chosen type already made: the latest (a small model's prompt stays short)
 
 
+COMMON = ("head", "tasks", "evidence", "memory", "iteration", "iterations", "models", "directive")  # _common's keys
+PLACEHOLDERS = {  # what the tool fills in each template (a user's own may use any of them)
+    "head": ("tasks", "evidence"),
+    "action_type": (*COMMON, "action_types"),
+    "objects": (*COMMON, "action_type", "action_description", "slots", "made", "reply_format"),
+    "proposal": (*COMMON, "proposals"),
+    "hybrid": (*COMMON, "proposal", "action_types"),
+    "memory": ("head", "tasks", "memory", "facts", "lessons", "iteration", "iterations", "action", "result", "best", "max_words"),
+}
+
+
 def template(name: str) -> Template:
     return Template(prompt_file(f"{name}.txt").read_text())
+
+
+def check_templates() -> None:
+    """Every template the search path resolves (a user's own prompts/ first) uses only placeholders the
+    tool fills: a misspelt one is a one-line error before any compute, not a KeyError mid-exploration."""
+    for name, known in PLACEHOLDERS.items():
+        path, text = prompt_file(f"{name}.txt"), template(name)
+        if not text.is_valid():
+            raise UserError(f"prompt template {path}: a '$' that starts no ${{placeholder}} (write $$ for a dollar sign)")
+        if unknown := sorted(set(text.get_identifiers()) - set(known)):
+            raise UserError(f"prompt template {path}: unknown placeholder ${{{unknown[0]}}}; expected some of {', '.join(known)}")
 
 
 def describe_model(model: ModelObject, journal: Journal | None = None) -> str:
@@ -47,8 +70,8 @@ def directive(iteration: int, budget: int) -> str:
 
 def head(journal: Journal) -> str:
     """The block every prompt of an exploration begins with (prompts/head.txt: the role, the goal, the data
-    screening): the same text at the start of each request, so a server that caches a prompt's prefix
-    (llama.cpp, vLLM, OpenAI) evaluates it once per exploration, not once per request."""
+    screening): the same text at the start of each request, so a server that reuses a prompt's prefix
+    (llama.cpp's server, measured; vLLM's prefix caching) evaluates it once, not once per request."""
     return template("head").substitute(tasks=", ".join(journal.tasks), evidence=journal.evidence.table())
 
 

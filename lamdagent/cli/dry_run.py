@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lamdagent.agent.policies import chat_policies
-from lamdagent.agent.prompts import action_type_prompt
+from lamdagent.agent.prompts import action_type_prompt, check_templates
 from lamdagent.exploration.executors import EXECUTORS
 from lamdagent.exploration.seeds import DEFAULTS_PREFIX
 from lamdagent.exploration.study import Study
@@ -63,6 +63,7 @@ def dry_run(study: Study, console: Console) -> None:
     console.print(f"agent: {cfg.agent.policy} policy, backend {cfg.agent.backend}, model {cfg.agent.model}")
     if cfg.agent.policy in chat_policies() and cfg.agent.backend == "openai" and not os.environ.get(cfg.agent.api_key_env):
         console.print(f"[yellow]note: ${cfg.agent.api_key_env} is not set; a real run needs it")
+    check_templates()
     journal = Journal(study.task_names, cfg.iterations, seeds)
     console.rule("first prompt of the paper's LLM agent (action type step)" + ("" if cfg.agent.policy == "llm" else
                  f"; the {cfg.agent.policy} policy asks differently"))

@@ -311,3 +311,11 @@ def test_every_prompt_begins_with_the_same_head_and_the_rewrite_reads_like_the_n
     rewrite, next_decision = sent[2], sent[3]
     shared = next_decision[: next_decision.index(LESSONS) + len(LESSONS)]
     assert rewrite.startswith(shared) and "Lessons: sft on all helped." in rewrite.split(LESSONS)[1]  # the old lessons, to rewrite
+
+
+def test_the_shipped_templates_use_only_what_the_tool_fills():
+    """check_templates passes on the package's own prompts, and its list of the common placeholders is
+    what _common fills (a key added to one and not the other would fail here)."""
+    prompts.check_templates()
+    space = _space([_model("a"), _model("b")])
+    assert set(prompts._common(_journal(space), 1, space)) == set(prompts.COMMON)

@@ -71,3 +71,23 @@ def test_a_bad_fault_spec_names_the_hooks():
     with pytest.raises(ValueError, match="unknown hook 'after_trian'"):
         parse("after_trian:2")
     assert parse("eval:3") == ("eval", 3)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("${head}\nAccept ${proposl}?", "unknown placeholder ${proposl}; expected some of head, tasks"),
+    ("${head}\nCosts $5 per call", "a '$' that starts no ${placeholder} (write $$ for a dollar sign)"),
+])
+def test_a_users_prompt_template_with_a_bad_placeholder_is_one_line_before_any_compute(text, message, store, capsys, tmp_path, monkeypatch):
+    """A prompts/ folder beside the user's conf folder replaces a template: a misspelt placeholder used
+    to surface as a KeyError after the initial models were trained."""
+    from lamdagent import files
+
+    monkeypatch.setattr(files, "_extra_conf_dirs", [])  # what --conf-dir adds is undone after the test
+    monkeypatch.setenv(files.CONF_PATH_ENV, "")
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "prompts").mkdir()
+    (tmp_path / "prompts" / "hybrid.txt").write_text(text)
+    assert main(["explore", "--conf-dir", str(tmp_path / "conf"), "agent.policy=hybrid"]) == 2
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"prompt template {tmp_path / 'prompts' / 'hybrid.txt'}: {message}" in out and "Traceback" not in out
+    assert not list(Path(".").glob("**/*.safetensors")) and not list(Path(".").glob("mlruns/**/meta.yaml"))
