@@ -3,16 +3,14 @@
 On each target an action closes a share of its input's headroom (the ceiling minus the score) or
 loses a share of what the input held. A kind of action is predicted to do the same to another model,
 scaled by that model's own room: a fine-tune that taught a target the best model already solves
-predicts nothing on it, and the search turns to the targets where the room is. The data screening's
-effects are weighted the same way. Scores are shares in [0, 1]; a plugin metric above 1 raises its
-target's ceiling to the highest score seen.
+predicts nothing on it, and the search turns to the targets where the room is. Scores are shares in
+[0, 1]; a plugin metric above 1 raises its target's ceiling to the highest score seen.
 """
 
 from __future__ import annotations
 
 from typing import Iterable
 
-from lamdagent.journal import Evidence
 from lamdagent.space import ModelObject
 
 Scores = dict[str, float]
@@ -41,14 +39,3 @@ def predicted_gain(share: Scores, scores: Scores, weights: Scores, ceiling: Scor
     return sum(weights.get(t, 1.0) * s * ((ceiling[t] - scores[t]) if s >= 0 else scores[t])
                for t, s in share.items() if t in scores and t in ceiling)
 
-
-def screened_benefit(evidence: Evidence, dataset: str, scores: Scores, weights: Scores, ceiling: Scores) -> float | None:
-    """The screening's predicted value of `dataset` for a model with per-task `scores`, in [-1, 1]: each
-    target's relative effect weighted by its task weight and by the model's room (a help) or score
-    (a harm) there. Without per-task scores, the screening's plain benefit."""
-    relative = evidence.relative(dataset)
-    if relative is None or not all(t in scores and t in ceiling for t in relative):
-        return evidence.benefit(dataset)
-    total = sum(weights.get(t, 1.0) for t in relative) or 1.0
-    return sum(weights.get(t, 1.0) * r * ((ceiling[t] - scores[t]) if r >= 0 else scores[t]) / ceiling[t]
-               for t, r in relative.items()) / total

@@ -115,9 +115,10 @@ class GreedyPolicy(LearningPolicy):
     the model already scores the ceiling. A kind not tried yet is estimated at half its type's
     predicted gain when that is positive, plus a small bonus: it comes before any kind predicted to
     gain nothing or lose (else a merge of two near-copies, which gains exactly nothing, would be
-    repeated for ever). The data screening orders the untried data by its predicted benefit where
-    the model has room, and data predicted to hurt every target comes after any kind that gained
-    nothing. A merge takes the best partner."""
+    repeated for ever). The data screening orders the untried data by its predicted benefit (not
+    weighted by room: its small loss changes are noise on a target no dataset moves, and the
+    weakest target's large w_t would amplify exactly that noise), and data predicted to hurt every
+    target comes after any kind that gained nothing. A merge takes the best partner."""
 
     name = "greedy"
 
@@ -154,7 +155,7 @@ class GreedyPolicy(LearningPolicy):
             if f["data"] in evidence.effects:  # the data screening ranks the untried data
                 if evidence.harmful(f["data"]):
                     return -UNTRIED_BONUS
-                return prior + UNTRIED_BONUS * (1 + headroom.screened_benefit(evidence, f["data"], start, weights, ceiling))
+                return prior + UNTRIED_BONUS * (1 + evidence.benefit(f["data"]))
             return prior + UNTRIED_BONUS
 
         actions = [a for name in space.available_types() for a in space.actions(name)]

@@ -23,19 +23,14 @@ class Evidence:
         effects = self.effects.get(dataset)
         return bool(effects) and all(value < 0 for value in effects.values())
 
-    def relative(self, dataset: str) -> dict[str, float] | None:
-        """Per task, its effect relative to the largest effect any dataset had on that task, in [-1, 1]
-        (None: not screened)."""
+    def benefit(self, dataset: str) -> float | None:
+        """Its predicted value in [-1, 1]: each task's effect relative to the largest effect any dataset
+        had on that task, averaged over the tasks (None: not screened)."""
         effects = self.effects.get(dataset)
         if not effects:
             return None
         scale = {t: max(abs(e.get(t, 0.0)) for e in self.effects.values()) or 1.0 for t in effects}
-        return {t: value / scale[t] for t, value in effects.items()}
-
-    def benefit(self, dataset: str) -> float | None:
-        """Its predicted value in [-1, 1]: its relative effects averaged over the tasks (None: not screened)."""
-        relative = self.relative(dataset)
-        return None if relative is None else sum(relative.values()) / len(relative)
+        return sum(value / scale[t] for t, value in effects.items()) / len(effects)
 
     def table(self) -> str:
         """The evidence as text for the agent's prompt: a row per dataset, best first."""

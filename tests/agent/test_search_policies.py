@@ -145,14 +145,3 @@ def test_greedy_does_not_repeat_a_fine_tune_on_a_target_the_best_model_already_s
     assert all(a.models[0].name == "m1" for a in chosen)
     assert not [a for a in chosen if a.names().get("dataset") == "facts" and a.names().get("learning_rate") == "0.001"], chosen
 
-
-def test_the_screening_ranks_the_data_by_the_targets_where_the_best_model_has_room():
-    from lamdagent.journal import Evidence
-    from tests.journals import scored
-
-    models = [scored(_model("base"), 0.4, arith=0.2, facts=0.2), scored(_model("a"), 1.2, arith=0.2, facts=1.0)]
-    journal = journal_of(models)
-    journal.evidence = Evidence({"arith": {"arith": 0.1, "facts": 0.0}, "facts": {"arith": 0.05, "facts": 0.3}})
-    assert journal.evidence.benefit("facts") > journal.evidence.benefit("arith")  # on average over the targets facts looks better
-    sft = [p for p in GreedyPolicy(0).proposals(_space(models), journal, 1, limit=4) if p.type.name == "sft" and p.models[0].name == "a"]
-    assert sft[0].names()["dataset"] == "arith"  # but model a has no room left on facts
