@@ -262,17 +262,11 @@ def test_lora_models_store_adapters_and_survive_resume(tracking_uri, fake_openai
 
 @pytest.mark.slow
 @pytest.mark.ci
-def test_a_compute_budget_stops_the_exploration_and_a_resume_with_more_continues_it(tracking_uri, monkeypatch):
+def test_a_compute_budget_stops_the_exploration_and_a_resume_with_more_continues_it(tracking_uri):
     """budget.seconds counts the initial models' compute too: a budget they already spent stops
-    before the first decision; a resume with a larger budget continues with the compute read back.
-    The policy reads the task weights that score the models from the journal."""
-    from lamdagent.agent.search import GreedyPolicy
-    from lamdagent.evaluation.evaluator import task_weights
+    before the first decision; a resume with a larger budget continues with the compute read back."""
     from lamdagent.journal import read_journal
     from lamdagent.tracking import Kind
-
-    weights_seen, select = [], GreedyPolicy.select
-    monkeypatch.setattr(GreedyPolicy, "select", lambda self, space, journal, i: weights_seen.append(journal.weights) or select(self, space, journal, i))
 
     world = [*FAST, "specialists=false", "tasks=[arith]", "datasets=[arith,all]", "agent.policy=greedy", "iterations=2"]
     out = io.StringIO()
@@ -286,4 +280,3 @@ def test_a_compute_budget_stops_the_exploration_and_a_resume_with_more_continues
     journal = read_journal(records, [], ["arith"], 2)
     assert journal.overhead_seconds == pytest.approx(sum(r.compute_seconds for r in seeds)) and journal.overhead_seconds > 0
     assert journal.spent_seconds() > journal.overhead_seconds
-    assert weights_seen and all(w == task_weights([r.scores for r in seeds], ["arith"]) for w in weights_seen), weights_seen

@@ -13,10 +13,10 @@ from __future__ import annotations
 import itertools
 import random
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from lamdagent.agent import headroom, prompts
+from lamdagent.agent import prompts
 from lamdagent.agent.policies import POLICIES, Decision, LLMPolicy, Policy
 from lamdagent.journal import Entry, Journal
 from lamdagent.space import Action, ActionSpace, ModelObject
@@ -64,13 +64,11 @@ def features(action: Action, ranked: list[ModelObject]) -> dict[str, str]:
 @dataclass
 class Outcome:
     """A past decision as a learning policy sees it: its features when it was made, the best score
-    among its inputs and the score of the model it made, and their per-task scores."""
+    among its inputs and the score of the model it made."""
 
     features: dict[str, str]
     base_score: float
     score: float
-    before: dict[str, float] = field(default_factory=dict)  # the best input's per-task scores
-    after: dict[str, float] = field(default_factory=dict)  # the made model's
 
     @property
     def gain(self) -> float:
@@ -86,9 +84,8 @@ def outcomes(journal: Journal, space: ActionSpace) -> list[Outcome]:
         if entry.model is None or entry.model.score is None or entry.action_type not in space.action_types:
             continue
         ranked = ranked_models(journal.pool_at(entry))
-        best_input = max((m for m in entry.inputs if m.score is not None), key=lambda m: m.score, default=None)
         found.append(Outcome(_features(space.action_types[entry.action_type], entry.action, ranked), entry.model.score - entry.gain,
-                             entry.model.score, dict(best_input.scores) if best_input else {}, dict(entry.model.scores)))
+                             entry.model.score))
     return found
 
 
@@ -109,16 +106,12 @@ UNTRIED_BONUS = 0.01  # an untried kind of action is worth more than one that ga
 @POLICIES.register("greedy")
 class GreedyPolicy(LearningPolicy):
     """Hill-climbing: extend the best model that still has an untried action, with the action
-    whose kind (type, data, hyperparameters) is predicted to gain most. A kind's past outcomes
-    predict its gain on a model by that model's room on each target (agent/headroom.py): what closed
-    half of one model's gap on a target is expected to close half of another's, and nothing where
-    the model already scores the ceiling. A kind not tried yet is estimated at half its type's
-    predicted gain when that is positive, plus a small bonus: it comes before any kind predicted to
-    gain nothing or lose (else a merge of two near-copies, which gains exactly nothing, would be
-    repeated for ever). The data screening orders the untried data by its predicted benefit (not
-    weighted by room: its small loss changes are noise on a target no dataset moves, and the
-    weakest target's large w_t would amplify exactly that noise), and data predicted to hurt every
-    target comes after any kind that gained nothing. A merge takes the best partner."""
+    whose kind (type, data, hyperparameters) gained most on average so far. A kind not tried yet
+    is estimated at half its type's average gain when that is positive, plus a small bonus: it comes
+    before any kind that gained nothing or lost (else a merge of two near-copies, which gains exactly
+    nothing, would be repeated for ever). The data screening orders the untried data by its predicted
+    benefit, and data predicted to hurt every target comes after any kind that gained nothing. A
+    merge takes the best partner."""
 
     name = "greedy"
 
@@ -130,32 +123,22 @@ class GreedyPolicy(LearningPolicy):
         its most promising action of each type (the first is greedy's own choice)."""
         rng = random.Random(f"{self.seed}/{iteration}")
         ranked = ranked_models(space.models)
-        by_kind: dict[tuple, list[Outcome]] = {}
+        gains: dict[tuple, list[float]] = {}
         for outcome in outcomes(journal, space):
             f = outcome.features
             for key in ((f["type"], f["data"], f["hparams"]), (f["type"],)):
-                by_kind.setdefault(key, []).append(outcome)
+                gains.setdefault(key, []).append(outcome.gain)
 
-        evidence, weights = journal.evidence, journal.weights
-        ceiling = headroom.ceilings(space.models, journal.tasks)
-
-        def expected(past: list[Outcome], scores: dict[str, float]) -> float:
-            """The mean gain `past` outcomes predict for a model with per-task `scores` (an outcome
-            without per-task scores counts its own gain)."""
-            return statistics.fmean(headroom.predicted_gain(headroom.shares(o.before, o.after, ceiling), scores, weights, ceiling)
-                                    if o.before and o.after and scores else o.gain for o in past)
+        evidence = journal.evidence
 
         def promise(action: Action) -> float:
             f = features(action, ranked)
-            start = max((m for m in action.models if m.score is not None), key=lambda m: m.score).scores
-            kind, of_type = by_kind.get((f["type"], f["data"], f["hparams"])), by_kind.get((f["type"],))
+            kind, of_type = gains.get((f["type"], f["data"], f["hparams"])), gains.get((f["type"],))
             if kind:
-                return expected(kind, start)
-            prior = max(0.5 * expected(of_type, start), 0.0) if of_type else 0.0
+                return statistics.fmean(kind)
+            prior = max(0.5 * statistics.fmean(of_type), 0.0) if of_type else 0.0
             if f["data"] in evidence.effects:  # the data screening ranks the untried data
-                if evidence.harmful(f["data"]):
-                    return -UNTRIED_BONUS
-                return prior + UNTRIED_BONUS * (1 + evidence.benefit(f["data"]))
+                return -UNTRIED_BONUS if evidence.harmful(f["data"]) else prior + UNTRIED_BONUS * (1 + evidence.benefit(f["data"]))
             return prior + UNTRIED_BONUS
 
         actions = [a for name in space.available_types() for a in space.actions(name)]

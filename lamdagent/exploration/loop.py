@@ -64,7 +64,7 @@ class Exploration:
         records = tracker.children(self.run_id, self.experiment_id)  # with the initial models and screenings just made
         self.journal = read_journal(records, seeds, self.study.task_names, cfg.iterations, self.runner.model_of_run, tracker.memory,
                                     cfg.budget.seconds)
-        self.journal.evidence, self.journal.weights = evidence, weights
+        self.journal.evidence = evidence
         journal = self.journal
         finished = journal.finished()
         last = max((e.iteration for e in finished), default=0)

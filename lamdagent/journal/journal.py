@@ -115,7 +115,6 @@ class Journal:
     budget_seconds: float | None = None  # the exploration's compute budget (None: iterations only)
     overhead_seconds: float = 0.0  # compute spent before the first decision: the initial models, the data screening
     evidence: Evidence = field(default_factory=Evidence)  # what the data screening measured
-    weights: dict[str, float] = field(default_factory=dict)  # the task weights w_t that score the models (empty: 1 each)
 
     # --- what happened --------------------------------------------------------------------------
     def finished(self) -> list[Entry]:

@@ -121,27 +121,3 @@ def test_the_search_policies_drive_an_exploration(tracking_uri, name):
     assert [r.iteration for r in actions] == [1, 2] and all(r.status == Status.OK for r in actions)
     client = __import__("mlflow").MlflowClient()
     assert {client.get_run(r.run_id).data.tags["lamdagent.policy"] for r in actions} == {name}
-
-
-def test_a_past_outcome_predicts_its_own_gain_on_its_input_and_nothing_where_there_is_no_room():
-    from lamdagent.agent.headroom import predicted_gain, shares
-
-    ceiling, weights = {"arith": 1.0, "facts": 1.0}, {"arith": 2.0, "facts": 0.5}
-    before, after = {"arith": 0.4, "facts": 0.8}, {"arith": 0.7, "facts": 0.6}
-    share = shares(before, after, ceiling)
-    assert share == pytest.approx({"arith": 0.5, "facts": -0.25})  # half the room closed; a quarter of the score lost
-    assert predicted_gain(share, before, weights, ceiling) == pytest.approx(2.0 * 0.3 + 0.5 * -0.2)  # the observed weighted gain
-    assert predicted_gain(share, {"arith": 1.0, "facts": 0.0}, weights, ceiling) == 0.0  # no room where it helps, nothing to lose where it hurts
-
-
-def test_greedy_does_not_repeat_a_fine_tune_on_a_target_the_best_model_already_solves():
-    from tests.journals import scored
-
-    journal = journal_of([scored(_model("base"), 0.4, arith=0.2, facts=0.2)])
-    space = _space(journal.models())
-    taught = next(a for a in space.actions("sft") if a.names() == {"model": "base", "dataset": "facts", "learning_rate": "0.001"})
-    made(journal, taught, "m1", 1.2, 1, {"arith": 0.2, "facts": 1.0})  # gained 0.8, all of it on facts, now at the ceiling
-    chosen = [GreedyPolicy(seed).select(_space(journal.models()), journal, 2).action for seed in range(6)]
-    assert all(a.models[0].name == "m1" for a in chosen)
-    assert not [a for a in chosen if a.names().get("dataset") == "facts" and a.names().get("learning_rate") == "0.001"], chosen
-
