@@ -16,7 +16,7 @@ from lamdagent.exploration.overlap import overlaps
 from lamdagent.exploration.study import Study
 
 SHIPPED = sorted(path.stem for path in (files.CONF_DIR / "studies").glob("*.yaml"))
-EMBEDDED_WORLDS = ["mixed", "redundant", "tradeoff"]  # offline, synthetic tasks, a built-in warm base
+EMBEDDED_WORLDS = ["mixed", "redundant", "tradeoff", "distractors"]  # offline, synthetic tasks, a built-in warm base
 
 
 def test_the_worlds_are_shipped():
@@ -66,6 +66,19 @@ def test_the_tradeoff_world_has_two_targets_a_larger_base_and_a_harmful_minority
     wrong_sums = sum(1 for r in rows["quiz"] if "How many" in r["prompt"])  # every arithmetic row of the quiz is mislabelled
     wrong = wrong_facts + wrong_sums
     assert 0.1 < wrong / study.all_data.num_examples < 0.25, wrong  # 134 of 750: a minority
+
+
+def test_the_distractors_world_has_two_off_target_datasets_and_about_two_wrong_labels_for_three_right():
+    cfg = load_config("distractors")
+    assert cfg.tasks == ["choice", "facts"] and cfg.actions == ["sft", "linear", "task_arithmetic"] and cfg.sft.learning_rate[0] == 3e-4
+    study = Study(cfg)
+    rows = {d.name: d.rows() for d in study.candidates}
+    assert {"arith", "spelling"} <= set(rows)  # no target asks for them
+    facts = dict(synthetic._WORLD)
+    stale = sum(1 for r in rows["facts_alt"] if r["completion"].strip() != facts[re.search(r"capital (?:city )?of (\w+)", r["prompt"]).group(1)])
+    wrong = len(rows["choice_extra"]) + len(rows["facts_extra"]) + stale
+    right = len(rows["choice"]) + len(rows["facts"]) + len(rows["facts_alt"]) - stale
+    assert 0.6 < wrong / right < 0.75, (wrong, right)
 
 
 @pytest.mark.parametrize("name", EMBEDDED_WORLDS)
