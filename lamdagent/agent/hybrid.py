@@ -5,24 +5,23 @@ search spaces: the optimiser gives a strong default, the LLM may change part of 
 An override is refused, and the proposal taken, when it would extend a model that was made with no
 gain, when its data is predicted to hurt every target, or when it could not be written validly; and
 the agent loses the right to override once its overrides have gained less, on average, than the
-proposals it accepted (read from the journal, so the same after a resume). So a weak model costs at
-most a few decisions against the search alone, and a capable one can do better."""
+proposals it accepted, or gained nothing when it accepted none (AdvisedGreedy.withdrawn, read from
+the journal). So a weak model costs at most a few decisions against the search alone, and a capable
+one can do better."""
 
 from __future__ import annotations
 
 import dataclasses
 import random
-import statistics
 
 from lamdagent.agent import prompts
 from lamdagent.agent.policies import POLICIES, Decision
-from lamdagent.agent.search import AdvisedGreedy
+from lamdagent.agent.search import WITHOUT_LLM, AdvisedGreedy
 from lamdagent.journal import Journal
 from lamdagent.space import Action, ActionSpace
 
 ACCEPT = "accept"
-ACCEPTED, OVERRIDE, REFUSED, WITHOUT_LLM = "accepted", "override", "refused", "proposal"  # Entry.origin
-TRIAL_OVERRIDES = 2  # overrides the agent may make before its record can take the right away
+ACCEPTED, OVERRIDE, REFUSED = "accepted", "override", "refused"  # Entry.origin (WITHOUT_LLM: the agent was not asked)
 
 
 @POLICIES.register("hybrid")
@@ -32,8 +31,8 @@ class HybridPolicy(AdvisedGreedy):
     def select(self, space: ActionSpace, journal: Journal, iteration: int) -> Decision:
         proposal = self.proposals(space, journal, iteration, limit=1)[0]
         decision = Decision(proposal, origin=ACCEPTED)
-        if (withdrawn := self.withdrawn(journal)) is not None:
-            decision.origin = WITHOUT_LLM
+        if (withdrawn := self.withdrawn(journal, ACCEPTED, OVERRIDE, "overrides", "the proposals it accepted")) is not None:
+            decision.origin, decision.notice = WITHOUT_LLM, withdrawn
             decision.transcript.append({"step": "override", "messages": [], "reply": None, "problem": withdrawn})
             return decision
         rng = random.Random(f"{self.seed}/{iteration}/hybrid")
@@ -68,15 +67,3 @@ class HybridPolicy(AdvisedGreedy):
         if harmful:
             return f"the data screening predicts {', '.join(harmful)} to hurt every target"
         return ""
-
-    @staticmethod
-    def withdrawn(journal: Journal) -> str | None:
-        """Why the agent may no longer override (None while it may): its overrides gained less, on
-        average, than the proposals it accepted."""
-        gains = {origin: [e.gain for e in journal.finished() if e.origin == origin and e.gain is not None] for origin in (ACCEPTED, OVERRIDE)}
-        if len(gains[OVERRIDE]) < TRIAL_OVERRIDES or not gains[ACCEPTED]:
-            return None
-        overrides, accepted = statistics.fmean(gains[OVERRIDE]), statistics.fmean(gains[ACCEPTED])
-        if overrides >= accepted:
-            return None
-        return f"not asked: its {len(gains[OVERRIDE])} overrides gained {overrides:+.3f} on average, the proposals it accepted {accepted:+.3f}"

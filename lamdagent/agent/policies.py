@@ -28,6 +28,7 @@ class Decision:
     endpoint_retries: int = 0  # retried requests to the agent's endpoint while deciding
     steps: int = 0  # inference steps asked (action type, objects)
     origin: str = ""  # who chose the action, for a policy of two minds (hybrid: accepted, override, refused)
+    notice: str = ""  # a degraded mode the loop announces on the console (the LLM no longer asked, and why)
 
     @property
     def endpoint_failures(self) -> int:

@@ -156,9 +156,17 @@ class GreedyPolicy(LearningPolicy):
         return chosen or [rng.choice(actions)]  # no scored model to extend: any valid action
 
 
+WITHOUT_LLM = "proposal"  # Entry.origin of a decision the LLM was no longer asked about: the search's proposal
+TRIAL_CHOICES = 2  # choices of its own the LLM makes before its record can take the right to them away
+
+
 class AdvisedGreedy(GreedyPolicy):
     """Greedy's proposals put to the LLM agent (its chat model, its memory rewrite): the base of the
-    policies where the search proposes and the LLM decides."""
+    policies where the search proposes and the LLM decides. The LLM loses the right to depart from
+    the search's first proposal once its own choices have gained less, on average, than the
+    proposals it deferred to, or, having deferred to none, gained nothing on average (read from the
+    journal, so the same after a resume): a weak model costs a few decisions against the search
+    alone, not the exploration."""
 
     uses_chat = True
 
@@ -174,6 +182,19 @@ class AdvisedGreedy(GreedyPolicy):
     def remember(self, journal: Journal, entry: Entry) -> tuple[str, list[dict]]:
         return self.llm.remember(journal, entry)
 
+    @staticmethod
+    def withdrawn(journal: Journal, deferred: str, own: str, own_label: str, deferred_label: str) -> str | None:
+        """Why the LLM is no longer asked (None while it is): the mean gain of its decisions of origin
+        `own` against those of origin `deferred` (the search's first proposal), or against no gain."""
+        gains = {origin: [e.gain for e in journal.finished() if e.origin == origin and e.gain is not None] for origin in (deferred, own)}
+        if len(gains[own]) < TRIAL_CHOICES:
+            return None
+        mine = statistics.fmean(gains[own])
+        if gains[deferred]:
+            theirs = statistics.fmean(gains[deferred])
+            return None if mine >= theirs else f"not asked: its {len(gains[own])} {own_label} gained {mine:+.3f} on average, {deferred_label} {theirs:+.3f}"
+        return None if mine > 0 else f"not asked: its {len(gains[own])} {own_label} gained {mine:+.3f} on average (nothing), and it took no proposal to compare"
+
 
 @POLICIES.register("guided")
 class GuidedPolicy(AdvisedGreedy):
@@ -184,15 +205,21 @@ class GuidedPolicy(AdvisedGreedy):
 
     name = "guided"
     PROPOSALS = 4
+    FIRST, OTHER = "first", "other"  # Entry.origin: the LLM picked the search's first proposal, or another
 
     def select(self, space: ActionSpace, journal: Journal, iteration: int) -> Decision:
         proposals = self.proposals(space, journal, iteration, self.PROPOSALS)
         decision = Decision(action=proposals[0])
+        if (withdrawn := self.withdrawn(journal, self.FIRST, self.OTHER, "picks of another proposal", "its picks of the first")) is not None:
+            decision.origin, decision.notice = WITHOUT_LLM, withdrawn
+            decision.transcript.append({"step": "proposal", "messages": [], "reply": None, "problem": withdrawn})
+            return decision
         if len(proposals) > 1:
             options = [{"proposal": str(number)} for number in range(1, len(proposals) + 1)]
             rng = random.Random(f"{self.seed}/{iteration}/guided")
             choice = self.llm.ask(prompts.proposals_prompt(journal, iteration, space, proposals), options, "proposal", decision, rng)
             decision.action = proposals[int(choice["proposal"]) - 1]
+            decision.origin = self.FIRST if choice["proposal"] == "1" else self.OTHER
             decision.transcript.append({"step": "choice", "messages": [], "reply": None, "problem": "", "chosen": int(choice["proposal"]),
                                         "proposals": [str(p) for p in proposals]})  # which decisions the LLM changed (analysis/agent_decisions.py)
         return decision

@@ -40,6 +40,7 @@ class Exploration:
         self.decisions = 0
         self.structured_form: str | None = None  # the endpoint's accepted structured-output form, once known
         self.negotiated = 0  # step-downs of the form already announced
+        self.notice = ""  # the policy's degraded mode last announced
         self.best_run = ""  # the run of the best model the exploration run's tags name
 
     def run(self) -> list[Record]:
@@ -107,6 +108,9 @@ class Exploration:
         for fallback in decision.fallbacks:
             self.display.log(f"[yellow]#{iteration} agent fallback: {fallback}")
             self.fallback_reasons[fallback.reason] += 1
+        if decision.notice and decision.notice != self.notice:
+            self.display.log(f"[yellow]#{iteration} {self.policy.name}: {decision.notice}")
+        self.notice = decision.notice
         self.decisions += 1
         for step_down in self.policy.negotiation[self.negotiated:]:
             self.display.log(f"[yellow]agent endpoint: structured output {step_down}")

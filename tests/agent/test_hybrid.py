@@ -95,3 +95,18 @@ def test_an_agent_whose_overrides_did_worse_is_no_longer_asked(fake_openai):
     assert fake_openai.requests == [] and decision.origin == "proposal"
     assert "its 2 overrides gained -0.350 on average, the proposals it accepted +0.300" in decision.transcript[0]["problem"]
     assert json.dumps(decision.transcript)  # the transcript is logged as JSON
+
+
+def test_an_agent_that_overrode_every_proposal_and_gained_nothing_is_no_longer_asked(fake_openai):
+    journal, space = _world()
+    gains = (0.0, -0.1)
+    for iteration, gain in enumerate(gains, start=1):
+        action = [x for x in space.actions("sft") if x.names()["model"] == "a"][iteration - 1]
+        made(journal, action, f"m{iteration}", 2.0 + gain, iteration, {"arith": 0.1 * iteration, "facts": 0.0})
+        journal.entries[-1].origin = "override"
+    decision = _hybrid(fake_openai).select(_space(journal.models()), journal, 3)
+    assert fake_openai.requests == [] and decision.origin == "proposal"
+    assert decision.notice == "not asked: its 2 overrides gained -0.050 on average (nothing), and it took no proposal to compare"
+    journal.entries[-1].origin = "accepted"  # one override that gained nothing is not yet a record
+    fake_openai.script = ['{"decision": "accept"}']
+    assert _hybrid(fake_openai).select(_space(journal.models()), journal, 3).origin == "accepted"

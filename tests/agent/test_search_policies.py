@@ -81,6 +81,21 @@ def test_guided_takes_the_proposal_the_llm_names_and_learns_like_greedy(fake_ope
     assert policy.chat is policy.llm.chat and policy.structured_form == "json_schema"  # what the loop traces and reports on
 
 
+def test_guided_records_whether_the_llm_took_the_first_proposal_and_stops_asking_once_its_other_picks_did_worse(fake_openai):
+    models = [_scored("base", 0.5), _scored("a", 2.0), _scored("b", 1.0)]
+    journal = journal_of(models)
+    fake_openai.script = ['{"proposal": "1"}', '{"proposal": "2"}']
+    assert [_guided(fake_openai).select(_space(models), journal, i).origin for i in (1, 2)] == ["first", "other"]
+    for iteration, (origin, gain) in enumerate((("other", -0.4), ("first", 0.2), ("other", 0.0)), start=1):
+        action = [x for x in _space(journal.models()).actions("sft") if x.names()["model"] == "a"][iteration]  # on a (score 2.0)
+        made(journal, action, f"m{iteration}", 2.0 + gain, iteration)
+        journal.entries[-1].origin = origin
+    requests = len(fake_openai.requests)
+    decision = _guided(fake_openai).select(_space(journal.models()), journal, 4)
+    assert len(fake_openai.requests) == requests and decision.origin == "proposal"
+    assert str(decision.action) == str(GreedyPolicy(seed=0).select(_space(journal.models()), journal, 4).action)
+    assert decision.notice == "not asked: its 2 picks of another proposal gained -0.200 on average, its picks of the first +0.200"
+
 def test_optuna_learns_which_kind_of_action_pays():
     policy = OptunaPolicy(seed=0)
     journal = journal_of([_scored("base", 0.5), _scored("a", 1.0), _scored("b", 1.0)])
