@@ -57,6 +57,24 @@ def test_a_no_gain_action_is_marked_said_and_not_extended_by_any_policy(fake_ope
             assert not (action.kind == merge.kind and copy in action.models), (name, str(action))
 
 
+def test_a_model_is_not_merged_with_its_own_copy():
+    """A fine-tune that changed no target's score is a copy of its input by the targets' measure; a merge
+    of the two (or of two copies of one model) gives those scores again, so no policy is offered it."""
+    journal = journal_of([_scored("base", 0.5, arith=0.1, facts=0.0), _scored("a", 2.0, arith=0.9, facts=0.4),
+                          _scored("b", 1.0, arith=0.0, facts=0.8)])
+    sft = _space(journal.models()).find("sft", {"model": "a", "dataset": "facts", "learning_rate": "0.001"})
+    made(journal, sft, "m1", 2.0, 1, {"arith": 0.9, "facts": 0.4})  # a copy of a
+    merge = _space(journal.models()).find("ties", {"model_a": "b", "model_b": "m1", "weight": "0.5", "density": "0.5"})
+    made(journal, merge, "m2", 2.0, 2, {"arith": 0.9, "facts": 0.4})  # a copy of m1, so of a
+    assert journal.copies() == {"m1": "a", "m2": "a"}
+    space = _space(journal.models())
+    space.blocked, space.copies = journal.blocked(), journal.copies()
+    merges = {frozenset(m.name for m in x.models) for x in space.actions("ties")}
+    assert not merges & {frozenset(("a", "m1")), frozenset(("a", "m2")), frozenset(("m1", "m2"))}
+    assert frozenset(("a", "b")) in merges and frozenset(("b", "m2")) in merges  # other partners stay
+    assert [x for x in space.actions("sft") if x.models[0].name == "m2"]  # and so do the copies' own fine-tunes
+
+
 @pytest.mark.parametrize("scores, no_gain", [({"arith": 0.9, "facts": 0.4}, True), ({"arith": 0.9, "facts": 0.42}, False)])
 def test_no_gain_means_exactly_the_scores_of_an_input(scores, no_gain):
     journal = journal_of([_scored("a", 2.0, arith=0.9, facts=0.4), _scored("b", 1.0, arith=0.0, facts=0.8)])

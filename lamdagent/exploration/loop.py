@@ -158,7 +158,7 @@ class Exploration:
         journal = self.journal
         for iteration in iterations:
             running = {e.fingerprint for e in journal.pending()}  # never chosen twice in one round
-            space = self.study.space(journal.models(), running if self.cfg.repeat_actions else journal.done(), journal.blocked())
+            space = self.study.space(journal.models(), running if self.cfg.repeat_actions else journal.done(), journal.blocked(), journal.copies())
             if not space.available_types():
                 break
             self.display.step(f"iteration {iteration}: agent deciding")

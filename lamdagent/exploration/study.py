@@ -73,10 +73,10 @@ class Study:
         tasks = self.tasks if name == "all" else [t for t in self.tasks if t.name == Path(name).stem]
         return PreferenceDatasetObject(f"{name}_prefs", tasks, size, self.train_seed)
 
-    def space(self, models, done=frozenset(), blocked=frozenset()) -> ActionSpace:
+    def space(self, models, done=frozenset(), blocked=frozenset(), copies=None) -> ActionSpace:
         """The action space over `models` and the study's datasets, trained with the search's seed;
-        `done` and `blocked` as ActionSpace takes them."""
-        return ActionSpace(self.action_types, models, self.datasets, self.train_seed, done, self.preference_datasets, blocked)
+        `done`, `blocked` and `copies` as ActionSpace takes them."""
+        return ActionSpace(self.action_types, models, self.datasets, self.train_seed, done, self.preference_datasets, blocked, copies)
 
     def find_action(self, models, action_type: str, names: dict[str, str], fingerprint: str, settings: dict | None = None):
         """The action over `models` that made the model of `fingerprint` (a step of this study's search, or an

@@ -172,6 +172,19 @@ class Journal:
         nothing, on that model again (it would gain nothing again: a no-gain loop)."""
         return {(entry.kind, name) for name, entry in self.no_gain().items()}
 
+    def copies(self) -> dict[str, str]:
+        """Model name -> the model it copies by every target's score: the input of the no-gain action
+        that made it, followed back to a model that is no copy (space: no merge of a model with its copy)."""
+        direct = {name: entry.same_as.name for name, entry in self.no_gain().items()}
+        found = {}
+        for name in direct:
+            original, seen = name, set()
+            while original in direct and original not in seen:
+                seen.add(original)
+                original = direct[original]
+            found[name] = original
+        return found
+
     def memory(self) -> str:
         """The agent's memory: the text written after the latest outcome ("" before any)."""
         written = [e for e in self.finished() if e.memory is not None]

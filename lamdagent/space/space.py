@@ -89,10 +89,13 @@ class ActionSpace:
         done: set[str] = frozenset(),
         preference_datasets: list[PreferenceDatasetObject] = (),
         blocked: set[tuple[tuple, str]] = frozenset(),
+        copies: dict[str, str] | None = None,
     ):
         """`done`: fingerprints of actions already computed, which are not offered again. `blocked`:
         (kind, model name) pairs: that kind of action is not offered on that model (it made the model
-        and gained nothing, so it would gain nothing again)."""
+        and gained nothing, so it would gain nothing again). `copies`: model name -> the model it
+        copies by every target's score (made with no gain from it); a merge of two models that copy
+        the same one is not offered (it gives that model's scores again)."""
         self.action_types = {t.name: t for t in action_types}
         self.models = models
         self.datasets = datasets
@@ -100,6 +103,7 @@ class ActionSpace:
         self.seed = seed
         self.done = done
         self.blocked = blocked
+        self.copies = copies or {}
 
     def candidates(self, type_name: str) -> dict[str, list[Any]]:
         """Slot -> the objects or values it may take."""
@@ -126,9 +130,16 @@ class ActionSpace:
                 continue
             if action_type.accepts(bindings):
                 action = Action(action_type, bindings, self.seed)
-                if action.fingerprint not in self.done and not (self.blocked and any((action.kind, m.name) in self.blocked for m in action.models)):
+                if action.fingerprint not in self.done and not self._repeats_nothing_new(action):
                     found.append(action)
         return found
+
+    def _repeats_nothing_new(self, action: Action) -> bool:
+        """A blocked kind on one of its models, or a merge of a model with its own copy."""
+        if self.blocked and any((action.kind, m.name) in self.blocked for m in action.models):
+            return True
+        originals = [self.copies.get(m.name, m.name) for m in action.models]
+        return len(set(originals)) < len(originals)
 
     def available_types(self) -> list[str]:
         """Action types with at least one valid action (a merge needs two compatible models)."""
