@@ -27,7 +27,7 @@ class Decision:
     retries: int = 0  # re-asks after an invalid reply
     endpoint_retries: int = 0  # retried requests to the agent's endpoint while deciding
     steps: int = 0  # inference steps asked (action type, objects)
-    origin: str = ""  # who chose the action, for a policy of two minds (hybrid: accepted, override, refused)
+    origin: str = ""  # who chose the action, for a policy of two minds (hybrid: accepted, override, refused; guided: first, other; proposal: not asked)
     notice: str = ""  # a degraded mode the loop announces on the console (the LLM no longer asked, and why)
 
     @property

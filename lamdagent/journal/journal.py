@@ -62,7 +62,7 @@ class Entry:
     inputs: list[ModelObject]  # the action's input models
     pool: list[str]  # the names of the models the policy saw when it decided
     fallbacks: list[Fallback] = field(default_factory=list)
-    origin: str = ""  # who chose the action, for a policy of two minds (hybrid: accepted, override, refused)
+    origin: str = ""  # who chose the action, for a policy of two minds (hybrid: accepted, override, refused; guided: first, other; proposal: not asked)
     status: str | None = None  # ok, cached or failed; None while it runs
     model: ModelObject | None = None  # the model it made (None while running, or failed)
     error: str = ""  # why it failed

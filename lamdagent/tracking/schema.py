@@ -86,7 +86,7 @@ class Record:
     settings: dict = field(default_factory=dict)  # the action type's settings where the step overrode the study's (a tuning grid's trial)
     pool: list[str] | None = None  # the names of the models the policy saw when it chose this action (None: not recorded)
     fallbacks: list[dict] = field(default_factory=list)  # the agent's fallbacks in this decision: step, cause, detail
-    origin: str = ""  # who chose the action in a policy of two minds (hybrid: accepted, override, refused)
+    origin: str = ""  # who chose the action in a policy of two minds (hybrid: accepted, override, refused; guided: first, other; proposal: not asked)
     model_cost_seconds: float | None = None  # what making the model took (a reused model: its source's cost)
     step_seconds: float | None = None  # what the step took in this run: building or reusing, evaluating, logging
     compute_seconds: float | None = None  # what the step costs without the cache (a reused model: what making it took)
