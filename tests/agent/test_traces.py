@@ -96,6 +96,7 @@ def test_each_decision_and_memory_rewrite_is_a_trace_on_its_action_run(tracking_
         root = decide.data.spans[0]
         assert root.parent_id is None and root.name == "decide" and root.span_type == "AGENT"
         assert root.inputs["iteration"] == int(iteration) and "sft" in root.inputs["action_types"]
+        assert "ties" not in root.inputs["action_types"]  # 1: one model; 2: m1 copies the base (all score 0): no merge of a model with its copy
         assert root.outputs["pipeline"] == run.data.tags["lamdagent.pipeline"] and root.outputs["fallbacks"] == []
         assert [s.span_type for s in spans["action_type"] + spans["objects"]] == ["CHAIN", "CHAIN"]
         assert spans["objects"][0].outputs["choice"].items() <= ON_BASE[int(iteration)][1].items()  # fixed slots are not asked
