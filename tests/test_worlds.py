@@ -16,7 +16,7 @@ from lamdagent.exploration.overlap import overlaps
 from lamdagent.exploration.study import Study
 
 SHIPPED = sorted(path.stem for path in (files.CONF_DIR / "studies").glob("*.yaml"))
-EMBEDDED_WORLDS = ["mixed", "redundant", "tradeoff", "distractors"]  # offline, synthetic tasks, a built-in warm base
+EMBEDDED_WORLDS = ["mixed", "redundant", "tradeoff", "distractors", "scarce"]  # offline, synthetic tasks, a built-in warm base
 
 
 def test_the_worlds_are_shipped():
@@ -79,6 +79,17 @@ def test_the_distractors_world_has_two_off_target_datasets_and_about_two_wrong_l
     wrong = len(rows["choice_extra"]) + len(rows["facts_extra"]) + stale
     right = len(rows["choice"]) + len(rows["facts"]) + len(rows["facts_alt"]) - stale
     assert 0.6 < wrong / right < 0.75, (wrong, right)
+
+
+def test_the_scarce_world_has_few_clean_examples_and_about_three_wrong_labels_for_two_right():
+    cfg = load_config("scarce")
+    assert cfg.tasks == ["arith", "choice"] and cfg.actions == ["sft", "ties", "slerp"] and cfg.sft.epochs == 10
+    rows = {d.name: d.rows() for d in Study(cfg).candidates}
+    assert {len(rows[name]) for name in ("arith", "arith_alt", "choice")} == {80}
+    wrong_sums = sum(1 for r in rows["quiz"] if "How many" in r["prompt"])  # every arithmetic row of the quiz is mislabelled
+    wrong = len(rows["arith_extra"]) + len(rows["choice_extra"]) + wrong_sums
+    right = len(rows["arith"]) + len(rows["arith_alt"]) + len(rows["choice"])
+    assert 1.4 < wrong / right < 1.6, (wrong, right)
 
 
 @pytest.mark.parametrize("name", EMBEDDED_WORLDS)
