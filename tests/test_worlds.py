@@ -16,7 +16,7 @@ from lamdagent.exploration.overlap import overlaps
 from lamdagent.exploration.study import Study
 
 SHIPPED = sorted(path.stem for path in (files.CONF_DIR / "studies").glob("*.yaml"))
-EMBEDDED_WORLDS = ["mixed", "redundant", "tradeoff", "distractors", "scarce"]  # offline, synthetic tasks, a built-in warm base
+EMBEDDED_WORLDS = ["mixed", "redundant", "tradeoff", "distractors", "scarce", "lopsided"]  # offline, synthetic tasks, a built-in warm base
 
 
 def test_the_worlds_are_shipped():
@@ -90,6 +90,18 @@ def test_the_scarce_world_has_few_clean_examples_and_about_three_wrong_labels_fo
     wrong = len(rows["arith_extra"]) + len(rows["choice_extra"]) + wrong_sums
     right = len(rows["arith"]) + len(rows["arith_alt"]) + len(rows["choice"])
     assert 1.4 < wrong / right < 1.6, (wrong, right)
+
+
+def test_the_lopsided_world_puts_every_wrong_label_on_facts_and_the_quiz():
+    cfg = load_config("lopsided")
+    assert cfg.tasks == ["arith", "choice", "facts"] and cfg.actions == ["sft", "linear", "dare_ties"] and cfg.sft.epochs == 7
+    rows = {d.name: d.rows() for d in Study(cfg).candidates}
+    facts = dict(synthetic._WORLD)
+    assert all(r["completion"].strip() != facts[re.search(r"capital (?:city )?of (\w+)", r["prompt"]).group(1)] for r in rows["facts_extra"])
+    wrong_sums = sum(1 for r in rows["quiz"] if "How many" in r["prompt"])
+    wrong = len(rows["facts_extra"]) + wrong_sums
+    right = sum(len(rows[name]) for name in ("arith", "arith_more", "choice", "facts")) + len(rows["quiz"]) - wrong_sums
+    assert 0.75 < wrong / right < 0.85, (wrong, right)
 
 
 @pytest.mark.parametrize("name", EMBEDDED_WORLDS)
