@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from lamdagent.agent import prompts
 from lamdagent.agent.policies import POLICIES, Decision, LLMPolicy, Policy
 from lamdagent.journal import Entry, Journal
-from lamdagent.space import Action, ActionSpace, ModelObject
+from lamdagent.space import Action, ActionSpace, ModelObject, lineage
 
 if TYPE_CHECKING:
     from lamdagent.actions import ActionType
@@ -111,7 +111,8 @@ class GreedyPolicy(LearningPolicy):
     before any kind that gained nothing or lost (else a merge of two near-copies, which gains exactly
     nothing, would be repeated for ever). The data screening orders the untried data by its predicted
     benefit, and data predicted to hurt every target comes after any kind that gained nothing. A
-    merge takes the best partner."""
+    merge takes the best partner outside the model's own lineage when there is one: merged with its
+    ancestor or descendant, a model only moves along the path that made it."""
 
     name = "greedy"
 
@@ -146,7 +147,8 @@ class GreedyPolicy(LearningPolicy):
         for model in ranked:
             extending = [a for a in actions if a.models and a.models[0] is model and all(m.score is not None for m in a.models)]
             partner = {id(a): min((ranked.index(m) for m in a.models[1:]), default=0) for a in extending}
-            keys = {id(a): (promise(a), -partner[id(a)], rng.random()) for a in extending}
+            outside = {id(a): not any(related(model, m) for m in a.models[1:]) for a in extending}
+            keys = {id(a): (promise(a), outside[id(a)], -partner[id(a)], rng.random()) for a in extending}
             best_of_type: dict[str, Action] = {}
             for action in sorted(extending, key=lambda a: keys[id(a)], reverse=True):
                 best_of_type.setdefault(action.type.name, action)
@@ -154,6 +156,11 @@ class GreedyPolicy(LearningPolicy):
             if len(chosen) >= limit:
                 return chosen[:limit]
         return chosen or [rng.choice(actions)]  # no scored model to extend: any valid action
+
+
+def related(a: ModelObject, b: ModelObject) -> bool:
+    """One descends from the other (a merge of the two stays on the path that made the younger)."""
+    return a.fingerprint in lineage.ancestors(b) or b.fingerprint in lineage.ancestors(a)
 
 
 WITHOUT_LLM = "proposal"  # Entry.origin of a decision the LLM was no longer asked about: the search's proposal

@@ -52,6 +52,16 @@ def test_greedy_does_not_repeat_a_kind_that_gained_nothing_while_untried_kinds_r
     assert len(set(kinds)) == 4, kinds
 
 
+def test_greedy_merges_the_best_model_with_a_partner_outside_its_own_lineage():
+    models = [_scored("base", 0.5), _scored("a", 2.0), _scored("b", 1.0), _scored("c", 0.8)]
+    journal = journal_of(models)
+    merge = next(a for a in _space(models).actions("ties") if [m.name for m in a.models] == ["a", "b"])
+    made(journal, merge, "m1", 3.0, 1)  # the new best, made from a and b
+    proposals = GreedyPolicy(seed=0).proposals(_space(journal.models()), journal, 2, limit=2)
+    ties = next(p for p in proposals if p.type.name == "ties")
+    assert [m.name for m in ties.models] == ["m1", "c"]  # a ranks higher, but merged with m1 it only moves back toward a
+
+
 def test_greedy_proposals_start_with_its_choice_and_offer_each_type_of_the_best_models():
     models = [_scored("base", 0.5), _scored("a", 2.0), _scored("b", 1.0)]
     space, journal = _space(models), journal_of(models)
