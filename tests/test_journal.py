@@ -8,7 +8,9 @@ import pytest
 
 from lamdagent.agent import prompts
 from lamdagent.agent.policies import POLICIES
-from lamdagent.journal import Entry
+from lamdagent.agent.search import related
+from lamdagent.journal import Entry, models_from_records
+from lamdagent.tracking import Record
 from tests.journals import journal_of, made
 from tests.test_space import _model, _space
 
@@ -81,3 +83,16 @@ def test_no_gain_means_exactly_the_scores_of_an_input(scores, no_gain):
     merge = _space(journal.models()).find("ties", {"model_a": "a", "model_b": "b", "weight": "0.5", "density": "0.5"})
     made(journal, merge, "m1", 2.0, 1, scores)
     assert journal.entries[-1].no_gain is no_gain and bool(journal.blocked()) is no_gain
+
+
+def test_models_read_back_are_linked_to_their_parents_whatever_the_records_order():
+    """On resume the initial models are read from the tracking server in its order, not the order
+    they were made: the lineage (and what greedy reads from it) must be the same either way."""
+    base = Record("run-base", "seed", 0, "base", "ok", pipeline="base", fingerprint="fp-base")
+    spec = Record("run-spec", "seed", 0, "spec_arith", "ok", pipeline="sft(base, arith)", fingerprint="fp-spec", inputs=["run-base"])
+    merged = Record("run-m1", "action", 1, "m1", "ok", pipeline="ties(spec_arith, base)", fingerprint="fp-m1", inputs=["run-spec", "run-base"])
+    for order in ([base, spec, merged], [merged, spec, base]):
+        models = {m.name: m for m in models_from_records(order)}
+        assert [p.name for p in models["spec_arith"].parents] == ["base"]
+        assert [p.name for p in models["m1"].parents] == ["spec_arith", "base"]
+        assert related(models["m1"], models["base"]) and related(models["spec_arith"], models["base"])

@@ -12,18 +12,17 @@ FINISHED = (Status.OK, Status.CACHED, Status.FAILED)  # an action run whose outc
 
 
 def models_from_records(records: list[Record], known: list[ModelObject] = (), fetch=None) -> list[ModelObject]:
-    """Model objects of successful runs, in order, with their parents linked by run id; `fetch`
-    builds an adapter's base model when it is not among them."""
+    """Model objects of successful runs, in order, with their parents linked by run id whatever the
+    records' order (the lineage a policy reads must not depend on it); `fetch` builds an adapter's
+    base model when it is not among them."""
     by_run = {m.run_id: m for m in known}
-    models = []
-    for r in records:
-        if r.status not in DONE:
-            continue
-        model = ModelObject(r.name, r.run_id, r.model_id, r.fingerprint, r.pipeline, r.arch, dict(r.scores), r.score,
-                            r.iteration, parents=[by_run[i] for i in r.inputs if i in by_run], cost_seconds=r.model_cost_seconds,
-                            adapter_base=by_run.get(r.adapter_of) or (fetch(r.adapter_of) if r.adapter_of and fetch else None))
-        by_run[r.run_id] = model
-        models.append(model)
+    done = [r for r in records if r.status in DONE]
+    models = [ModelObject(r.name, r.run_id, r.model_id, r.fingerprint, r.pipeline, r.arch, dict(r.scores), r.score, r.iteration,
+                          cost_seconds=r.model_cost_seconds) for r in done]
+    by_run.update({m.run_id: m for m in models})
+    for r, model in zip(done, models):
+        model.parents = [by_run[i] for i in r.inputs if i in by_run]
+        model.adapter_base = by_run.get(r.adapter_of) or (fetch(r.adapter_of) if r.adapter_of and fetch else None)
     return models
 
 
