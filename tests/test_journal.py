@@ -8,8 +8,8 @@ import pytest
 
 from lamdagent.agent import prompts
 from lamdagent.agent.policies import POLICIES
-from lamdagent.agent.search import related
 from lamdagent.journal import Entry, models_from_records
+from lamdagent.space.lineage import related
 from lamdagent.tracking import Record
 from tests.journals import journal_of, made
 from tests.test_space import _model, _space

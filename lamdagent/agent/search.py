@@ -147,7 +147,7 @@ class GreedyPolicy(LearningPolicy):
         for model in ranked:
             extending = [a for a in actions if a.models and a.models[0] is model and all(m.score is not None for m in a.models)]
             partner = {id(a): min((ranked.index(m) for m in a.models[1:]), default=0) for a in extending}
-            outside = {id(a): not any(related(model, m) for m in a.models[1:]) for a in extending}
+            outside = {id(a): not any(lineage.related(model, m) for m in a.models[1:]) for a in extending}
             keys = {id(a): (promise(a), outside[id(a)], -partner[id(a)], rng.random()) for a in extending}
             best_of_type: dict[str, Action] = {}
             for action in sorted(extending, key=lambda a: keys[id(a)], reverse=True):
@@ -156,11 +156,6 @@ class GreedyPolicy(LearningPolicy):
             if len(chosen) >= limit:
                 return chosen[:limit]
         return chosen or [rng.choice(actions)]  # no scored model to extend: any valid action
-
-
-def related(a: ModelObject, b: ModelObject) -> bool:
-    """One descends from the other (a merge of the two stays on the path that made the younger)."""
-    return a.fingerprint in lineage.ancestors(b) or b.fingerprint in lineage.ancestors(a)
 
 
 WITHOUT_LLM = "proposal"  # Entry.origin of a decision the LLM was no longer asked about: the search's proposal

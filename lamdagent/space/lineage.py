@@ -1,5 +1,5 @@
 """Lineage: the graph of models and the steps that made them, walked in one place (`walk`), and the
-questions asked of it: depth, ancestors, the common ancestor of a merge."""
+questions asked of it: depth, ancestors, whether two models are related, the common ancestor of a merge."""
 
 from __future__ import annotations
 
@@ -42,6 +42,11 @@ def depth(model: ModelObject) -> int:
 def ancestors(model: ModelObject) -> dict[str, ModelObject]:
     """`model` and every model it descends from, by fingerprint."""
     return {m.fingerprint: m for m in walk([model], lambda m: m.parents, key=lambda m: m.fingerprint)}
+
+
+def related(a: ModelObject, b: ModelObject) -> bool:
+    """One descends from the other (a merge of the two stays on the path that made the younger)."""
+    return a.fingerprint in ancestors(b) or b.fingerprint in ancestors(a)
 
 
 def common_ancestor(models: list[ModelObject]) -> ModelObject | None:
