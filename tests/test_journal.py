@@ -8,7 +8,7 @@ import pytest
 
 from lamdagent.agent import prompts
 from lamdagent.agent.policies import POLICIES
-from lamdagent.journal import Entry, models_from_records
+from lamdagent.journal import Entry, models_from_records, read_journal
 from lamdagent.space.lineage import related
 from lamdagent.tracking import Record
 from tests.journals import journal_of, made
@@ -96,3 +96,19 @@ def test_models_read_back_are_linked_to_their_parents_whatever_the_records_order
         assert [p.name for p in models["spec_arith"].parents] == ["base"]
         assert [p.name for p in models["m1"].parents] == ["spec_arith", "base"]
         assert related(models["m1"], models["base"]) and related(models["spec_arith"], models["base"])
+
+
+def test_the_initial_models_an_action_made_are_read_back_as_outcomes_of_iteration_zero():
+    """A specialist is a full fine-tune of the base on its data, measured before the first decision:
+    the journal holds it as an outcome a policy learns from, not as a decision of the budget."""
+    base = Record("run-base", "seed", 0, "base", "ok", pipeline="base", fingerprint="fp-base")
+    spec = Record("run-spec", "seed", 0, "spec_arith", "ok", pipeline="sft(base, arith)", fingerprint="fp-spec", inputs=["run-base"],
+                  action_type="sft", action={"model": "base", "dataset": "arith", "learning_rate": "0.001"})
+    seeds = models_from_records([spec, base])
+    for model, score in zip(seeds, (2.0, 0.5)):
+        model.score = score
+    journal = read_journal([spec, base], sorted(seeds, key=lambda m: m.name), ["arith"], 3)
+    [made] = journal.initial_actions
+    assert (made.action_type, made.action["dataset"], made.model.name, made.pool) == ("sft", "arith", "spec_arith", ["base"])
+    assert made.gain == pytest.approx(1.5) and made.iteration == 0
+    assert journal.finished() == [] and journal.remaining() == [1, 2, 3] and journal.measured() == [made]

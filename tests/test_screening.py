@@ -13,7 +13,7 @@ from rich.console import Console
 from lamdagent.agent.search import GreedyPolicy, OptunaPolicy
 from lamdagent.console import Display
 from lamdagent.exploration.loop import start_or_resume
-from lamdagent.journal import Evidence
+from lamdagent.journal import Entry, Evidence
 from lamdagent.tracking import Kind, Tracker
 from tests.conftest import FAST
 from tests.journals import journal_of
@@ -70,3 +70,18 @@ def test_the_screening_is_logged_reused_and_read_back(tracking_uri):
     reused = {r.name: r for r in again if r.kind == Kind.SCREENING}
     assert {r.status for r in reused.values()} == {"cached"}
     assert {n: r.screen for n, r in reused.items()} == {n: r.screen for n, r in screened.items()}
+
+
+def test_a_full_fine_tune_on_the_data_overrules_the_screenings_prediction():
+    """The screening predicts `facts` hurts every target, but the initial specialist, a full fine-tune
+    of the base on `facts`, measured a large gain: greedy counts the measurement, not the prediction."""
+    base, spec = (dataclasses.replace(_model(name), score=score) for name, score in (("base", 0.5), ("spec_facts", 2.0)))
+    journal = journal_of([base, spec])
+    journal.evidence = Evidence(EFFECTS)
+    space = _space([base, spec])
+    assert GreedyPolicy(0).select(space, journal, 1).action.names()["dataset"] != "facts"  # the prediction alone keeps it last
+    specialist = next(a for a in space.actions("sft") if a.names() == {"model": "base", "dataset": "facts", "learning_rate": "0.001"})
+    journal.initial_actions = [Entry(0, spec.run_id, "sft", specialist.names(), spec.fingerprint, "sft(base, facts)", [base], ["base"],
+                                     status="ok", model=spec)]
+    chosen = GreedyPolicy(0).select(space, journal, 1).action
+    assert chosen.names() == {"model": "spec_facts", "dataset": "facts", "learning_rate": "0.001"}

@@ -76,11 +76,11 @@ class Outcome:
 
 
 def outcomes(journal: Journal, space: ActionSpace) -> list[Outcome]:
-    """Every decision of the journal that made a scored model, in the order the outcomes arrived,
-    encoded with the ranks of the pool it saw (decisions of an action type the study no longer has
-    are left out)."""
+    """Every outcome of the journal that made a scored model (the initial models an action made, then
+    the decisions in the order their outcomes arrived), encoded with the ranks of the pool it saw
+    (outcomes of an action type the study no longer has are left out)."""
     found = []
-    for entry in journal.finished():
+    for entry in journal.measured():
         if entry.model is None or entry.model.score is None or entry.action_type not in space.action_types:
             continue
         ranked = ranked_models(journal.pool_at(entry))
@@ -110,7 +110,9 @@ class GreedyPolicy(LearningPolicy):
     is estimated at half its type's average gain when that is positive, plus a small bonus: it comes
     before any kind that gained nothing or lost (else a merge of two near-copies, which gains exactly
     nothing, would be repeated for ever). The data screening orders the untried data by its predicted
-    benefit, and data predicted to hurt every target comes after any kind that gained nothing. A
+    benefit, and data predicted to hurt every target comes after any kind that gained nothing, until an
+    action trained on it: a measurement replaces the prediction. The initial models an action made (the
+    specialists, the practitioner's defaults) count as measured outcomes of their kind. A
     merge takes the best partner outside the model's own lineage when there is one: merged with its
     ancestor or descendant, a model only moves along the path that made it."""
 
@@ -131,6 +133,7 @@ class GreedyPolicy(LearningPolicy):
                 gains.setdefault(key, []).append(outcome.gain)
 
         evidence = journal.evidence
+        trained_on = {key[1] for key in gains if len(key) == 3}
 
         def promise(action: Action) -> float:
             f = features(action, ranked)
@@ -138,7 +141,7 @@ class GreedyPolicy(LearningPolicy):
             if kind:
                 return statistics.fmean(kind)
             prior = max(0.5 * statistics.fmean(of_type), 0.0) if of_type else 0.0
-            if f["data"] in evidence.effects:  # the data screening ranks the untried data
+            if f["data"] in evidence.effects and f["data"] not in trained_on:  # the screening ranks the data no action measured yet
                 return -UNTRIED_BONUS if evidence.harmful(f["data"]) else prior + UNTRIED_BONUS * (1 + evidence.benefit(f["data"]))
             return prior + UNTRIED_BONUS
 

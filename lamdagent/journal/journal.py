@@ -115,8 +115,15 @@ class Journal:
     budget_seconds: float | None = None  # the exploration's compute budget (None: iterations only)
     overhead_seconds: float = 0.0  # compute spent before the first decision: the initial models, the data screening
     evidence: Evidence = field(default_factory=Evidence)  # what the data screening measured
+    initial_actions: list[Entry] = field(default_factory=list)  # the initial models an action made (specialists, defaults), as iteration 0
 
     # --- what happened --------------------------------------------------------------------------
+    def measured(self) -> list[Entry]:
+        """Every outcome a learning policy learns from: the initial models an action made (a
+        specialist is a full fine-tune of the base on its data, measured before the first decision),
+        then the decisions whose outcome is known."""
+        return self.initial_actions + self.finished()
+
     def finished(self) -> list[Entry]:
         """Decisions whose outcome is known, in the order the outcomes arrived."""
         return sorted((e for e in self.entries if e.finished), key=lambda e: (e.memory_seq, e.iteration))

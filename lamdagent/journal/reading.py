@@ -48,4 +48,18 @@ def read_journal(records: list[Record], seeds: list[ModelObject], tasks: list[st
         entries[-1].memory = memory_of(entries[-1].run_id)
     overhead = sum(r.compute_seconds or 0.0 for r in records if r.kind in (Kind.SEED, Kind.SCREENING))
     return Journal(list(tasks), budget, list(seeds), sorted(entries, key=lambda e: e.iteration), budget_seconds=budget_seconds,
-                   overhead_seconds=overhead)
+                   overhead_seconds=overhead, initial_actions=initial_actions(records, seeds))
+
+
+def initial_actions(records: list[Record], seeds: list[ModelObject]) -> list[Entry]:
+    """The initial models made by an action (the specialists, the practitioner's defaults) as entries
+    of iteration 0 whose pool was their inputs: outcomes a policy learns from, not decisions."""
+    by_run = {m.run_id: m for m in seeds}
+    made = {r.run_id: r for r in records if r.kind == Kind.SEED and r.action_type and r.status in DONE}
+    found = []
+    for seed in seeds:
+        if (r := made.get(seed.run_id)) is not None:
+            inputs = [by_run[i] for i in r.inputs if i in by_run]
+            found.append(Entry(0, r.run_id, r.action_type, r.action, r.fingerprint, r.pipeline, inputs, [m.name for m in inputs],
+                               status=str(Status.OK), model=seed, cost_seconds=r.compute_seconds))
+    return found
