@@ -16,7 +16,7 @@ from lamdagent.exploration.overlap import overlaps
 from lamdagent.exploration.study import Study
 
 SHIPPED = sorted(path.stem for path in (files.CONF_DIR / "studies").glob("*.yaml"))
-EMBEDDED_WORLDS = ["mixed", "redundant", "tradeoff", "distractors", "scarce", "lopsided"]  # offline, synthetic tasks, a built-in warm base
+EMBEDDED_WORLDS = ["mixed", "redundant", "tradeoff", "distractors", "scarce", "lopsided", "narrow"]  # offline, synthetic tasks, a built-in warm base
 
 
 def test_the_worlds_are_shipped():
@@ -102,6 +102,18 @@ def test_the_lopsided_world_puts_every_wrong_label_on_facts_and_the_quiz():
     wrong = len(rows["facts_extra"]) + wrong_sums
     right = sum(len(rows[name]) for name in ("arith", "arith_more", "choice", "facts")) + len(rows["quiz"]) - wrong_sums
     assert 0.75 < wrong / right < 0.85, (wrong, right)
+
+
+def test_the_narrow_world_has_one_target_and_more_off_target_data_than_clean():
+    cfg = load_config("narrow")
+    assert cfg.tasks == ["arith"] and cfg.actions == ["sft", "slerp", "task_arithmetic"] and cfg.sft.learning_rate[0] == 3e-3
+    study = Study(cfg)
+    rows = {d.name: d.rows() for d in study.candidates}
+    assert len(rows) == 9 and "all" in {d.name for d in study.datasets}
+    wrong = len(rows["arith_extra"]) + sum(1 for r in rows["quiz"] if "How many" in r["prompt"])
+    right = sum(len(rows[name]) for name in ("arith", "arith_more", "arith_alt"))
+    off_target = sum(len(rows[name]) for name in ("choice", "facts", "facts_extra", "spelling"))
+    assert right == 360 and 0.8 < wrong / right < 0.9 and off_target == 540, (wrong, right, off_target)
 
 
 @pytest.mark.parametrize("name", EMBEDDED_WORLDS)
