@@ -10,6 +10,7 @@ import mlflow
 import pytest
 from rich.console import Console
 
+from lamdagent.agent.facts import facts
 from lamdagent.agent.search import GreedyPolicy, OptunaPolicy
 from lamdagent.console import Display
 from lamdagent.exploration.loop import start_or_resume
@@ -80,8 +81,11 @@ def test_a_full_fine_tune_on_the_data_overrules_the_screenings_prediction():
     journal.evidence = Evidence(EFFECTS)
     space = _space([base, spec])
     assert GreedyPolicy(0).select(space, journal, 1).action.names()["dataset"] != "facts"  # the prediction alone keeps it last
+    assert journal.predicted_harmful("facts") and "hurt every target: facts" in facts(journal)
     specialist = next(a for a in space.actions("sft") if a.names() == {"model": "base", "dataset": "facts", "learning_rate": "0.001"})
     journal.initial_actions = [Entry(0, spec.run_id, "sft", specialist.names(), spec.fingerprint, "sft(base, facts)", [base], ["base"],
                                      status="ok", model=spec)]
     chosen = GreedyPolicy(0).select(space, journal, 1).action
     assert chosen.names() == {"model": "spec_facts", "dataset": "facts", "learning_rate": "0.001"}
+    assert not journal.predicted_harmful("facts") and "hurt every target" not in facts(journal)  # nor told to the agent, nor refused to it
+    assert any(OptunaPolicy(seed).select(space, journal, i).action.names().get("dataset") == "facts" for seed in range(3) for i in range(1, 5))

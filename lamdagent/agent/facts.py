@@ -42,9 +42,9 @@ def facts(journal: Journal) -> str:
     if recent:
         lines.append("What the latest actions did to each target:")
         lines += [effect(e) for e in recent]
-    harmful = [d for d in journal.evidence.effects if journal.evidence.harmful(d)]
+    harmful = [d for d in journal.evidence.effects if journal.predicted_harmful(d)]
     if harmful:
-        lines.append(f"The data screening predicts these datasets hurt every target: {', '.join(harmful)}.")
+        lines.append(f"The data screening predicts these datasets, which no action trained on yet, hurt every target: {', '.join(harmful)}.")
     return "\n".join(lines)
 
 

@@ -63,7 +63,7 @@ class HybridPolicy(AdvisedGreedy):
         if copies:
             return f"it extends {', '.join(copies)}, made with no gain (a copy of its input): a no-gain lineage"
         data = [name for slot, name in action.names().items() if name in journal.evidence.effects]
-        harmful = [d for d in data if journal.evidence.harmful(d)]
+        harmful = [d for d in data if journal.predicted_harmful(d)]
         if harmful:
             return f"the data screening predicts {', '.join(harmful)} to hurt every target"
         return ""

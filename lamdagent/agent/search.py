@@ -132,8 +132,7 @@ class GreedyPolicy(LearningPolicy):
             for key in ((f["type"], f["data"], f["hparams"]), (f["type"],)):
                 gains.setdefault(key, []).append(outcome.gain)
 
-        evidence = journal.evidence
-        trained_on = {key[1] for key in gains if len(key) == 3}
+        evidence, measured = journal.evidence, journal.measured_data()
 
         def promise(action: Action) -> float:
             f = features(action, ranked)
@@ -141,7 +140,7 @@ class GreedyPolicy(LearningPolicy):
             if kind:
                 return statistics.fmean(kind)
             prior = max(0.5 * statistics.fmean(of_type), 0.0) if of_type else 0.0
-            if f["data"] in evidence.effects and f["data"] not in trained_on:  # the screening ranks the data no action measured yet
+            if f["data"] in evidence.effects and f["data"] not in measured:  # the screening ranks the data no action measured yet
                 return -UNTRIED_BONUS if evidence.harmful(f["data"]) else prior + UNTRIED_BONUS * (1 + evidence.benefit(f["data"]))
             return prior + UNTRIED_BONUS
 
@@ -235,7 +234,7 @@ class OptunaPolicy(LearningPolicy):
     """Model-based search: optuna's TPE sampler, told the features and score of every decision so
     far (ask-and-tell), proposes the features of the next action; the available action that
     matches them best is taken (type first, then data, input ranks, hyperparameters), leaving out
-    data the screening predicts to hurt every target while other actions remain."""
+    data the screening predicts to hurt every target (and no action measured) while other actions remain."""
 
     name = "optuna"
     WEIGHTS = {"type": 8, "data": 4, "rank_a": 2, "rank_b": 1, "hparams": 1}
@@ -260,7 +259,7 @@ class OptunaPolicy(LearningPolicy):
             return sum(w for k, w in self.WEIGHTS.items() if f[k] == wanted[k]), rng.random()
 
         actions = [a for name in space.available_types() for a in space.actions(name)]
-        screened = [a for a in actions if not journal.evidence.harmful(features(a, ranked)["data"])]
+        screened = [a for a in actions if not journal.predicted_harmful(features(a, ranked)["data"])]
         return Decision(max(screened or actions, key=match))  # data predicted to hurt every target is not tried blind
 
     @staticmethod

@@ -124,6 +124,15 @@ class Journal:
         then the decisions whose outcome is known."""
         return self.initial_actions + self.finished()
 
+    def measured_data(self) -> set[str]:
+        """The screened datasets some scored outcome trained on: its measurement replaces the screening's prediction."""
+        return {name for e in self.measured() if e.model is not None and e.model.score is not None for name in e.action.values()
+                if name in self.evidence.effects}
+
+    def predicted_harmful(self, dataset: str) -> bool:
+        """Predicted by the screening to hurt every target, and never measured (a dataset not to try blind)."""
+        return self.evidence.harmful(dataset) and dataset not in self.measured_data()
+
     def finished(self) -> list[Entry]:
         """Decisions whose outcome is known, in the order the outcomes arrived."""
         return sorted((e for e in self.entries if e.finished), key=lambda e: (e.memory_seq, e.iteration))
