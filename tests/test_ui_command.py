@@ -131,7 +131,8 @@ def test_lamdagent_ui_prints_links_that_a_new_browser_follows(store, monkeypatch
     uri, ids = store
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "lamdagent.cli.main", "ui", "--study", "tiny", "--tracking-uri", uri, "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # Ctrl-C works even if the suite runs in the background
     browser = None
     try:
         text, links = _printed_links(proc)
