@@ -130,9 +130,14 @@ def _printed_links(proc: subprocess.Popen, timeout: float = 120.0) -> tuple[str,
 def test_lamdagent_ui_prints_links_that_a_new_browser_follows(store, monkeypatch):
     uri, ids = store
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "lamdagent.cli.main", "ui", "--study", "tiny", "--tracking-uri", uri, "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # Ctrl-C works even if the suite runs in the background
+    # A suite started in the background ignores SIGINT, and a child inherits that: the Ctrl-C below would do nothing.
+    # A handled signal is reset to its default in the child (no preexec_fn: it is unsafe with threads).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "lamdagent.cli.main", "ui", "--study", "tiny", "--tracking-uri", uri, "--port", str(port)],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     browser = None
     try:
         text, links = _printed_links(proc)
