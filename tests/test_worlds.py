@@ -16,7 +16,7 @@ from lamdagent.exploration.overlap import overlaps
 from lamdagent.exploration.study import Study
 
 SHIPPED = sorted(path.stem for path in (files.CONF_DIR / "studies").glob("*.yaml"))
-EMBEDDED_WORLDS = ["mixed", "redundant", "tradeoff", "distractors", "scarce", "lopsided", "narrow"]  # offline, synthetic tasks, a built-in warm base
+EMBEDDED_WORLDS = ["mixed", "redundant", "tradeoff", "distractors", "scarce", "lopsided", "narrow", "uneven"]  # offline, synthetic tasks, a built-in warm base
 
 
 def test_the_worlds_are_shipped():
@@ -114,6 +114,18 @@ def test_the_narrow_world_has_one_target_and_more_off_target_data_than_clean():
     right = sum(len(rows[name]) for name in ("arith", "arith_more", "arith_alt"))
     off_target = sum(len(rows[name]) for name in ("choice", "facts", "facts_extra", "spelling"))
     assert right == 360 and 0.8 < wrong / right < 0.9 and off_target == 540, (wrong, right, off_target)
+
+
+def test_the_uneven_world_has_more_arithmetic_than_facts_and_about_one_wrong_label_for_two_right():
+    cfg = load_config("uneven")
+    assert cfg.tasks == ["arith", "facts"] and cfg.actions == ["sft", "linear", "ties"] and cfg.base_model == "builtin:tiny-llama-warm"
+    rows = {d.name: d.rows() for d in Study(cfg).candidates}
+    assert len(rows) == 8 and len(rows["arith"]) + len(rows["arith_alt"]) == 280 and len(rows["facts"]) == 60
+    facts = dict(synthetic._WORLD)
+    stale = sum(1 for r in rows["facts_alt"] if r["completion"].strip() != facts[re.search(r"capital (?:city )?of (\w+)", r["prompt"]).group(1)])
+    wrong = len(rows["arith_extra"]) + len(rows["facts_extra"]) + stale
+    right = len(rows["arith"]) + len(rows["arith_alt"]) + len(rows["facts"]) + len(rows["facts_alt"]) - stale
+    assert 0.45 < wrong / right < 0.6, (wrong, right)
 
 
 @pytest.mark.parametrize("name", EMBEDDED_WORLDS)
