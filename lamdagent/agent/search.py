@@ -101,6 +101,18 @@ class LearningPolicy(Policy):
 
 
 UNTRIED_BONUS = 0.01  # an untried kind of action is worth more than one that gained nothing
+PATIENCE = 3  # decisions in a row that did not beat the best model, after which greedy grows another lineage
+
+
+def extension_order(ranked: list[ModelObject], journal: Journal) -> list[ModelObject]:
+    """The models in the order greedy extends them: best first; but once PATIENCE decisions in a row
+    did not beat the best model, the models outside its lineage (neither its ancestor nor its
+    descendant) come first, so another line of descent grows until it beats the best or stalls too."""
+    best = journal.best()
+    if best is None or journal.since_best() < PATIENCE:
+        return ranked
+    outside = [m for m in ranked if not lineage.related(best, m)]
+    return outside + [m for m in ranked if all(m is not o for o in outside)]
 
 
 @POLICIES.register("greedy")
@@ -109,7 +121,9 @@ class GreedyPolicy(LearningPolicy):
     whose kind (type, data, hyperparameters) gained most on average so far. A kind not tried yet
     is estimated at half its type's average gain when that is positive, plus a small bonus: it comes
     before any kind that gained nothing or lost (else a merge of two near-copies, which gains exactly
-    nothing, would be repeated for ever). The data screening orders the untried data by its predicted
+    nothing, would be repeated for ever). Once PATIENCE decisions in a row did not beat the best
+    model, greedy extends the best model outside its lineage instead (a start that won by noise, or a
+    line of descent at its ceiling, does not hold the rest of the budget). The data screening orders the untried data by its predicted
     benefit, and data predicted to hurt every target comes after any kind that gained nothing, until an
     action trained on it: a measurement replaces the prediction. The initial models an action made (the
     specialists, the practitioner's defaults) count as measured outcomes of their kind. A
@@ -146,7 +160,7 @@ class GreedyPolicy(LearningPolicy):
 
         actions = [a for name in space.available_types() for a in space.actions(name)]
         chosen: list[Action] = []
-        for model in ranked:
+        for model in extension_order(ranked, journal):
             extending = [a for a in actions if a.models and a.models[0] is model and all(m.score is not None for m in a.models)]
             partner = {id(a): min((ranked.index(m) for m in a.models[1:]), default=0) for a in extending}
             outside = {id(a): not any(lineage.related(model, m) for m in a.models[1:]) for a in extending}

@@ -156,6 +156,13 @@ class Journal:
         best = self.best()
         return best.score if best is not None else 0.0
 
+    def since_best(self) -> int:
+        """How many decisions, in the order their outcomes arrived, came after the one that made the best
+        model (all of them when the best is an initial model): none of them beat it."""
+        best, finished = self.best(), self.finished()
+        made = next((i for i, e in enumerate(finished) if best is not None and e.model is not None and e.model.name == best.name), -1)
+        return len(finished) - made - 1
+
     def trailing_failures(self) -> int:
         """How many of the latest outcomes in a row are failures."""
         count = 0

@@ -6,7 +6,8 @@ import pytest
 
 from lamdagent.agent.llm import OpenAIChatModel
 from lamdagent.agent.policies import LLMPolicy
-from lamdagent.agent.search import GreedyPolicy, GuidedPolicy, OptunaPolicy, features, ranked_models
+from lamdagent.agent.search import PATIENCE, GreedyPolicy, GuidedPolicy, OptunaPolicy, features, ranked_models
+from lamdagent.space import lineage
 from tests.journals import journal_of, made
 from tests.test_space import _model, _space
 
@@ -50,6 +51,26 @@ def test_greedy_does_not_repeat_a_kind_that_gained_nothing_while_untried_kinds_r
         kinds.append((f["type"], f["data"], f["hparams"]))
         made(journal, action, f"m{iteration}", 2.0, iteration)  # every action gains exactly nothing
     assert len(set(kinds)) == 4, kinds
+
+
+def test_greedy_grows_another_lineage_once_patience_decisions_in_a_row_did_not_beat_the_best():
+    journal = journal_of([_scored("base", 0.5), _scored("a", 2.0), _scored("b", 1.0)])
+    extended = []
+    for iteration, score in enumerate([1.5, 1.8, 1.9, 1.2], start=1):  # none beats a
+        action = GreedyPolicy(seed=0).select(_space(journal.models()), journal, iteration).action
+        extended.append(action.models[0].name)
+        made(journal, action, f"m{iteration}", score, iteration)
+        assert journal.since_best() == iteration
+    assert extended[0] == "a" and set(extended[:PATIENCE]) <= {"a", "m1", "m2"}  # hill-climbing from a while it holds
+    assert extended[PATIENCE] == "b"  # a's lineage held the budget for PATIENCE decisions: the best model outside it grows
+    a = journal.best()
+    outside = [m for m in ranked_models(journal.models()) if not lineage.related(a, m)]
+    assert a.name == "a" and outside[0].name in ("m4", "b")  # m4 is outside too unless it merged b with a's line
+    nxt = GreedyPolicy(seed=0).select(_space(journal.models()), journal, 5).action
+    assert nxt.models[0].name == outside[0].name  # the other line goes on while a stays unbeaten
+    made(journal, nxt, "m5", 2.4, 5)  # it beats a: plain hill-climbing again, from the new best
+    assert journal.since_best() == 0
+    assert GreedyPolicy(seed=0).select(_space(journal.models()), journal, 6).action.models[0].name == "m5"
 
 
 def test_greedy_merges_the_best_model_with_a_partner_outside_its_own_lineage():
