@@ -1,11 +1,12 @@
-"""What the tool writes into the agent's memory from the journal: the best models, what each recent
-action did to each target (against its best input), the actions that changed nothing and the data the
-screening predicts to hurt. The LLM rewrites only its lessons beside them, so a nonsense rewrite of a
+"""What the tool writes into the agent's memory from the journal: the best models, whether the best
+one's lineage stalled, what each recent action did to each target (against its best input), the
+actions that changed nothing and the data the screening predicts to hurt. The LLM rewrites only its lessons beside them, so a nonsense rewrite of a
 weak model never erases what the results showed."""
 
 from __future__ import annotations
 
 from lamdagent.journal import Entry, Journal
+from lamdagent.space import lineage
 
 FACTS = "Facts (written by the tool from the results):"
 LESSONS = "Lessons (the agent's own notes):"
@@ -38,6 +39,11 @@ def facts(journal: Journal) -> str:
     if scored:
         tops = [(t, max(scored, key=lambda m, t=t: m.scores.get(t, 0.0))) for t in journal.tasks]
         lines.append("Best per task: " + ", ".join(f"{t} {m.name} {m.scores.get(t, 0.0):.2f}" for t, m in tops) + ".")
+    if journal.stalled():
+        outside = [m for m in journal.models() if m.score is not None and not lineage.related(best, m)]
+        others = ", ".join(f"{m.name} {m.score:.3f}" for m in sorted(outside, key=lambda m: -m.score)[:3])
+        lines.append(f"No decision beat {best.name} in the last {journal.since_best()} decisions: its line of descent has stalled"
+                     + (f"; the best models outside it: {others}." if others else "."))
     recent = journal.finished()[-RECENT:]
     if recent:
         lines.append("What the latest actions did to each target:")

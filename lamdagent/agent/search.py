@@ -101,16 +101,15 @@ class LearningPolicy(Policy):
 
 
 UNTRIED_BONUS = 0.01  # an untried kind of action is worth more than one that gained nothing
-PATIENCE = 3  # decisions in a row that did not beat the best model, after which greedy grows another lineage
 
 
 def extension_order(ranked: list[ModelObject], journal: Journal) -> list[ModelObject]:
-    """The models in the order greedy extends them: best first; but once PATIENCE decisions in a row
-    did not beat the best model, the models outside its lineage (neither its ancestor nor its
-    descendant) come first, so another line of descent grows until it beats the best or stalls too."""
-    best = journal.best()
-    if best is None or journal.since_best() < PATIENCE:
+    """The models in the order greedy extends them: best first; but once the best model's lineage
+    stalled (Journal.stalled), the models outside it (neither its ancestor nor its descendant) come
+    first, so another line of descent grows until it beats the best or stalls too."""
+    if not journal.stalled():
         return ranked
+    best = journal.best()
     outside = [m for m in ranked if not lineage.related(best, m)]
     return outside + [m for m in ranked if all(m is not o for o in outside)]
 
@@ -122,7 +121,7 @@ class GreedyPolicy(LearningPolicy):
     is estimated at half its type's average gain when that is positive, plus a small bonus: it comes
     before any kind that gained nothing or lost (else a merge of two near-copies, which gains exactly
     nothing, would be repeated for ever). Once PATIENCE decisions in a row did not beat the best
-    model, greedy extends the best model outside its lineage instead (a start that won by noise, or a
+    model (Journal.stalled), greedy extends the best model outside its lineage instead (a start that won by noise, or a
     line of descent at its ceiling, does not hold the rest of the budget). The data screening orders the untried data by its predicted
     benefit, and data predicted to hurt every target comes after any kind that gained nothing, until an
     action trained on it: a measurement replaces the prediction. The initial models an action made (the

@@ -24,6 +24,9 @@ class Cause(StrEnum):
     INVALID = "no valid reply"  # every reply was invalid after the re-asks
 
 
+
+PATIENCE = 3  # decisions in a row that did not beat the best model, after which its lineage counts as stalled
+
 @dataclass(frozen=True)
 class Fallback:
     """One step of a decision that fell back to a random valid choice."""
@@ -155,6 +158,10 @@ class Journal:
     def best_score(self) -> float:
         best = self.best()
         return best.score if best is not None else 0.0
+
+    def stalled(self) -> bool:
+        """PATIENCE decisions in a row did not beat the best model: its line of descent may be at its ceiling."""
+        return self.best() is not None and self.since_best() >= PATIENCE
 
     def since_best(self) -> int:
         """How many decisions, in the order their outcomes arrived, came after the one that made the best

@@ -4,9 +4,11 @@ import dataclasses
 
 import pytest
 
+from lamdagent.agent.facts import facts
 from lamdagent.agent.llm import OpenAIChatModel
 from lamdagent.agent.policies import LLMPolicy
-from lamdagent.agent.search import PATIENCE, GreedyPolicy, GuidedPolicy, OptunaPolicy, features, ranked_models
+from lamdagent.agent.search import GreedyPolicy, GuidedPolicy, OptunaPolicy, features, ranked_models
+from lamdagent.journal.journal import PATIENCE
 from lamdagent.space import lineage
 from tests.journals import journal_of, made
 from tests.test_space import _model, _space
@@ -59,6 +61,7 @@ def test_greedy_grows_another_lineage_once_patience_decisions_in_a_row_did_not_b
     for iteration, score in enumerate([1.5, 1.8, 1.9, 1.2], start=1):  # none beats a
         action = GreedyPolicy(seed=0).select(_space(journal.models()), journal, iteration).action
         extended.append(action.models[0].name)
+        assert ("No decision beat a" in facts(journal)) == (iteration > PATIENCE)  # the agent's memory says so too
         made(journal, action, f"m{iteration}", score, iteration)
         assert journal.since_best() == iteration
     assert extended[0] == "a" and set(extended[:PATIENCE]) <= {"a", "m1", "m2"}  # hill-climbing from a while it holds
@@ -66,6 +69,7 @@ def test_greedy_grows_another_lineage_once_patience_decisions_in_a_row_did_not_b
     a = journal.best()
     outside = [m for m in ranked_models(journal.models()) if not lineage.related(a, m)]
     assert a.name == "a" and outside[0].name in ("m4", "b")  # m4 is outside too unless it merged b with a's line
+    assert f"the best models outside it: {outside[0].name}" in facts(journal)
     nxt = GreedyPolicy(seed=0).select(_space(journal.models()), journal, 5).action
     assert nxt.models[0].name == outside[0].name  # the other line goes on while a stays unbeaten
     made(journal, nxt, "m5", 2.4, 5)  # it beats a: plain hill-climbing again, from the new best
