@@ -1,7 +1,7 @@
 """What the tool writes into the agent's memory from the journal: the best models, whether the best
 one's lineage stalled, what each recent action did to each target (against its best input), the
-actions that changed nothing and the data the screening predicts to hurt. The LLM rewrites only its lessons beside them, so a nonsense rewrite of a
-weak model never erases what the results showed."""
+actions that changed nothing and the data the screening predicts to hurt. The LLM rewrites only its
+lessons beside them, so a nonsense rewrite of a weak model never erases what the results showed."""
 
 from __future__ import annotations
 

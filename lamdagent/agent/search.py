@@ -121,12 +121,12 @@ class GreedyPolicy(LearningPolicy):
     is estimated at half its type's average gain when that is positive, plus a small bonus: it comes
     before any kind that gained nothing or lost (else a merge of two near-copies, which gains exactly
     nothing, would be repeated for ever). Once PATIENCE decisions in a row did not beat the best
-    model (Journal.stalled), greedy extends the best model outside its lineage instead (a start that won by noise, or a
-    line of descent at its ceiling, does not hold the rest of the budget). The data screening orders the untried data by its predicted
-    benefit, and data predicted to hurt every target comes after any kind that gained nothing, until an
-    action trained on it: a measurement replaces the prediction. The initial models an action made (the
-    specialists, the practitioner's defaults) count as measured outcomes of their kind. A
-    merge takes the best partner outside the model's own lineage when there is one: merged with its
+    model (Journal.stalled), greedy extends the best model outside its lineage instead: a start that
+    won by noise, or a line of descent at its ceiling, does not hold the rest of the budget. The data
+    screening orders the untried data by its predicted benefit, and data predicted to hurt every
+    target comes after any kind that gained nothing, until an action trained on it: a measurement
+    replaces the prediction. The initial models an action made (the specialists, the practitioner's
+    defaults) count as measured outcomes of their kind. A merge takes the best partner outside the model's own lineage when there is one: merged with its
     ancestor or descendant, a model only moves along the path that made it."""
 
     name = "greedy"

@@ -24,8 +24,8 @@ class Cause(StrEnum):
     INVALID = "no valid reply"  # every reply was invalid after the re-asks
 
 
-
 PATIENCE = 3  # decisions in a row that did not beat the best model, after which its lineage counts as stalled
+
 
 @dataclass(frozen=True)
 class Fallback:
