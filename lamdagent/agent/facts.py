@@ -40,8 +40,8 @@ def facts(journal: Journal) -> str:
         tops = [(t, max(scored, key=lambda m, t=t: m.scores.get(t, 0.0))) for t in journal.tasks]
         lines.append("Best per task: " + ", ".join(f"{t} {m.name} {m.scores.get(t, 0.0):.2f}" for t, m in tops) + ".")
     if journal.stalled():
-        outside = [m for m in journal.models() if m.score is not None and not lineage.related(best, m)]
-        others = ", ".join(f"{m.name} {m.score:.3f}" for m in sorted(outside, key=lambda m: -m.score)[:3])
+        scored_outside = sorted((m for m in lineage.outside(best, journal.models()) if m.score is not None), key=lambda m: -m.score)
+        others = ", ".join(f"{m.name} {m.score:.3f}" for m in scored_outside[:3])
         lines.append(f"No decision beat {best.name} in the last {journal.since_best()} decisions: its line of descent has stalled"
                      + (f"; the best models outside it: {others}." if others else "."))
     recent = journal.finished()[-RECENT:]

@@ -109,9 +109,8 @@ def extension_order(ranked: list[ModelObject], journal: Journal) -> list[ModelOb
     first, so another line of descent grows until it beats the best or stalls too."""
     if not journal.stalled():
         return ranked
-    best = journal.best()
-    outside = [m for m in ranked if not lineage.related(best, m)]
-    return outside + [m for m in ranked if all(m is not o for o in outside)]
+    others = lineage.outside(journal.best(), ranked)
+    return others + [m for m in ranked if all(m is not o for o in others)]
 
 
 @POLICIES.register("greedy")
@@ -126,8 +125,9 @@ class GreedyPolicy(LearningPolicy):
     screening orders the untried data by its predicted benefit, and data predicted to hurt every
     target comes after any kind that gained nothing, until an action trained on it: a measurement
     replaces the prediction. The initial models an action made (the specialists, the practitioner's
-    defaults) count as measured outcomes of their kind. A merge takes the best partner outside the model's own lineage when there is one: merged with its
-    ancestor or descendant, a model only moves along the path that made it."""
+    defaults) count as measured outcomes of their kind. A merge takes the best partner outside the
+    model's own lineage when there is one: merged with its ancestor or descendant, a model only moves
+    along the path that made it."""
 
     name = "greedy"
 

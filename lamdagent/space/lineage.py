@@ -49,6 +49,11 @@ def related(a: ModelObject, b: ModelObject) -> bool:
     return a.fingerprint in ancestors(b) or b.fingerprint in ancestors(a)
 
 
+def outside(model: ModelObject, models: list[ModelObject]) -> list[ModelObject]:
+    """The models of `models` (in their order) that are neither `model`'s ancestor nor its descendant."""
+    return [m for m in models if not related(model, m)]
+
+
 def common_ancestor(models: list[ModelObject]) -> ModelObject | None:
     """The deepest model every one of `models` descends from (or is): the base that task vectors
     of a merge are taken against. None when they share no ancestor."""
