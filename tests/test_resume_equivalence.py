@@ -24,7 +24,11 @@ from rich.console import Console
 
 from lamdagent.console import Display
 from lamdagent.exploration import executors
+from lamdagent.exploration import runner as runner_module
 from lamdagent.exploration.loop import start_or_resume
+from lamdagent.journal import models_from_records
+from lamdagent.journal.journal import PATIENCE
+from lamdagent.space import lineage
 from lamdagent.tracking import Kind, Tracker
 from tests.conftest import FAST
 
@@ -36,7 +40,10 @@ BUDGETS = {"random": (5, 2), "greedy": (5, 2), "optuna": (5, 3), "guided": (3, 1
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """One store for the module: the initial models are trained once and reused by every exploration."""
-    folder = tmp_path_factory.mktemp("resume-equivalence")
+    yield from _store_in(tmp_path_factory.mktemp("resume-equivalence"))
+
+
+def _store_in(folder):
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(folder)
         uri = f"sqlite:///{folder / 'mlflow.db'}"
@@ -96,3 +103,52 @@ def test_interrupted_and_resumed_decides_as_straight(store, policy, monkeypatch)
     assert len({fingerprint for _, fingerprint, _ in _decisions(straight)}) == n  # n different actions
     if policy in ("guided", "llm"):
         assert _prompts(resumed) == _prompts(straight)  # the agent saw exactly the same text
+
+
+def _rigged_scores(monkeypatch) -> None:
+    """Validation scores by the step that made the model: `spec_facts` is the best model and nothing
+    made afterwards beats it (the tiny models score 0.0 on everything, so no lineage could stall)."""
+    making = []
+    produce = runner_module.Runner.produce
+
+    def noted(self, step, **kwargs):
+        making.append(step)
+        try:
+            return produce(self, step, **kwargs)
+        finally:
+            making.pop()
+
+    def rigged(self, run_id, model_dir, adapter_base, loaded=None, tasks=None):
+        step = making[-1]
+        scores = {"arith": 0.1, "facts": 0.5 if step.name == "spec_facts" else 0.2 + 0.01 * step.iteration}
+        return scores, {f"val.{t}": v for t, v in scores.items()}
+
+    monkeypatch.setattr(runner_module.Runner, "produce", noted)
+    monkeypatch.setattr(runner_module.Runner, "_evaluate", rigged)
+
+
+@pytest.mark.slow
+@pytest.mark.ci
+def test_a_resumed_greedy_leaves_a_stalled_lineage_as_straight(tmp_path_factory, monkeypatch):
+    """Greedy's lineage stalls after PATIENCE decisions that did not beat `spec_facts`; interrupted in the
+    decision that grows a model outside that lineage and resumed, it decides as the one that ran straight."""
+    stall = PATIENCE + 1
+    for _ in _store_in(tmp_path_factory.mktemp("resume-stall")):
+        _rigged_scores(monkeypatch)
+        world = [*WORLD, "agent.policy=greedy", "agent.seed=1", f"iterations={stall + 1}"]
+        _, straight, _ = _explore(world)
+        models = models_from_records([r for r in straight if r.kind in (Kind.SEED, Kind.ACTION)])
+        best = max(models, key=lambda m: m.score)
+        assert best.name == "spec_facts"
+        inputs = {r.iteration: r.inputs for r in straight if r.kind == Kind.ACTION}
+        related = {m.run_id for m in models if lineage.related(best, m)}
+        assert all(set(inputs[i]) & related for i in range(1, stall))  # hill-climbing from spec_facts while it holds
+        assert not set(inputs[stall]) & related  # then a model outside its lineage grows
+        with monkeypatch.context() as patch:
+            _interrupted_in(stall, patch)
+            with pytest.raises(KeyboardInterrupt):
+                _explore(world)
+        stopped = next(r.info.run_id for r in mlflow.search_runs(search_all_experiments=True, output_format="list",
+                                                               filter_string="attributes.status = 'KILLED' and tags.`lamdagent.kind` = 'exploration'"))
+        _, resumed, _ = _explore([], resume=stopped)
+        assert _decisions([r for r in resumed if r.status != "killed"]) == _decisions(straight)
