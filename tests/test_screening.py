@@ -12,9 +12,12 @@ from rich.console import Console
 
 from lamdagent.agent.facts import facts
 from lamdagent.agent.search import GreedyPolicy, OptunaPolicy
+from lamdagent.config import load_config
 from lamdagent.console import Display
 from lamdagent.exploration.loop import start_or_resume
+from lamdagent.exploration.study import Study
 from lamdagent.journal import Entry, Evidence
+from lamdagent.space.objects import reseeded
 from lamdagent.tracking import Kind, Tracker
 from tests.conftest import FAST
 from tests.journals import journal_of
@@ -28,6 +31,20 @@ def test_evidence_ranks_the_data_and_names_what_hurts_every_target():
     assert evidence.harmful("facts") and not evidence.harmful("arith") and not evidence.harmful("all")
     assert evidence.benefit("arith") == pytest.approx((1.0 - 0.25) / 2) and evidence.benefit("facts") == pytest.approx((-0.75 - 1.0) / 2)
     assert evidence.table().splitlines() == ["- arith: arith +0.400, facts -0.050", "- facts: arith -0.300, facts -0.200 (harmful to every target)"]
+
+
+def test_repeated_screenings_count_only_the_effects_whose_repeats_agree_in_sign():
+    evidence = Evidence.of_repeats({"arith": {"arith": [0.3, 0.5], "facts": [-0.1, 0.04]},  # facts: noise around zero
+                                    "facts": {"arith": [-0.2, -0.4], "facts": [-0.1, -0.3]},
+                                    "spelling": {"arith": [-0.2, -0.1], "facts": [0.2, -0.3]}})
+    assert evidence.effects["arith"] == pytest.approx({"arith": 0.4, "facts": -0.03})
+    assert evidence.clear("arith", "arith") and not evidence.clear("arith", "facts")
+    assert evidence.harmful("facts") and not evidence.harmful("spelling")  # hurt every target in every repeat; unclear on facts
+    assert evidence.benefit("arith") == pytest.approx((1.0 + 0.0) / 2)  # the unclear effect counts as none
+    lines = evidence.table().splitlines()
+    assert lines[0] == "- arith: arith +0.400, facts -0.030 (unclear: its 2 repeats disagree in sign)"
+    assert lines[-1] == "- facts: arith -0.300, facts -0.200 (harmful to every target)"
+    assert Evidence.of_repeats({"facts": {"arith": [-0.3], "facts": [-0.2]}}).harmful("facts")  # one repeat: a verdict, as before
 
 
 @pytest.mark.parametrize("policy", [GreedyPolicy, OptunaPolicy])
@@ -55,16 +72,21 @@ def test_greedy_tries_the_data_the_screening_ranks_first_before_other_untried_da
 @pytest.mark.ci
 def test_the_screening_is_logged_reused_and_read_back(tracking_uri):
     world = [*FAST, "specialists=false", "seed_models=[]", "tasks=[arith,facts]", "datasets=[arith,facts]", "screening.enabled=true",
-             "screening.val_size=8", "agent.policy=greedy", "iterations=1"]
+             "screening.val_size=8", "screening.repeats=2", "agent.policy=greedy", "iterations=1"]
     out = io.StringIO()
     with Display(Console(file=out, width=200)) as display:
         first, records, _ = start_or_resume("demo", world, None, Tracker(), display)
     screened = {r.name: r for r in records if r.kind == Kind.SCREENING}
-    assert sorted(screened) == ["screen_arith", "screen_facts"] and all(r.status == "ok" and r.compute_seconds > 0 for r in screened.values())
+    assert sorted(screened) == ["screen_arith", "screen_arith_1", "screen_facts", "screen_facts_1"]
+    assert all(r.status == "ok" and r.compute_seconds > 0 for r in screened.values())
     assert set(screened["screen_arith"].screen) == {"arith", "facts"}
+    assert screened["screen_arith"].screen != screened["screen_arith_1"].screen  # another sample, another order: another measurement
     table = json.loads(mlflow.artifacts.load_text(f"runs:/{first}/screening/evidence.json"))
-    assert {row[0] for row in table["data"]} == {"arith", "facts"} and table["columns"] == ["dataset", "arith", "facts"]
-    assert "data screening (" in out.getvalue()
+    assert table["columns"] == ["dataset", "arith", "facts", "arith.min", "arith.max", "facts.min", "facts.max"]
+    rows = {row[0]: dict(zip(table["columns"], row)) for row in table["data"]}
+    repeats = [screened["screen_arith"].screen["facts"], screened["screen_arith_1"].screen["facts"]]
+    assert rows["arith"]["facts"] == pytest.approx(sum(repeats) / 2) and rows["arith"]["facts.min"] == pytest.approx(min(repeats))
+    assert "data screening (" in out.getvalue() and "2 repeats each" in out.getvalue()
 
     with Display(Console(file=io.StringIO())) as display:  # another exploration of the study: reused, not measured again
         second, again, _ = start_or_resume("demo", world, None, Tracker(), display)
@@ -89,3 +111,15 @@ def test_a_full_fine_tune_on_the_data_overrules_the_screenings_prediction():
     assert chosen.names() == {"model": "spec_facts", "dataset": "facts", "learning_rate": "0.001"}
     assert not journal.predicted_harmful("facts") and "hurt every target" not in facts(journal)  # nor told to the agent, nor refused to it
     assert any(OptunaPolicy(seed).select(space, journal, i).action.names().get("dataset") == "facts" for seed in range(3) for i in range(1, 5))
+
+
+@pytest.mark.parametrize("study", ["uneven", "mixed"])
+def test_a_repeat_draws_another_sample_and_the_first_is_the_searchs_own(study):
+    """Repeat 0 screens the dataset the search trains on (its screening runs keep their fingerprints);
+    repeat r the dataset drawn at train_seed + r, a mixture's parts included."""
+    datasets = Study(load_config(study, ["train_seed=3"])).datasets
+    assert [reseeded(d, 3).fingerprint for d in datasets] == [d.fingerprint for d in datasets]
+    again = [reseeded(d, 4) for d in datasets]
+    assert all(r.fingerprint != d.fingerprint for r, d in zip(again, datasets))
+    arith = next(r for r, d in zip(again, datasets) if d.name == "arith")
+    assert arith.rows() != next(d for d in datasets if d.name == "arith").rows()

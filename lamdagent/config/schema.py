@@ -140,10 +140,12 @@ class ScreeningConfig:
     fraction: float = 0.5  # of each dataset's examples
     epochs: float = 2.0  # over that sample: one pass over half of each dataset
     val_size: int = 32  # validation answers per task whose loss is measured (at most data.val_size)
+    repeats: int = 1  # short fine-tunes per dataset, each on another sample in another order; with 2 or more, an
+    # effect whose repeats disagree in sign is unclear and no verdict
 
     def check(self) -> None:
         require(0 < self.fraction <= 1, f"screening.fraction must be > 0 and <= 1, got {self.fraction}")
-        _at_least(self, "screening", 0, "epochs", "val_size", strict=True)
+        _at_least(self, "screening", 0, "epochs", "val_size", "repeats", strict=True)
 
 
 @dataclass

@@ -130,6 +130,14 @@ class MixtureDatasetObject:
         return dataclasses.replace(self, parts=[head(part, fraction) for part in self.parts])
 
 
+def reseeded(data, seed: int):
+    """The dataset drawn at `seed`: another sample of a task's examples, in another order (a mixture's
+    parts too; a conversation file's rows stay the same). At its own seed, the dataset itself."""
+    if isinstance(data, MixtureDatasetObject):
+        return dataclasses.replace(data, parts=[reseeded(part, seed) for part in data.parts], seed=seed)
+    return dataclasses.replace(data, seed=seed)
+
+
 def head(data, fraction: float):
     """The first `fraction` of any training dataset (a conversation dataset names its data file `subset`)."""
     return data.first(fraction) if isinstance(data, ConversationDatasetObject) else data.subset(fraction)

@@ -19,6 +19,7 @@ BAD = [
     (["explore", "sft.learning_rate=[fast]"], "sft.learning_rate values must be numbers"),
     (["explore", "sft.epochs=0"], "sft.epochs must be > 0"),
     (["explore", "sft.lora.r=0"], "sft.lora.r must be > 0"),
+    (["explore", "screening.repeats=0"], "screening.repeats must be > 0, got 0"),
     (["explore", "ties.weight=[]", "actions=[sft,ties]"], "ties.weight must list at least one value"),
     (["explore", "actions=[sft,frobnicate]"], "unknown action type 'frobnicate'"),
     (["explore", "actions=[]"], "actions must list at least one action type"),
