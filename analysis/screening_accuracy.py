@@ -83,15 +83,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default="")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args(argv)
+    return run(lambda tracker, display: measure(args.study, tracker, display, args.overrides), markdown, args.tracking_uri, args.json)
+
+
+def run(measuring, markdown, tracking_uri: str | None, json_path: str) -> int:
+    """`measuring(tracker, display)` on the store, its result printed by `markdown` and saved as JSON."""
     from lamdagent.console import Display
     from lamdagent.tracking import Tracker
 
     console = Console(width=160)
     with Display(console) as display:
-        result = measure(args.study, Tracker(args.tracking_uri), display, args.overrides)
+        result = measuring(Tracker(tracking_uri), display)
     console.print(markdown(result), markup=False, highlight=False)
-    if args.json:
-        with open(args.json, "w") as f:
+    if json_path:
+        with open(json_path, "w") as f:
             json.dump(result, f, indent=2)
     return 0
 
