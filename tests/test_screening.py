@@ -94,6 +94,12 @@ def test_the_screening_is_logged_reused_and_read_back(tracking_uri):
     assert {r.status for r in reused.values()} == {"cached"}
     assert {n: r.screen for n, r in reused.items()} == {n: r.screen for n, r in screened.items()}
 
+    with Display(Console(file=io.StringIO())) as display:  # one repeat at train seed 1 is repeat 1 of train seed 0: the same run
+        _, seed_1, _ = start_or_resume("demo", [*world, "screening.repeats=1", "train_seed=1"], None, Tracker(), display)
+    reused = {r.name: r for r in seed_1 if r.kind == Kind.SCREENING}
+    assert {r.status for r in reused.values()} == {"cached"}
+    assert {n: r.screen for n, r in reused.items()} == {n: screened[f"{n}_1"].screen for n in ("screen_arith", "screen_facts")}
+
 
 def test_a_full_fine_tune_on_the_data_overrules_the_screenings_prediction():
     """The screening predicts `facts` hurts every target, but the initial specialist, a full fine-tune
