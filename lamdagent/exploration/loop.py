@@ -26,6 +26,7 @@ from lamdagent.journal import Cause, Entry, Evidence, models_from_records, read_
 from lamdagent.screening import screen
 from lamdagent.tracking import Kind, Record, Status, Tracker, traces
 from lamdagent.tracking.lease import Lease, LeaseLost
+from lamdagent.tracking.machine import differences, machine
 from lamdagent.tracking.outage import TrackingOutage
 
 
@@ -261,6 +262,7 @@ def start_or_resume(study: str | None, overrides: list[str], resume: str | None,
         if resume:
             run_id = resume
             tracker.reopen(run_id)
+            _announce_another_machine(tracker, parent, display)
         else:
             experiment_id = tracker.experiment(cfg.name)
             tracker.models.describe_study(experiment_id, study_note(experiment_id, cfg.name, study.registered_model))
@@ -269,7 +271,8 @@ def start_or_resume(study: str | None, overrides: list[str], resume: str | None,
             run_name = f"baseline: {tags['baseline']}" if tags and "baseline" in tags else None  # else MLflow names it
             found = overlaps(study)  # before any compute: training data holding evaluation prompts
             run_id = tracker.start_exploration(experiment_id, cfg.name, config_mod.redacted(plain), params, run_name=run_name,
-                                               tags={**(tags or {}), **({"overlap": json.dumps(found)} if found else {})})
+                                               tags={**(tags or {}), "machine": json.dumps(machine()),
+                                                     **({"overlap": json.dumps(found)} if found else {})})
             tracker.models.share_runs_view(experiment_id, view_columns(study), run_id)  # the study's runs view expands this exploration
             for line in describe_overlaps(found, study):
                 display.log(f"[yellow]overlap: {line}: scores on them measure memorisation (lamdagent.overlap)")
@@ -296,3 +299,15 @@ def start_or_resume(study: str | None, overrides: list[str], resume: str | None,
         if lease:
             lease.release()
     return run_id, records, cfg
+
+
+def _announce_another_machine(tracker: Tracker, parent, display: Display) -> None:
+    """A resume on another kind of machine than the one the exploration started on is said on the
+    console and tagged (`lamdagent.resumed_on`): from here its numbers are that machine's."""
+    recorded = parent.data.tags.get(tr.tag("machine"))
+    current = machine()
+    changed = differences(json.loads(recorded), current) if recorded else []
+    if changed:
+        display.log(f"[yellow]exploration {parent.info.run_id} started on another kind of machine ({'; '.join(changed)}): the models it "
+                    "makes from here may differ from those it would have made there (a seed's numbers reproduce per kind of machine)")
+        tracker.log(parent.info.run_id, tags={"resumed_on": json.dumps(current)})
