@@ -100,5 +100,6 @@ def main(argv: list[str] | None = None) -> int:
     return run(lambda tracker, display: measure(args.study, args.seeds, args.repeats, tracker, display, args.overrides), markdown,
                args.tracking_uri, args.json)
 
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -40,10 +40,7 @@ BUDGETS = {"random": (5, 2), "greedy": (5, 2), "optuna": (5, 3), "guided": (3, 1
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """One store for the module: the initial models are trained once and reused by every exploration."""
-    yield from _store_in(tmp_path_factory.mktemp("resume-equivalence"))
-
-
-def _store_in(folder):
+    folder = tmp_path_factory.mktemp("resume-equivalence")
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(folder)
         uri = f"sqlite:///{folder / 'mlflow.db'}"
@@ -129,26 +126,26 @@ def _rigged_scores(monkeypatch) -> None:
 
 @pytest.mark.slow
 @pytest.mark.ci
-def test_a_resumed_greedy_leaves_a_stalled_lineage_as_straight(tmp_path_factory, monkeypatch):
+def test_a_resumed_greedy_leaves_a_stalled_lineage_as_straight(tracking_uri, monkeypatch):
     """Greedy's lineage stalls after PATIENCE decisions that did not beat `spec_facts`; interrupted in the
     decision that grows a model outside that lineage and resumed, it decides as the one that ran straight."""
     stall = PATIENCE + 1
-    for _ in _store_in(tmp_path_factory.mktemp("resume-stall")):
-        _rigged_scores(monkeypatch)
-        world = [*WORLD, "agent.policy=greedy", "agent.seed=1", f"iterations={stall + 1}"]
-        _, straight, _ = _explore(world)
-        models = models_from_records([r for r in straight if r.kind in (Kind.SEED, Kind.ACTION)])
-        best = max(models, key=lambda m: m.score)
-        assert best.name == "spec_facts"
-        inputs = {r.iteration: r.inputs for r in straight if r.kind == Kind.ACTION}
-        related = {m.run_id for m in models if lineage.related(best, m)}
-        assert all(set(inputs[i]) & related for i in range(1, stall))  # hill-climbing from spec_facts while it holds
-        assert not set(inputs[stall]) & related  # then a model outside its lineage grows
-        with monkeypatch.context() as patch:
-            _interrupted_in(stall, patch)
-            with pytest.raises(KeyboardInterrupt):
-                _explore(world)
-        stopped = next(r.info.run_id for r in mlflow.search_runs(search_all_experiments=True, output_format="list",
-                                                               filter_string="attributes.status = 'KILLED' and tags.`lamdagent.kind` = 'exploration'"))
-        _, resumed, _ = _explore([], resume=stopped)
-        assert _decisions([r for r in resumed if r.status != "killed"]) == _decisions(straight)
+    _rigged_scores(monkeypatch)
+    world = [*WORLD, "agent.policy=greedy", "agent.seed=1", f"iterations={stall + 1}"]
+    _, straight, _ = _explore(world)
+    models = models_from_records([r for r in straight if r.kind in (Kind.SEED, Kind.ACTION)])
+    best = max(models, key=lambda m: m.score)
+    assert best.name == "spec_facts"
+    inputs = {r.iteration: r.inputs for r in straight if r.kind == Kind.ACTION}
+    related = {m.run_id for m in models if lineage.related(best, m)}
+    assert all(set(inputs[i]) & related for i in range(1, stall))  # hill-climbing from spec_facts while it holds
+    assert not set(inputs[stall]) & related  # then a model outside its lineage grows
+    with monkeypatch.context() as patch:
+        _interrupted_in(stall, patch)
+        with pytest.raises(KeyboardInterrupt):
+            _explore(world)
+    stopped = next(r.info.run_id for r in mlflow.search_runs(search_all_experiments=True, output_format="list",
+                                                           filter_string="attributes.status = 'KILLED' and tags.`lamdagent.kind` = 'exploration'"))
+    _, resumed, _ = _explore([], resume=stopped)
+    assert [r.iteration for r in resumed if r.kind == Kind.ACTION and r.status == "killed"] == [stall]  # decided, interrupted, redone
+    assert _decisions([r for r in resumed if r.status != "killed"]) == _decisions(straight)
