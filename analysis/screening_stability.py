@@ -49,18 +49,25 @@ def verdicts(evidence) -> dict:
 
 
 def measure(study_name: str, seeds: int, repeats: int, tracker, display, overrides: list[str] = ()) -> dict:
+    screenings = [screen_at(study_name, seed, tracker, display, overrides) for seed in range(seeds)]
+    singles, groups = read(screenings, repeats)
+    return {"study": study_name, "seeds": seeds, "repeats": repeats, "screenings": screenings, "singles": singles, "groups": groups,
+            "seconds_per_screening": sum(s["seconds"] for s in screenings) / seeds}
+
+
+def read(screenings: list[dict], repeats: int) -> tuple[list[dict], list[dict]]:
+    """The verdicts of each screening alone, and of each disjoint group of `repeats` consecutive ones
+    read as the repeats of one screening (a leftover shorter than a group is not read)."""
     from lamdagent.journal import Evidence
 
-    screenings = [screen_at(study_name, seed, tracker, display, overrides) for seed in range(seeds)]
     singles = [verdicts(Evidence.of_repeats({d: {t: [v] for t, v in e.items()} for d, e in s["effects"].items()})) for s in screenings]
     groups = []
-    for first in range(0, seeds - repeats + 1, repeats):
+    for first in range(0, len(screenings) - repeats + 1, repeats):
         group = screenings[first:first + repeats]
         names = [d for d in group[0]["effects"] if all(d in s["effects"] for s in group)]
         samples = {d: {t: [s["effects"][d][t] for s in group] for t in group[0]["effects"][d]} for d in names}
         groups.append(verdicts(Evidence.of_repeats(samples)))
-    return {"study": study_name, "seeds": seeds, "repeats": repeats, "screenings": screenings, "singles": singles, "groups": groups,
-            "seconds_per_screening": sum(s["seconds"] for s in screenings) / seeds}
+    return singles, groups
 
 
 def markdown(result: dict) -> str:

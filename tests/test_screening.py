@@ -129,3 +129,25 @@ def test_a_repeat_draws_another_sample_and_the_first_is_the_searchs_own(study):
     assert all(r.fingerprint != d.fingerprint for r, d in zip(again, datasets))
     arith = next(r for r, d in zip(again, datasets) if d.name == "arith")
     assert arith.rows() != next(d for d in datasets if d.name == "arith").rows()
+
+
+def test_the_stability_analysis_reads_disjoint_groups_of_screenings_as_repeats():
+    """analysis/screening_stability.py: seven screenings read one at a time and as two groups of three
+    (the seventh left over): a sign that flips between screenings is a verdict alone, unclear in a group."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "analysis"))
+    from screening_stability import markdown, read
+
+    flips = [0.1, -0.2, 0.3, -0.1, -0.2, -0.3, 0.5]  # `facts` on facts; `spelling` hurts both targets every time
+    screenings = [{"effects": {"facts": {"arith": -0.1, "facts": v}, "spelling": {"arith": -0.5, "facts": -0.4}}, "seconds": 10.0}
+                  for v in flips]
+    singles, groups = read(screenings, 3)
+    assert len(singles) == 7 and len(groups) == 2
+    assert [s["signs"]["facts"]["facts"] for s in singles] == ["+", "-", "+", "-", "-", "-", "+"]
+    assert sum("facts" in s["harmful"] for s in singles) == 4 and [g["harmful"] for g in groups] == [["spelling"], ["facts", "spelling"]]
+    assert [g["signs"]["facts"]["facts"] for g in groups] == ["?", "-"]
+    table = markdown({"study": "w", "seeds": 7, "repeats": 3, "screenings": screenings, "singles": singles, "groups": groups,
+                      "seconds_per_screening": 10.0})
+    assert "| facts | 0/7/0 | 0/2/0 | 3/4/0 | 0/1/1 | 4 of 7 | 1 of 2 |" in table
