@@ -16,7 +16,7 @@ from lamdagent.exploration.overlap import overlaps
 from lamdagent.exploration.study import Study
 
 SHIPPED = sorted(path.stem for path in (files.CONF_DIR / "studies").glob("*.yaml"))
-EMBEDDED_WORLDS = ["mixed", "redundant", "tradeoff", "distractors", "scarce", "lopsided", "narrow", "uneven"]  # offline, synthetic tasks, a built-in warm base
+EMBEDDED_WORLDS = ["mixed", "redundant", "tradeoff", "distractors", "scarce", "lopsided", "narrow", "uneven", "mosaic"]  # offline, synthetic tasks, a built-in warm base
 
 
 def test_the_worlds_are_shipped():
@@ -126,6 +126,19 @@ def test_the_uneven_world_has_more_arithmetic_than_facts_and_about_one_wrong_lab
     wrong = len(rows["arith_extra"]) + len(rows["facts_extra"]) + stale
     right = len(rows["arith"]) + len(rows["arith_alt"]) + len(rows["facts"]) + len(rows["facts_alt"]) - stale
     assert 0.45 < wrong / right < 0.6, (wrong, right)
+
+
+def test_the_mosaic_world_puts_its_harm_on_choice_and_about_two_wrong_labels_for_three_right():
+    cfg = load_config("mosaic")
+    assert cfg.tasks == ["arith", "choice", "facts"] and cfg.actions == ["sft", "dare_ties", "slerp"] and cfg.sft.epochs == 3
+    rows = {d.name: d.rows() for d in Study(cfg).candidates}
+    assert len(rows) == 8 and len(rows["choice_extra"]) == 3 * len(rows["choice"]) and len(rows["arith_alt"]) == 2 * len(rows["arith"])
+    facts = dict(synthetic._WORLD)
+    stale = sum(1 for r in rows["facts_alt"] if r["completion"].strip() != facts[re.search(r"capital (?:city )?of (\w+)", r["prompt"]).group(1)])
+    wrong_sums = sum(1 for r in rows["quiz"] if "How many" in r["prompt"])
+    wrong = len(rows["choice_extra"]) + stale + wrong_sums
+    right = sum(len(rows[name]) for name in ("arith", "arith_alt", "choice", "facts", "facts_alt", "quiz")) - stale - wrong_sums
+    assert 0.6 < wrong / right < 0.7, (wrong, right)
 
 
 @pytest.mark.parametrize("name", EMBEDDED_WORLDS)
