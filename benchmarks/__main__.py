@@ -22,7 +22,7 @@ from rich.table import Table
 from benchmarks._common import Options, Result, quiet
 from lamdagent.errors import UserError
 
-BENCHMARKS = ("overhead", "cache", "batched_eval", "history", "storage", "merge_memory", "parallel", "throughput", "eval_peer")
+BENCHMARKS = ("overhead", "cache", "batched_eval", "history", "action_space", "storage", "merge_memory", "parallel", "throughput", "eval_peer")
 
 
 def table(result: Result) -> Table:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,6 +113,7 @@ class ActionType(ABC):
         """The values the study offers for each hparam slot."""
         return {slot.name: list(getattr(self.settings, slot.name)) for slot in self.slots if slot.kind == "hparam"}
 
+    @functools.cached_property
     def fixed_settings(self) -> dict[str, Any]:
         """Settings that are not slots (epochs, batch size, ...): part of every action's identity."""
         slot_names = {slot.name for slot in self.slots}

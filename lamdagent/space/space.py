@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -37,14 +39,14 @@ class Action:
     def models(self) -> list[ModelObject]:
         return [v for v in self.bindings.values() if isinstance(v, ModelObject)]
 
-    @property
+    @functools.cached_property
     def fingerprint(self) -> str:
         """Type, inputs' fingerprints, data and its size, hyperparameters, settings and seed."""
         identity = {
             slot: value.fingerprint if isinstance(value, OBJECTS) else value
             for slot, value in self.bindings.items()
         }
-        return fingerprint(self.type.name, identity, self.type.fixed_settings(), self.seed)
+        return fingerprint(self.type.name, identity, self.type.fixed_settings, self.seed)
 
     def with_settings(self, overrides: dict[str, Any]) -> Action:
         """This action under its type's settings with `overrides` (e.g. a grid trial's epochs)."""
@@ -119,10 +121,13 @@ class ActionSpace:
 
     def actions(self, type_name: str) -> list[Action]:
         """All valid actions of one type (a model is never bound to two slots of one action)."""
+        return list(self._valid(type_name))
+
+    def _valid(self, type_name: str) -> Iterator[Action]:
         action_type = self.action_types[type_name]
         slots = self.candidates(type_name)
         model_slots = [s.name for s in action_type.slots if s.kind == "model"]
-        found = []
+        blocked_models = {name for _, name in self.blocked}
         for values in itertools.product(*slots.values()):
             bindings = dict(zip(slots, values))
             picked = [id(bindings[s]) for s in model_slots]
@@ -130,20 +135,21 @@ class ActionSpace:
                 continue
             if action_type.accepts(bindings):
                 action = Action(action_type, bindings, self.seed)
-                if action.fingerprint not in self.done and not self._repeats_nothing_new(action):
-                    found.append(action)
-        return found
+                if action.fingerprint not in self.done and not self._repeats_nothing_new(action, blocked_models):
+                    yield action
 
-    def _repeats_nothing_new(self, action: Action) -> bool:
-        """A blocked kind on one of its models, or a merge of a model with its own copy."""
-        if self.blocked and any((action.kind, m.name) in self.blocked for m in action.models):
+    def _repeats_nothing_new(self, action: Action, blocked_models: set[str]) -> bool:
+        """A blocked kind on one of its models (`blocked_models`: the models some kind is blocked on),
+        or a merge of a model with its own copy."""
+        models = action.models
+        if any(m.name in blocked_models for m in models) and any((action.kind, m.name) in self.blocked for m in models):
             return True
-        originals = [self.copies.get(m.name, m.name) for m in action.models]
+        originals = [self.copies.get(m.name, m.name) for m in models]
         return len(set(originals)) < len(originals)
 
     def available_types(self) -> list[str]:
         """Action types with at least one valid action (a merge needs two compatible models)."""
-        return [name for name in self.action_types if self.actions(name)]
+        return [name for name in self.action_types if next(self._valid(name), None) is not None]
 
     def find(self, type_name: str, names: dict[str, str]) -> Action | None:
         """The action whose bound names equal `names` (the agent's reply), or None."""
