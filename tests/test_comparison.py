@@ -10,8 +10,10 @@ import statistics
 import mlflow
 import pytest
 
+from lamdagent.config import load_config
 from lamdagent.experiments.comparison import Search, iterations_to_reach, mean_ci
-from lamdagent.tracking import Kind, Record
+from lamdagent.experiments.replay import reference_weights
+from lamdagent.tracking import Kind, Record, Tracker
 from tests.conftest import FAST
 
 # two-sided 95% quantiles of Student's t as printed in statistical tables (3 decimals), by degrees of freedom
@@ -100,6 +102,14 @@ def test_baselines_run_on_the_same_seeds_and_equal_compute_takes_the_grids_compu
     client = mlflow.MlflowClient()
     parents = [client.get_run(client.get_run(run).data.tags["mlflow.parentRunId"]).data.tags["mlflow.parentRunId"] for run in full["runs"]]
     assert [client.get_run(p).data.params["train_seed"] for p in parents] == ["None", "1"]
+    # the retrain at seed 1 trains only the chosen setting: its specialists, and so w_t, are the study's
+    tracker = Tracker(mlflow.get_tracking_uri())
+    experiment = client.get_run(parents[0]).info.experiment_id
+    specialists = [{r.name: r.fingerprint for r in tracker.children(p, experiment) if r.name.startswith("spec_")} for p in parents]
+    assert specialists[0] and specialists[1] == specialists[0]
+    weights = reference_weights(tracker, parents[0], experiment, load_config("demo", [*FAST, "tasks=[arith,facts]", "datasets=[arith,facts,all]"]))
+    retrained = tracker.record(full["runs"][1])
+    assert retrained.score == pytest.approx(sum(weights[t] * retrained.scores[t] for t in weights))
     for search in summary["searches"]:  # stopped by the compute budget (the action that crossed it finishes)
         assert search["compute_seconds"] >= summary["budget_seconds"] or len(search["best_so_far"]) > 1
     row = next(r for r in summary["rows"] if r["method"].startswith("fully fine-tuned"))

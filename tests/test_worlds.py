@@ -16,7 +16,8 @@ from lamdagent.exploration.overlap import overlaps
 from lamdagent.exploration.study import Study
 
 SHIPPED = sorted(path.stem for path in (files.CONF_DIR / "studies").glob("*.yaml"))
-EMBEDDED_WORLDS = ["mixed", "redundant", "tradeoff", "distractors", "scarce", "lopsided", "narrow", "uneven", "mosaic"]  # offline, synthetic tasks, a built-in warm base
+# offline, synthetic tasks, a built-in warm base
+EMBEDDED_WORLDS = ["mixed", "redundant", "tradeoff", "distractors", "scarce", "lopsided", "narrow", "uneven", "mosaic"]
 
 
 def test_the_worlds_are_shipped():

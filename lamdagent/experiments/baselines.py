@@ -37,9 +37,10 @@ def check_names(names: list[str]) -> list[str]:
 
 
 def run_baselines(study_name: str, overrides: list[str], tracker: Tracker, display: Display, only: list[str] | None = None,
-                  grid: tuple[float, ...] = (0.2, 0.5, 0.8), full_factors: tuple[float, ...] = FULL_EPOCH_FACTORS) -> str:
-    """Run the chosen baselines (all by default); returns the baselines run id. `full_factors`: full
-    fine-tuning's epochs grid (one factor: a single trial at the study's settings, not widened)."""
+                  grid: tuple[float, ...] = (0.2, 0.5, 0.8), full_setting: tuple[float, float] | None = None) -> str:
+    """Run the chosen baselines (all by default); returns the baselines run id. `full_setting`
+    (learning rate, epochs): full fine-tuning is that one trial instead of the grid (a chosen setting
+    trained again); the specialists, and so w_t, stay the study's."""
     names = check_names(list(only or []))
     if not grid or any(not 0 < w <= 1 for w in grid):
         raise UserError(f"the TIES grid weights must be in (0, 1], got {list(grid)}")
@@ -53,7 +54,7 @@ def run_baselines(study_name: str, overrides: list[str], tracker: Tracker, displ
     try:
         model_baselines = [n for n in names if n in ("base", "specialists", "full", "ties_grid")]
         if model_baselines:
-            _model_baselines(study, tracker, group, experiment_id, display, model_baselines, grid, full_factors)
+            _model_baselines(study, tracker, group, experiment_id, display, model_baselines, grid, full_setting)
         for name in ("random_policy", "merges_only"):
             if name in names:
                 _exploration_baseline(name, study_name, overrides, cfg, tracker, display)
@@ -65,7 +66,7 @@ def run_baselines(study_name: str, overrides: list[str], tracker: Tracker, displ
 
 
 def _model_baselines(study: Study, tracker: Tracker, group: str, experiment_id: str, display: Display, names: list[str],
-                     grid: tuple[float, ...], full_factors: tuple[float, ...]) -> None:
+                     grid: tuple[float, ...], full_setting: tuple[float, float] | None) -> None:
     cfg = study.cfg
     runner = Runner(study, tracker, group, experiment_id, display, base=prepare_base(cfg))
     seeds, weights = ensure_seeds(study, runner)  # the initial models (reused from the explorations when computed)
@@ -78,7 +79,7 @@ def _model_baselines(study: Study, tracker: Tracker, group: str, experiment_id: 
         step = Step.of_action(specialist_action(study, base, task), Kind.BASELINE, 0, model.name, tags={"baseline": f"specialist:{task.name}"})
         runner.produce(step, finish=True)
     if "full" in names:
-        full_grid(runner, base, study.all_data, full_factors)
+        full_grid(runner, base, study.all_data, full_setting)
     if "ties_grid" in names:
         if len(specialists) < 2:
             display.log("[yellow]ties_grid skipped: it needs at least two specialists (specialists: true)")
@@ -123,13 +124,14 @@ def ties_grid(runner: Runner, base: ModelObject, specialists: list[ModelObject],
     return best
 
 
-def full_grid(runner: Runner, base: ModelObject, data, epoch_factors: tuple[float, ...] = FULL_EPOCH_FACTORS,
+def full_grid(runner: Runner, base: ModelObject, data, setting: tuple[float, float] | None = None,
               widenings: int = FULL_MAX_WIDENINGS) -> Produced:
     """Full fine-tuning, fairly tuned: SFT of the base on all candidate data for each of the study's
-    learning rates x (epochs x each factor), one nested trial run each under a `full` run; the best on
-    the validation split is tagged, so a search cannot win by merely training longer. While the best
-    trial is at the grid's longest edge, its learning rate is tried again at twice the epochs (at most
-    `widenings` times): an under-trained baseline is no baseline."""
+    learning rates x (epochs x each of FULL_EPOCH_FACTORS), one nested trial run each under a `full`
+    run; the best on the validation split is tagged, so a search cannot win by merely training longer.
+    While the best trial is at the grid's longest edge, its learning rate is tried again at twice the
+    epochs (at most `widenings` times): an under-trained baseline is no baseline. `setting` (learning
+    rate, epochs): that single trial, not widened."""
     tracker, study = runner.tracker, runner.study
     settings = study.cfg.sft
     grid_run = tracker.start_child(runner.parent, Kind.BASELINE_GROUP, 0, "full", {"baseline": "full"}, experiment_id=runner.experiment_id)
@@ -148,9 +150,10 @@ def full_grid(runner: Runner, base: ModelObject, data, epoch_factors: tuple[floa
     def scores() -> list[tuple[float | None, float, float]]:
         return [(t.model.score if t.model else None, rate, epochs) for t, rate, epochs in grid]
 
-    for rate, factor in itertools.product(settings.learning_rate, epoch_factors):
-        trial(rate, float(settings.epochs) * factor)
-    for _ in range(widenings if len(epoch_factors) > 1 else 0):
+    grid_settings = itertools.product(settings.learning_rate, (float(settings.epochs) * f for f in FULL_EPOCH_FACTORS))
+    for rate, epochs in [setting] if setting else list(grid_settings):
+        trial(rate, epochs)
+    for _ in range(0 if setting else widenings):
         if (wider := widening(scores())) is None:
             break
         runner.display.log(f"[yellow]full fine-tuning's best trial trained longest ({wider[1] / 2:g} epochs, the grid's edge): "
@@ -168,7 +171,7 @@ def full_grid(runner: Runner, base: ModelObject, data, epoch_factors: tuple[floa
     lines = ", ".join(f"{t.model.pipeline if t.model else '?'} epochs={epochs:g}: {t.model.score:.3f}"
                       if t.model and t.model.score is not None else "failed" for t, _, epochs in grid)
     runner.display.log(f"full fine-tuning grid ({len(grid)} trials on {data.describe()}): {lines}; best val.score {chosen.model.score:.3f}")
-    if len(epoch_factors) > 1 and widening(scores()):
+    if not setting and widening(scores()):
         longest = max(epochs for _, _, epochs in grid)
         runner.display.log(f"[yellow]full fine-tuning's best trial still trained longest ({longest:g} epochs, after {widenings} widenings): it "
                            f"may be under-trained, and a search that beats it may only train longer (widen the grid with sft.epochs={longest:g})[/]")

@@ -204,8 +204,8 @@ def _baselines(study_name: str, overrides: list[str], seeds: range, tracker: Tra
         full = Baseline("fully fine-tuned (tuned grid)", [chosen] if 0 in seeds else [], sum(t.compute_seconds or 0.0 for t in trials))
         for seed in (s for s in seeds if s != 0):
             display.log(f"full fine-tuning's chosen setting (learning rate {rate}, {epochs:g} epochs) at train_seed {seed}")
-            again = run_baselines(study_name, [*overrides, f"train_seed={seed}", f"sft.learning_rate=[{rate}]", f"sft.epochs={epochs}",
-                                               "seed_models=[]"], tracker, display, ["full"], full_factors=(1.0,))
+            again = run_baselines(study_name, [*overrides, f"train_seed={seed}", "seed_models=[]"], tracker, display, ["full"],
+                                  full_setting=(rate, epochs))
             retrained = chosen_trial(full_trials(tracker, again, experiment_id))
             if retrained is not None:
                 full.records.append(retrained)
