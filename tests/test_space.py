@@ -62,3 +62,23 @@ def test_actions_already_computed_are_not_offered_again():
     without.done = {first.fingerprint}
     assert first.fingerprint not in {a.fingerprint for a in without.actions("sft")}
     assert len(without.actions("sft")) == len(space.actions("sft")) - 1
+
+
+def test_a_type_stays_available_while_one_action_is_left_and_filters_keep_the_order():
+    """What is done, blocked or a merge of a copy is left out; the rest keeps its order, and a type
+    whose every action is left out is not available (filters set after construction, as tests and
+    policies do, count too)."""
+    models = [_model("base"), _model("a"), _model("b")]
+    every = _space(models).actions("ties")
+    space = _space(models)
+    space.done = {x.fingerprint for x in every[:-1]}
+    assert space.available_types() == ["sft", "ties"] and [x.fingerprint for x in space.actions("ties")] == [every[-1].fingerprint]
+    space.done = {x.fingerprint for x in every}
+    assert space.available_types() == ["sft"]
+
+    space = _space(models)
+    space.blocked = {(every[0].kind, "a")}  # ties at every[0]'s weight, on `a`: not with any partner
+    space.copies = {"b": "base"}  # b copies base: no merge of the two
+    kept = [x for x in every if not (x.kind == every[0].kind and "a" in x.names().values())
+            and {x.names()["model_a"], x.names()["model_b"]} != {"base", "b"}]
+    assert 0 < len(kept) < len(every) and [x.fingerprint for x in space.actions("ties")] == [x.fingerprint for x in kept]
