@@ -41,6 +41,12 @@ def test_an_embedded_world_dry_runs_offline_and_writes_nothing(name, tmp_path, c
     assert not list(tmp_path.iterdir())
 
 
+def _stale(rows: list[dict]) -> int:
+    """How many of `rows` answer a capital question with another capital than the knowledge base's."""
+    facts = dict(synthetic._WORLD)
+    return sum(1 for r in rows if (m := re.search(r"capital (?:city )?of (\w+)", r["prompt"])) and r["completion"].strip() != facts[m.group(1)])
+
+
 def _sizes(name: str) -> dict[str, int]:
     return {d.name: d.num_examples for d in Study(load_config(name)).candidates}
 
@@ -61,9 +67,7 @@ def test_the_tradeoff_world_has_two_targets_a_larger_base_and_a_harmful_minority
     assert cfg.tasks == ["arith", "facts"] and cfg.base_model == "builtin:tiny-llama-large-warm"
     study = Study(cfg)
     rows = {d.name: d.rows() for d in study.candidates}
-    facts = dict(synthetic._WORLD)
-    wrong_facts = sum(1 for r in rows["facts_alt"] + rows["quiz"] if (m := re.search(r"capital (?:city )?of (\w+)", r["prompt"]))
-                      and r["completion"].strip() != facts[m.group(1)])
+    wrong_facts = _stale(rows["facts_alt"] + rows["quiz"])
     wrong_sums = sum(1 for r in rows["quiz"] if "How many" in r["prompt"])  # every arithmetic row of the quiz is mislabelled
     wrong = wrong_facts + wrong_sums
     assert 0.1 < wrong / study.all_data.num_examples < 0.25, wrong  # 134 of 750: a minority
@@ -75,8 +79,7 @@ def test_the_distractors_world_has_two_off_target_datasets_and_about_two_wrong_l
     study = Study(cfg)
     rows = {d.name: d.rows() for d in study.candidates}
     assert {"arith", "spelling"} <= set(rows)  # no target asks for them
-    facts = dict(synthetic._WORLD)
-    stale = sum(1 for r in rows["facts_alt"] if r["completion"].strip() != facts[re.search(r"capital (?:city )?of (\w+)", r["prompt"]).group(1)])
+    stale = _stale(rows["facts_alt"])
     wrong = len(rows["choice_extra"]) + len(rows["facts_extra"]) + stale
     right = len(rows["choice"]) + len(rows["facts"]) + len(rows["facts_alt"]) - stale
     assert 0.6 < wrong / right < 0.75, (wrong, right)
@@ -97,8 +100,7 @@ def test_the_lopsided_world_puts_every_wrong_label_on_facts_and_the_quiz():
     cfg = load_config("lopsided")
     assert cfg.tasks == ["arith", "choice", "facts"] and cfg.actions == ["sft", "linear", "dare_ties"] and cfg.sft.epochs == 7
     rows = {d.name: d.rows() for d in Study(cfg).candidates}
-    facts = dict(synthetic._WORLD)
-    assert all(r["completion"].strip() != facts[re.search(r"capital (?:city )?of (\w+)", r["prompt"]).group(1)] for r in rows["facts_extra"])
+    assert _stale(rows["facts_extra"]) == len(rows["facts_extra"])
     wrong_sums = sum(1 for r in rows["quiz"] if "How many" in r["prompt"])
     wrong = len(rows["facts_extra"]) + wrong_sums
     right = sum(len(rows[name]) for name in ("arith", "arith_more", "choice", "facts")) + len(rows["quiz"]) - wrong_sums
@@ -122,8 +124,7 @@ def test_the_uneven_world_has_more_arithmetic_than_facts_and_about_one_wrong_lab
     assert cfg.tasks == ["arith", "facts"] and cfg.actions == ["sft", "linear", "ties"] and cfg.base_model == "builtin:tiny-llama-warm"
     rows = {d.name: d.rows() for d in Study(cfg).candidates}
     assert len(rows) == 8 and len(rows["arith"]) + len(rows["arith_alt"]) == 280 and len(rows["facts"]) == 60
-    facts = dict(synthetic._WORLD)
-    stale = sum(1 for r in rows["facts_alt"] if r["completion"].strip() != facts[re.search(r"capital (?:city )?of (\w+)", r["prompt"]).group(1)])
+    stale = _stale(rows["facts_alt"])
     wrong = len(rows["arith_extra"]) + len(rows["facts_extra"]) + stale
     right = len(rows["arith"]) + len(rows["arith_alt"]) + len(rows["facts"]) + len(rows["facts_alt"]) - stale
     assert 0.45 < wrong / right < 0.6, (wrong, right)
@@ -134,8 +135,7 @@ def test_the_mosaic_world_puts_its_harm_on_choice_and_about_two_wrong_labels_for
     assert cfg.tasks == ["arith", "choice", "facts"] and cfg.actions == ["sft", "dare_ties", "slerp"] and cfg.sft.epochs == 3
     rows = {d.name: d.rows() for d in Study(cfg).candidates}
     assert len(rows) == 8 and len(rows["choice_extra"]) == 3 * len(rows["choice"]) and len(rows["arith_alt"]) == 2 * len(rows["arith"])
-    facts = dict(synthetic._WORLD)
-    stale = sum(1 for r in rows["facts_alt"] if r["completion"].strip() != facts[re.search(r"capital (?:city )?of (\w+)", r["prompt"]).group(1)])
+    stale = _stale(rows["facts_alt"])
     wrong_sums = sum(1 for r in rows["quiz"] if "How many" in r["prompt"])
     wrong = len(rows["choice_extra"]) + stale + wrong_sums
     right = sum(len(rows[name]) for name in ("arith", "arith_alt", "choice", "facts", "facts_alt", "quiz")) - stale - wrong_sums
