@@ -150,8 +150,8 @@ def full_grid(runner: Runner, base: ModelObject, data, setting: tuple[float, flo
     def scores() -> list[tuple[float | None, float, float]]:
         return [(t.model.score if t.model else None, rate, epochs) for t, rate, epochs in grid]
 
-    grid_settings = itertools.product(settings.learning_rate, (float(settings.epochs) * f for f in FULL_EPOCH_FACTORS))
-    for rate, epochs in [setting] if setting else list(grid_settings):
+    planned = [setting] if setting else list(itertools.product(settings.learning_rate, [float(settings.epochs) * f for f in FULL_EPOCH_FACTORS]))
+    for rate, epochs in planned:
         trial(rate, epochs)
     for _ in range(0 if setting else widenings):
         if (wider := widening(scores())) is None:
