@@ -17,7 +17,7 @@ from lamdagent.exploration.study import Study
 
 SHIPPED = sorted(path.stem for path in (files.CONF_DIR / "studies").glob("*.yaml"))
 # offline, synthetic tasks, a built-in warm base
-EMBEDDED_WORLDS = ["mixed", "redundant", "tradeoff", "distractors", "scarce", "lopsided", "narrow", "uneven", "mosaic"]
+EMBEDDED_WORLDS = ["mixed", "redundant", "tradeoff", "distractors", "scarce", "lopsided", "narrow", "uneven", "mosaic", "relay"]
 
 
 def test_the_worlds_are_shipped():
@@ -140,6 +140,18 @@ def test_the_mosaic_world_puts_its_harm_on_choice_and_about_two_wrong_labels_for
     wrong = len(rows["choice_extra"]) + stale + wrong_sums
     right = sum(len(rows[name]) for name in ("arith", "arith_alt", "choice", "facts", "facts_alt", "quiz")) - stale - wrong_sums
     assert 0.6 < wrong / right < 0.7, (wrong, right)
+
+
+def test_the_relay_world_puts_its_harm_on_facts_and_about_seven_wrong_labels_for_eight_right():
+    cfg = load_config("relay")
+    assert cfg.tasks == ["choice", "facts"] and cfg.actions == ["sft", "linear", "slerp"] and cfg.sft.epochs == 4
+    rows = {d.name: d.rows() for d in Study(cfg).candidates}
+    assert len(rows) == 8 and _stale(rows["facts_extra"]) == len(rows["facts_extra"]) == 200 and _stale(rows["facts"]) == 0
+    stale = _stale(rows["facts_alt"])
+    wrong = len(rows["choice_extra"]) + len(rows["facts_extra"]) + stale
+    right = len(rows["choice"]) + len(rows["facts"]) + len(rows["facts_alt"]) - stale
+    assert 0.8 < wrong / right < 0.95, (wrong, right)
+    assert len(rows["arith"]) + len(rows["arith_more"]) == 250  # off-target only
 
 
 @pytest.mark.parametrize("name", EMBEDDED_WORLDS)
