@@ -82,3 +82,39 @@ def test_a_type_stays_available_while_one_action_is_left_and_filters_keep_the_or
     kept = [x for x in every if not (x.kind == every[0].kind and "a" in x.names().values())
             and {x.names()["model_a"], x.names()["model_b"]} != {"base", "b"}]
     assert 0 < len(kept) < len(every) and [x.fingerprint for x in space.actions("ties")] == [x.fingerprint for x in kept]
+
+
+def _sft(epochs, lrs=(1e-3,)):
+    return ACTION_TYPES["sft"](ACTION_TYPES["sft"].Settings(learning_rate=list(lrs), epochs=epochs))
+
+
+def test_a_list_of_epochs_is_a_choice_whose_first_value_is_the_computation_of_a_study_that_fixes_it():
+    from lamdagent.space import Action
+
+    fixed, one, chosen = _sft(3), _sft([3]), _sft([3, 12])
+    assert [s.name for s in fixed.slots] == [s.name for s in one.slots] == ["model", "dataset", "learning_rate"]
+    assert [s.name for s in chosen.slots] == ["model", "dataset", "learning_rate", "epochs"]
+    assert one.fixed_settings["epochs"] == fixed.fixed_settings["epochs"] == 3 and "epochs" not in chosen.fixed_settings
+    base, data = _model("base"), dataset("arith")
+    space = ActionSpace([chosen], [base], [data])
+    three, twelve = sorted(space.actions("sft"), key=lambda a: a.bindings["epochs"])
+    specialist = Action(fixed, {"model": base, "dataset": data, "learning_rate": 1e-3})
+    # the default is the same computation as a study's fixed epochs (a specialist is not trained twice), the other is not
+    assert three.fingerprint == specialist.fingerprint == Action(one, dict(specialist.bindings)).fingerprint != twelve.fingerprint
+    assert twelve.pipeline() == "sft(base, arith, epochs=12)"  # the choice is written out, as a learning rate's
+    # a record made before the choice (a specialist: no epochs named) is read as the default
+    assert space.find("sft", {"model": "base", "dataset": "arith", "learning_rate": "0.001"}).fingerprint == three.fingerprint
+    longer = twelve.with_settings({"epochs": 24})  # a grid trial fixes the epochs: no longer a binding
+    assert "epochs" not in longer.bindings and longer.fingerprint == specialist.with_settings({"epochs": 24}).fingerprint
+
+
+def test_bad_epochs_are_named_before_any_compute():
+    import pytest
+
+    from lamdagent.config import load_config
+    from lamdagent.errors import UserError
+
+    for value, message in (("[3,0]", "sft.epochs values must be > 0, got 0"), ("[3,x]", "sft.epochs values must be numbers, got 'x'"),
+                           ("[]", "sft.epochs must list at least one value")):
+        with pytest.raises(UserError, match=message.replace("[", r"\[")):
+            load_config("mosaic", [f"sft.epochs={value}"])

@@ -94,6 +94,13 @@ class ActionType(ABC):
     description: ClassVar[str]
     slots: ClassVar[tuple[Slot, ...]]
     Settings: ClassVar[type]
+    setting_slots: ClassVar[tuple[str, ...]] = ()  # hparam slots a study may fix instead (one value): identified as settings either way
+
+    def defaults(self) -> dict[str, Any]:
+        """The value of each setting slot this type offers a choice of, where an action made before the
+        choice (or by a fixed-setting type: a specialist, a grid trial) names none: the first choice."""
+        choices = self.hparam_choices()
+        return {name: choices[name][0] for name in self.setting_slots if name in choices}
 
     def __init__(self, settings: Any):
         self.settings = settings

@@ -39,6 +39,7 @@ def _label(value) -> str:
 
 def _features(action_type: ActionType, names: dict[str, str], ranked: list[ModelObject]) -> dict[str, str]:
     rank = {m.name: i for i, m in enumerate(ranked)}
+    names = {**{k: _label(v) for k, v in action_type.defaults().items()}, **names}  # a specialist names no epochs: its default
     kinds = {slot.name: slot.kind for slot in action_type.slots}
     models = [names[slot] for slot, kind in kinds.items() if kind == "model"]
     data = [names[slot] for slot, kind in kinds.items() if kind in ("dataset", "preference")]
@@ -103,6 +104,22 @@ class LearningPolicy(Policy):
 UNTRIED_BONUS = 0.01  # an untried kind of action is worth more than one that gained nothing
 
 
+def factors(f: dict[str, str]) -> list[tuple]:
+    """The parts of a kind of action that may transfer to another kind of its type: its data, and each
+    hyperparameter's value (e.g. ("sft", "epochs", "12"))."""
+    hparams = [tuple(part.split("=", 1)) for part in f["hparams"].split(",")] if f["hparams"] != "-" else []
+    return [(f["type"], "data", f["data"])] * (f["data"] != "-") + [(f["type"], name, value) for name, value in hparams]
+
+
+def transferred(f: dict[str, str], gains: dict[tuple, list[float]]) -> float:
+    """The mean gain expected of an untried kind of a measured type: the type's mean gain, moved by
+    each of the kind's parts that was measured in other kinds by how far their mean gain is from the
+    type's (main effects: a learning rate or a training length that lost on one dataset is expected
+    to lose on another, and data that gained at one setting to gain at another)."""
+    of_type = statistics.fmean(gains[(f["type"],)])
+    return of_type + sum(statistics.fmean(gains[part]) - of_type for part in factors(f) if part in gains)
+
+
 def extension_order(ranked: list[ModelObject], journal: Journal) -> list[ModelObject]:
     """The models in the order greedy extends them: best first; but once the best model's lineage
     stalled (Journal.stalled), the models outside it (neither its ancestor nor its descendant) come
@@ -117,7 +134,8 @@ def extension_order(ranked: list[ModelObject], journal: Journal) -> list[ModelOb
 class GreedyPolicy(LearningPolicy):
     """Hill-climbing: extend the best model that still has an untried action, with the action
     whose kind (type, data, hyperparameters) gained most on average so far. A kind not tried yet
-    is estimated at half its type's average gain when that is positive, plus a small bonus: it comes
+    is estimated at half the gain its parts predict (its type's average gain, moved by what its data and
+    each hyperparameter value gained in other kinds: `transferred`) when positive, plus a small bonus: it comes
     before any kind that gained nothing or lost (else a merge of two near-copies, which gains exactly
     nothing, would be repeated for ever). Once PATIENCE decisions in a row did not beat the best
     model (Journal.stalled), greedy extends the best model outside its lineage instead: a start that
@@ -142,7 +160,7 @@ class GreedyPolicy(LearningPolicy):
         gains: dict[tuple, list[float]] = {}
         for outcome in outcomes(journal, space):
             f = outcome.features
-            for key in ((f["type"], f["data"], f["hparams"]), (f["type"],)):
+            for key in ((f["type"], f["data"], f["hparams"]), (f["type"],), *factors(f)):
                 gains.setdefault(key, []).append(outcome.gain)
 
         evidence, measured = journal.evidence, journal.measured_data()
@@ -152,7 +170,7 @@ class GreedyPolicy(LearningPolicy):
             kind, of_type = gains.get((f["type"], f["data"], f["hparams"])), gains.get((f["type"],))
             if kind:
                 return statistics.fmean(kind)
-            prior = max(0.5 * statistics.fmean(of_type), 0.0) if of_type else 0.0
+            prior = max(0.5 * transferred(f, gains), 0.0) if of_type else 0.0
             if f["data"] in evidence.effects and f["data"] not in measured:  # the screening ranks the data no action measured yet
                 return -UNTRIED_BONUS if evidence.harmful(f["data"]) else prior + UNTRIED_BONUS * (1 + evidence.benefit(f["data"]))
             return prior + UNTRIED_BONUS

@@ -133,7 +133,7 @@ def full_grid(runner: Runner, base: ModelObject, data, setting: tuple[float, flo
     epochs (at most `widenings` times): an under-trained baseline is no baseline. `setting` (learning
     rate, epochs): that single trial, not widened."""
     tracker, study = runner.tracker, runner.study
-    settings = study.cfg.sft
+    settings = study.cfg.sft.fixed()  # the grid tunes the epochs itself, from the study's first
     grid_run = tracker.start_child(runner.parent, Kind.BASELINE_GROUP, 0, "full", {"baseline": "full"}, experiment_id=runner.experiment_id)
     runner = runner.under(grid_run)
     grid: list[tuple[Produced, float, float]] = []  # (trial, learning rate, epochs)

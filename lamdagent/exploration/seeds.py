@@ -17,7 +17,7 @@ from lamdagent.tracking import Kind
 def sft_action(study: Study, model: ModelObject, dataset, seed: int | None = None) -> Action:
     """SFT of `model` on `dataset` at the study's first learning rate (specialists, full fine-tuning),
     trained with `seed` (default: the study's)."""
-    sft = ACTION_TYPES["sft"](study.cfg.sft)
+    sft = ACTION_TYPES["sft"](study.cfg.sft.fixed())
     return Action(sft, {"model": model, "dataset": dataset, "learning_rate": study.cfg.sft.learning_rate[0]},
                   study.cfg.seed if seed is None else seed)
 

@@ -42,17 +42,22 @@ class Action:
     @functools.cached_property
     def fingerprint(self) -> str:
         """Type, inputs' fingerprints, data and its size, hyperparameters, settings and seed."""
-        identity = {
-            slot: value.fingerprint if isinstance(value, OBJECTS) else value
-            for slot, value in self.bindings.items()
-        }
-        return fingerprint(self.type.name, identity, self.type.fixed_settings, self.seed)
+        settings = dict(self.type.fixed_settings)
+        identity = {}
+        for slot, value in self.bindings.items():
+            if slot in self.type.setting_slots:  # the same computation whether the study fixes it or offers a choice
+                settings[slot] = value
+            else:
+                identity[slot] = value.fingerprint if isinstance(value, OBJECTS) else value
+        return fingerprint(self.type.name, identity, settings, self.seed)
 
     def with_settings(self, overrides: dict[str, Any]) -> Action:
         """This action under its type's settings with `overrides` (e.g. a grid trial's epochs)."""
         if not overrides:
             return self
-        return Action(type(self.type)(dataclasses.replace(self.type.settings, **overrides)), self.bindings, self.seed)
+        action_type = type(self.type)(dataclasses.replace(self.type.settings, **overrides))
+        slots = {s.name for s in action_type.slots}  # a setting fixed now is no longer bound
+        return Action(action_type, {k: v for k, v in self.bindings.items() if k in slots}, self.seed)
 
     @property
     def kind(self) -> tuple:
@@ -152,7 +157,9 @@ class ActionSpace:
         return [name for name in self.action_types if next(self._valid(name), None) is not None]
 
     def find(self, type_name: str, names: dict[str, str]) -> Action | None:
-        """The action whose bound names equal `names` (the agent's reply), or None."""
+        """The action whose bound names equal `names` (the agent's reply, a record), or None; a setting
+        slot `names` leaves out (a record made before the study offered a choice of it) is its default."""
+        names = {**{k: _label(v) for k, v in self.action_types[type_name].defaults().items()}, **names}
         for action in self.actions(type_name):
             if action.names() == names:
                 return action

@@ -171,3 +171,22 @@ def test_the_search_policies_drive_an_exploration(tracking_uri, name):
     assert [r.iteration for r in actions] == [1, 2] and all(r.status == Status.OK for r in actions)
     client = __import__("mlflow").MlflowClient()
     assert {client.get_run(r.run_id).data.tags["lamdagent.policy"] for r in actions} == {name}
+
+
+def test_greedy_expects_a_learning_rate_that_gained_on_one_dataset_to_gain_on_another_and_one_that_lost_to_lose():
+    from lamdagent.space import ActionSpace
+    from tests.test_space import _space as plain_space
+
+    journal = journal_of([_scored("base", 0.5), _scored("a", 2.0)])
+
+    def sft(model, data, rate):
+        return plain_space(journal.models()).find("sft", {"model": model, "dataset": data, "learning_rate": rate})
+
+    made(journal, sft("a", "arith", "0.001"), "m1", 3.0, 1)  # 1e-3 gained on arith
+    made(journal, sft("a", "arith", "0.003"), "m2", 1.0, 2)  # 3e-3 lost on it
+    done = {sft("m1", "arith", "0.001").fingerprint}  # what worked was done on the best model: which untried kind comes next?
+    plain = plain_space(journal.models())
+    for seed in range(8):
+        space = ActionSpace(list(plain.action_types.values()), journal.models(), plain.datasets, done=done)
+        action = GreedyPolicy(seed=seed).select(space, journal, 3).action
+        assert action.names() == {"model": "m1", "dataset": "facts", "learning_rate": "0.001"}, (seed, str(action))
