@@ -130,7 +130,8 @@ def full_grid(runner: Runner, base: ModelObject, data, setting: tuple[float, flo
     learning rates x (epochs x each of FULL_EPOCH_FACTORS), one nested trial run each under a `full`
     run; the best on the validation split is tagged, so a search cannot win by merely training longer.
     While the best trial is at the grid's longest edge, its learning rate is tried again at twice the
-    epochs (at most `widenings` times): an under-trained baseline is no baseline. `setting` (learning
+    epochs, and at its shortest edge at half (at most `widenings` times): an under- or over-trained
+    baseline is no baseline. `setting` (learning
     rate, epochs): that single trial, not widened."""
     tracker, study = runner.tracker, runner.study
     settings = study.cfg.sft.fixed()  # the grid tunes the epochs itself, from the study's first
@@ -156,8 +157,9 @@ def full_grid(runner: Runner, base: ModelObject, data, setting: tuple[float, flo
     for _ in range(0 if setting else widenings):
         if (wider := widening(scores())) is None:
             break
-        runner.display.log(f"[yellow]full fine-tuning's best trial trained longest ({wider[1] / 2:g} epochs, the grid's edge): "
-                           f"widening the grid to {wider[1]:g} epochs at learning rate {wider[0]:g}[/]")
+        edge = "longest" if wider[1] > max(epochs for _, _, epochs in grid) else "shortest"
+        runner.display.log(f"[yellow]full fine-tuning's best trial trained {edge} ({wider[1] / 2 if edge == 'longest' else wider[1] * 2:g} epochs, "
+                           f"the grid's edge): widening the grid to {wider[1]:g} epochs at learning rate {wider[0]:g}[/]")
         trial(*wider)
     if (index := best_trial(scores())) is None:
         tracker.finish_child(grid_run, Status.FAILED)
@@ -171,10 +173,15 @@ def full_grid(runner: Runner, base: ModelObject, data, setting: tuple[float, flo
     lines = ", ".join(f"{t.model.pipeline if t.model else '?'} epochs={epochs:g}: {t.model.score:.3f}"
                       if t.model and t.model.score is not None else "failed" for t, _, epochs in grid)
     runner.display.log(f"full fine-tuning grid ({len(grid)} trials on {data.describe()}): {lines}; best val.score {chosen.model.score:.3f}")
-    if not setting and widening(scores()):
+    if not setting and (wider := widening(scores())):
         longest = max(epochs for _, _, epochs in grid)
-        runner.display.log(f"[yellow]full fine-tuning's best trial still trained longest ({longest:g} epochs, after {widenings} widenings): it "
-                           f"may be under-trained, and a search that beats it may only train longer (widen the grid with sft.epochs={longest:g})[/]")
+        if wider[1] > longest:
+            runner.display.log(f"[yellow]full fine-tuning's best trial still trained longest ({longest:g} epochs, after {widenings} widenings): it "
+                               f"may be under-trained, and a search that beats it may only train longer (widen the grid with sft.epochs={longest:g})[/]")
+        else:
+            shortest = min(epochs for _, _, epochs in grid)
+            runner.display.log(f"[yellow]full fine-tuning's best trial still trained shortest ({shortest:g} epochs, after {widenings} widenings): "
+                               f"it may be over-trained (narrow the grid with sft.epochs={shortest:g})[/]")
     return chosen
 
 
@@ -198,12 +205,15 @@ def best_trial(trials: list[tuple[float | None, float, float]]) -> int | None:
 
 
 def widening(trials: list[tuple[float | None, float, float]]) -> tuple[float, float] | None:
-    """The next trial of a grid: twice the epochs at the best trial's learning rate when the best
-    trained longest; None when it did not."""
+    """The next trial of a grid, at the best trial's learning rate: twice the epochs when the best
+    trained longest, half when it trained shortest (over-trained is as unfair as under-trained: data
+    that contradict a target hurt more with every pass); None when it is inside the grid."""
     if (best := best_trial(trials)) is None:
         return None
     _, rate, epochs = trials[best]
-    return (rate, 2 * epochs) if epochs == max(e for _, _, e in trials) else None
+    if epochs == max(e for _, _, e in trials):
+        return rate, 2 * epochs
+    return (rate, epochs / 2) if epochs == min(e for _, _, e in trials) else None
 
 
 def _merge_all(ctx: ActionContext, base: ModelObject, models: list[ModelObject], weights: dict[str, float], density: float):
