@@ -131,8 +131,7 @@ def full_grid(runner: Runner, base: ModelObject, data, setting: tuple[float, flo
     run; the best on the validation split is tagged, so a search cannot win by merely training longer.
     While the best trial is at the grid's longest edge, its learning rate is tried again at twice the
     epochs, and at its shortest edge at half (at most `widenings` times): an under- or over-trained
-    baseline is no baseline. `setting` (learning
-    rate, epochs): that single trial, not widened."""
+    baseline is no baseline. `setting` (learning rate, epochs): that single trial, not widened."""
     tracker, study = runner.tracker, runner.study
     settings = study.cfg.sft.fixed()  # the grid tunes the epochs itself, from the study's first
     grid_run = tracker.start_child(runner.parent, Kind.BASELINE_GROUP, 0, "full", {"baseline": "full"}, experiment_id=runner.experiment_id)
@@ -157,9 +156,10 @@ def full_grid(runner: Runner, base: ModelObject, data, setting: tuple[float, flo
     for _ in range(0 if setting else widenings):
         if (wider := widening(scores())) is None:
             break
-        edge = "longest" if wider[1] > max(epochs for _, _, epochs in grid) else "shortest"
-        runner.display.log(f"[yellow]full fine-tuning's best trial trained {edge} ({wider[1] / 2 if edge == 'longest' else wider[1] * 2:g} epochs, "
-                           f"the grid's edge): widening the grid to {wider[1]:g} epochs at learning rate {wider[0]:g}[/]")
+        longer = wider[1] > max(epochs for _, _, epochs in grid)
+        edge, at = ("longest", wider[1] / 2) if longer else ("shortest", wider[1] * 2)
+        runner.display.log(f"[yellow]full fine-tuning's best trial trained {edge} ({at:g} epochs, the grid's edge): "
+                           f"widening the grid to {wider[1]:g} epochs at learning rate {wider[0]:g}[/]")
         trial(*wider)
     if (index := best_trial(scores())) is None:
         tracker.finish_child(grid_run, Status.FAILED)
