@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from lamdagent.agent import prompts
 from lamdagent.agent.policies import POLICIES, Decision, LLMPolicy, Policy
 from lamdagent.journal import Entry, Journal
-from lamdagent.space import Action, ActionSpace, ModelObject, lineage
+from lamdagent.space import Action, ActionSpace, ModelObject, lineage, with_defaults
 
 if TYPE_CHECKING:
     from lamdagent.actions import ActionType
@@ -39,7 +39,7 @@ def _label(value) -> str:
 
 def _features(action_type: ActionType, names: dict[str, str], ranked: list[ModelObject]) -> dict[str, str]:
     rank = {m.name: i for i, m in enumerate(ranked)}
-    names = {**{k: _label(v) for k, v in action_type.defaults().items()}, **names}  # a specialist names no epochs: its default
+    names = with_defaults(action_type, names)  # a specialist names no epochs: its default
     kinds = {slot.name: slot.kind for slot in action_type.slots}
     models = [names[slot] for slot, kind in kinds.items() if kind == "model"]
     data = [names[slot] for slot, kind in kinds.items() if kind in ("dataset", "preference")]
@@ -107,8 +107,10 @@ UNTRIED_BONUS = 0.01  # an untried kind of action is worth more than one that ga
 def factors(f: dict[str, str]) -> list[tuple]:
     """The parts of a kind of action that may transfer to another kind of its type: its data, and each
     hyperparameter's value (e.g. ("sft", "epochs", "12"))."""
-    hparams = [tuple(part.split("=", 1)) for part in f["hparams"].split(",")] if f["hparams"] != "-" else []
-    return [(f["type"], "data", f["data"])] * (f["data"] != "-") + [(f["type"], name, value) for name, value in hparams]
+    parts = [(f["type"], "data", f["data"])] if f["data"] != "-" else []
+    if f["hparams"] != "-":
+        parts += [(f["type"], *part.split("=", 1)) for part in f["hparams"].split(",")]
+    return parts
 
 
 def transferred(f: dict[str, str], gains: dict[tuple, list[float]]) -> float:

@@ -9,7 +9,7 @@ from lamdagent.space.objects import (
     PreferenceDatasetObject,
     fingerprint,
 )
-from lamdagent.space.space import Action, ActionSpace
+from lamdagent.space.space import Action, ActionSpace, with_defaults
 
 __all__ = ["Action", "ActionSpace", "ConversationDatasetObject", "DatasetObject", "MixtureDatasetObject", "ModelObject", "PreferenceDatasetObject",
-           "TRAINING_DATA", "fingerprint"]
+           "TRAINING_DATA", "fingerprint", "with_defaults"]

@@ -23,6 +23,12 @@ def _label(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def with_defaults(action_type: ActionType, names: dict[str, str]) -> dict[str, str]:
+    """A record's bound names with each setting slot it leaves out (made before the study offered a
+    choice of it, or by a fixed-setting type: a specialist, a grid trial) at the type's default."""
+    return {**{slot: _label(value) for slot, value in action_type.defaults().items()}, **names}
+
+
 def kind_of(type_name: str, names: dict[str, str], model_names: set[str]) -> tuple:
     """What kind of action this is, apart from the models it takes: its type and its other bindings
     (data, hyperparameters), e.g. ("sft", (("dataset", "all"), ("learning_rate", "0.001")))."""
@@ -159,7 +165,7 @@ class ActionSpace:
     def find(self, type_name: str, names: dict[str, str]) -> Action | None:
         """The action whose bound names equal `names` (the agent's reply, a record), or None; a setting
         slot `names` leaves out (a record made before the study offered a choice of it) is its default."""
-        names = {**{k: _label(v) for k, v in self.action_types[type_name].defaults().items()}, **names}
+        names = with_defaults(self.action_types[type_name], names)
         for action in self.actions(type_name):
             if action.names() == names:
                 return action
