@@ -102,3 +102,13 @@ def test_sft_learns(tmp_path):
     out = sft.run({"model": base_model(), "dataset": dataset("facts", 48), "learning_rate": 3e-3}, context(tmp_path))
     losses = [loss for _, loss in out.step_metrics["train.loss"]]
     assert losses[-1] < losses[0] * 0.7
+
+
+def test_sft_trains_for_the_epochs_the_search_chose(tmp_path):
+    """With `sft.epochs` a list, the bound choice is what TRL trains for, not the first (default) value."""
+    sft = ACTION_TYPES["sft"](ACTION_TYPES["sft"].Settings(epochs=[1, 3], batch_size=8))
+    assert [s.name for s in sft.slots][-1] == "epochs"
+    data = dataset("facts", 16)
+    steps = {epochs: sft.run({"model": base_model(), "dataset": data, "learning_rate": 1e-3, "epochs": epochs},
+                             context(tmp_path / str(epochs))).metrics["train.steps"] for epochs in (1, 3)}
+    assert steps[3] == 3 * steps[1] > 0, steps
