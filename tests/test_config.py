@@ -35,6 +35,8 @@ def test_list_of_hparam_choices():
         (["iterations"], "override 'iterations' is not key=value"),
         (["evaluation.batch_size=0"], "evaluation.batch_size must be a number > 0 or 'auto', got 0"),
         (["sft.epochs=0"], "sft.epochs must be a number > 0 or a list of them, got 0"),
+        (["sft.epochs=[4,8,4.0]"], "sft.epochs lists 4 more than once: each choice once, got [4, 8, 4.0]"),
+        (["sft.learning_rate=[1e-3,0.001]"], "sft.learning_rate lists 0.001 more than once"),
         (["dpo.batch_size=-2"], "dpo.batch_size must be > 0, got -2"),
         (["sft.lora.r=0"], "sft.lora.r must be > 0, got 0"),
         (["sft.lora.dropout=-0.1"], "sft.lora.dropout must be >= 0 and < 1, got -0.1"),

@@ -23,13 +23,16 @@ class Slot:
 
 
 def check_values(values: list, name: str, low: float = 0.0, high: float | None = None, low_open: bool = False) -> None:
-    """An hparam's choices: at least one, each a number within [low, high] (or (low, high] when `low_open`)."""
+    """An hparam's choices: at least one, each a number within [low, high] (or (low, high] when `low_open`),
+    none twice (a repeated choice would be two names for one action)."""
     require(bool(values), f"{name} must list at least one value")
     for value in values:
         require(isinstance(value, (int, float)) and not isinstance(value, bool), f"{name} values must be numbers, got {value!r}")
         above = value > low if low_open else value >= low
         within = f"{'>' if low_open else '>='} {low:g}" + (f" and <= {high:g}" if high is not None else "")
         require(above and (high is None or value <= high), f"{name} values must be {within}, got {value!r}")
+    repeated = sorted({value for value in values if values.count(value) > 1})
+    require(not repeated, f"{name} lists {', '.join(f'{value:g}' for value in repeated)} more than once: each choice once, got {values!r}")
 
 
 def check_positive(settings: Any, prefix: str, *names: str) -> None:

@@ -18,6 +18,7 @@ BAD = [
     (["explore", "sft.learning_rate=[]"], "sft.learning_rate must list at least one value"),
     (["explore", "sft.learning_rate=[fast]"], "sft.learning_rate values must be numbers"),
     (["explore", "sft.epochs=0"], "sft.epochs must be a number > 0 or a list of them, got 0"),
+    (["explore", "slerp.t=[0.3,0.3]", "actions=[sft,slerp]"], "slerp.t lists 0.3 more than once"),
     (["explore", "sft.lora.r=0"], "sft.lora.r must be > 0"),
     (["explore", "screening.repeats=0"], "screening.repeats must be > 0, got 0"),
     (["explore", "ties.weight=[]", "actions=[sft,ties]"], "ties.weight must list at least one value"),
