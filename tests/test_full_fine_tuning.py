@@ -1,6 +1,6 @@
 """The fully fine-tuned baseline's grid: a fair baseline is not an under-trained one."""
 
-from lamdagent.experiments.baselines import widening
+from lamdagent.experiments.baselines import longer_training_hint, widening
 
 
 def test_full_fine_tuning_widens_its_grid_only_while_its_best_trial_is_at_an_edge():
@@ -13,3 +13,14 @@ def test_full_fine_tuning_widens_its_grid_only_while_its_best_trial_is_at_an_edg
     assert widening([(3.0, 1e-3, 4.0), (2.0, 1e-3, 8.0), (3.1, 1e-3, 2.0)]) == (1e-3, 1.0)
     assert widening([(3.0, 1e-3, 4.0), (2.0, 1e-3, 8.0), (2.9, 1e-3, 2.0)]) is None  # shorter got worse
     assert widening([(None, 1e-3, 4.0)]) is None
+
+
+def test_a_grid_that_trains_far_longer_than_the_search_may_is_said_with_the_choice_to_offer():
+    hint = longer_training_hint(24.0, 3)
+    assert hint.startswith("full fine-tuning chose 24 epochs, 8 times the longest fine-tune the search may make (3)")
+    assert hint.endswith("sft.epochs=[3,24]")
+    assert longer_training_hint(24.0, [3, 12]).endswith("2 times the longest fine-tune the search may make (12): the search reaches "
+                                                         "that length only by chaining fine-tunes; to offer it in one action, list it: sft.epochs=[3,12,24]")
+    assert longer_training_hint(5.0, 4) is None  # within twice the search's length: nothing to say
+    assert longer_training_hint(2.0, 4) is None  # the grid chose shorter (relay): longer choices would not help
+    assert longer_training_hint(24.0, [3, 12, 24]) is None  # already offered

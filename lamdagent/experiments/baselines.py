@@ -182,7 +182,22 @@ def full_grid(runner: Runner, base: ModelObject, data, setting: tuple[float, flo
             shortest = min(epochs for _, _, epochs in grid)
             runner.display.log(f"[yellow]full fine-tuning's best trial still trained shortest ({shortest:g} epochs, after {widenings} widenings): "
                                f"it may be over-trained (narrow the grid with sft.epochs={shortest:g})[/]")
+    if not setting and (hint := longer_training_hint(grid[index][2], study.cfg.sft.epochs)):
+        runner.display.log(f"[yellow]{hint}[/]")
     return chosen
+
+
+def longer_training_hint(chosen_epochs: float, study_epochs) -> str | None:
+    """What to tell a user whose tuned full fine-tuning trained at least twice as long as any fine-tune
+    the search may make: the search reaches that length only by chaining fine-tunes, which some of its
+    seeds do and others do not (docs/actions.md: offering the length as a choice)."""
+    choices = [float(e) for e in study_epochs] if isinstance(study_epochs, (list, tuple)) else [float(study_epochs)]
+    if chosen_epochs < 2 * max(choices):
+        return None
+    offered = ",".join(f"{e:g}" for e in [*choices, chosen_epochs])
+    return (f"full fine-tuning chose {chosen_epochs:g} epochs, {chosen_epochs / max(choices):g} times the longest fine-tune the search "
+            f"may make ({max(choices):g}): the search reaches that length only by chaining fine-tunes; to offer it in one action, "
+            f"list it: sft.epochs=[{offered}]")
 
 
 def full_trials(tracker: Tracker, group: str, experiment_id: str) -> list[Record]:
