@@ -124,15 +124,15 @@ def test_a_study_offering_epoch_choices_trains_its_specialists_and_grid_as_a_stu
     """Through the tool's own paths (the specialists' action, the full fine-tuning grid's settings):
     nothing is trained twice when a user adds a choice of epochs to a study."""
     from lamdagent.config import load_config
+    from lamdagent.experiments.baselines import full_trial_action
     from lamdagent.exploration.seeds import sft_action
     from lamdagent.exploration.study import Study
-    from lamdagent.space import Action
 
     base = _model("base")
     fixed, chosen = Study(load_config("mosaic")), Study(load_config("mosaic", ["sft.epochs=[3,12]"]))
     for name in ("arith", "all"):
         assert sft_action(chosen, base, chosen.dataset(name)).fingerprint == sft_action(fixed, base, fixed.dataset(name)).fingerprint
-    trials = [Action(ACTION_TYPES["sft"](s.cfg.sft.fixed()), {"model": base, "dataset": s.all_data, "learning_rate": 1e-3}, s.train_seed)
-              .with_settings({"epochs": 24.0}) for s in (fixed, chosen)]
+    trials = [full_trial_action(s, base, s.all_data, 1e-3, 24.0) for s in (fixed, chosen)]
     assert trials[0].fingerprint == trials[1].fingerprint
     assert [s.name for s in trials[1].type.slots] == ["model", "dataset", "learning_rate"]
+    assert trials[1].type.settings.epochs == 24.0 and trials[1].seed == chosen.train_seed

@@ -140,8 +140,7 @@ def full_grid(runner: Runner, base: ModelObject, data, setting: tuple[float, flo
 
     def trial(rate: float, epochs: float) -> None:
         number = len(grid)
-        action = Action(ACTION_TYPES["sft"](settings), {"model": base, "dataset": data, "learning_rate": rate}, study.train_seed)
-        action = action.with_settings({"epochs": epochs})
+        action = full_trial_action(study, base, data, rate, epochs)
         step = Step.of_action(action, Kind.BASELINE, number, f"full_{number}",
                               tags={"baseline": "full", "trial": str(number), "settings": json.dumps({"epochs": epochs})})
         step.params["epochs"] = epochs
@@ -185,6 +184,14 @@ def full_grid(runner: Runner, base: ModelObject, data, setting: tuple[float, flo
     if not setting and (hint := longer_training_hint(grid[index][2], study.cfg.sft.epochs)):
         runner.display.log(f"[yellow]{hint}[/]")
     return chosen
+
+
+def full_trial_action(study: Study, base: ModelObject, data, rate: float, epochs: float) -> Action:
+    """One trial of the full fine-tuning grid: SFT of the base on `data` at `rate` for `epochs`, at the
+    study's training seed; the epochs are a fixed setting (the fingerprint of a study that fixes them,
+    whether or not the study offers the search a choice of them)."""
+    action = Action(ACTION_TYPES["sft"](study.cfg.sft.fixed()), {"model": base, "dataset": data, "learning_rate": rate}, study.train_seed)
+    return action.with_settings({"epochs": epochs})
 
 
 def longer_training_hint(chosen_epochs: float, study_epochs) -> str | None:
