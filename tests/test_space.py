@@ -7,10 +7,10 @@ def _model(name: str, arch: str = "llama/64") -> ModelObject:
     return ModelObject(name, f"run-{name}", f"m-{name}", f"fp-{name}", name, arch)
 
 
-def _space(models, lrs=(1e-3, 3e-3), weights=(0.3, 0.5, 0.7)):
+def _space(models, lrs=(1e-3, 3e-3), weights=(0.3, 0.5, 0.7), done=frozenset()):
     sft = ACTION_TYPES["sft"](ACTION_TYPES["sft"].Settings(learning_rate=list(lrs)))
     ties = ACTION_TYPES["ties"](ACTION_TYPES["ties"].Settings(weight=list(weights), density=[0.5]))
-    return ActionSpace([sft, ties], models, [dataset("arith"), dataset("facts")])
+    return ActionSpace([sft, ties], models, [dataset("arith"), dataset("facts")], done=done)
 
 
 def test_enumerates_every_valid_binding():

@@ -132,10 +132,28 @@ def extension_order(ranked: list[ModelObject], journal: Journal) -> list[ModelOb
     return others + [m for m in ranked if all(m is not o for o in others)]
 
 
+def extension_groups(ranked: list[ModelObject], journal: Journal) -> list[list[ModelObject]]:
+    """The models greedy extends, in groups taken in turn: first the leading models of
+    `extension_order` that the validation set does not tell apart from the first (no better, within
+    the noise of the score: Journal.noise), whose actions compete together; then each other model on
+    its own. A fine-tune that scored a little below its input by chance does not end its line: the
+    kind of action that gained so far may extend either."""
+    order = extension_order(ranked, journal)
+    if not order:
+        return []
+    lead = order[0]
+    size = 1
+    while size < len(order) and order[size].score <= lead.score and journal.noise.tied(lead, order[size]):
+        size += 1
+    return [order[:size]] + [[m] for m in order[size:]]
+
+
 @POLICIES.register("greedy")
 class GreedyPolicy(LearningPolicy):
     """Hill-climbing: extend the best model that still has an untried action, with the action
-    whose kind (type, data, hyperparameters) gained most on average so far. A kind not tried yet
+    whose kind (type, data, hyperparameters) gained most on average so far; the models that the
+    validation set does not tell apart from the best (within the score's noise: `extension_groups`)
+    count as the best together, so the kind that gained most extends any of them. A kind not tried yet
     is estimated at half the gain its parts predict (its type's average gain, moved by what its data and
     each hyperparameter value gained in other kinds: `transferred`) when positive, plus a small bonus: it comes
     before any kind that gained nothing or lost (else a merge of two near-copies, which gains exactly
@@ -179,11 +197,12 @@ class GreedyPolicy(LearningPolicy):
 
         actions = [a for name in space.available_types() for a in space.actions(name)]
         chosen: list[Action] = []
-        for model in extension_order(ranked, journal):
-            extending = [a for a in actions if a.models and a.models[0] is model and all(m.score is not None for m in a.models)]
+        for group in extension_groups(ranked, journal):
+            extending = [a for a in actions if a.models and any(a.models[0] is m for m in group) and all(m.score is not None for m in a.models)]
             partner = {id(a): min((ranked.index(m) for m in a.models[1:]), default=0) for a in extending}
-            outside = {id(a): not any(lineage.related(model, m) for m in a.models[1:]) for a in extending}
-            keys = {id(a): (promise(a), outside[id(a)], -partner[id(a)], rng.random()) for a in extending}
+            outside = {id(a): not any(lineage.related(a.models[0], m) for m in a.models[1:]) for a in extending}
+            order = {id(a): next(i for i, m in enumerate(group) if m is a.models[0]) for a in extending}  # the group's first model first, on equal promise
+            keys = {id(a): (promise(a), outside[id(a)], -partner[id(a)], -order[id(a)], rng.random()) for a in extending}
             best_of_type: dict[str, Action] = {}
             for action in sorted(extending, key=lambda a: keys[id(a)], reverse=True):
                 best_of_type.setdefault(action.type.name, action)

@@ -22,7 +22,7 @@ from lamdagent.exploration.runner import Produced, Runner, Step
 from lamdagent.exploration.seeds import ensure_seeds, prepare_base
 from lamdagent.exploration.study import Study
 from lamdagent.faults import checkpoint
-from lamdagent.journal import Cause, Entry, Evidence, models_from_records, read_journal
+from lamdagent.journal import Cause, Entry, Evidence, ScoreNoise, models_from_records, read_journal
 from lamdagent.screening import screen
 from lamdagent.tracking import Kind, Record, Status, Tracker, traces
 from lamdagent.tracking.lease import Lease, LeaseLost
@@ -67,6 +67,7 @@ class Exploration:
         self.journal = read_journal(records, seeds, self.study.task_names, cfg.iterations, self.runner.model_of_run, tracker.memory,
                                     cfg.budget.seconds)
         self.journal.evidence = evidence
+        self.journal.noise = ScoreNoise(weights, cfg.data.val_size)
         journal = self.journal
         finished = journal.finished()
         last = max((e.iteration for e in finished), default=0)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from lamdagent.journal.evidence import Evidence
+from lamdagent.journal.noise import ScoreNoise
 from lamdagent.space.objects import ModelObject
 from lamdagent.space.space import kind_of
 
@@ -119,6 +120,7 @@ class Journal:
     overhead_seconds: float = 0.0  # compute spent before the first decision: the initial models, the data screening
     evidence: Evidence = field(default_factory=Evidence)  # what the data screening measured
     initial_actions: list[Entry] = field(default_factory=list)  # the initial models an action made (specialists, defaults), as iteration 0
+    noise: ScoreNoise = field(default_factory=ScoreNoise)  # how far a validation score may move by chance
 
     # --- what happened --------------------------------------------------------------------------
     def measured(self) -> list[Entry]:

@@ -8,6 +8,7 @@ from lamdagent.agent.facts import facts
 from lamdagent.agent.llm import OpenAIChatModel
 from lamdagent.agent.policies import LLMPolicy
 from lamdagent.agent.search import GreedyPolicy, GuidedPolicy, OptunaPolicy, features, ranked_models
+from lamdagent.journal import ScoreNoise
 from lamdagent.journal.journal import PATIENCE
 from lamdagent.space import lineage
 from tests.journals import journal_of, made
@@ -75,6 +76,40 @@ def test_greedy_grows_another_lineage_once_patience_decisions_in_a_row_did_not_b
     made(journal, nxt, "m5", 2.4, 5)  # it beats a: plain hill-climbing again, from the new best
     assert journal.since_best() == 0
     assert GreedyPolicy(seed=0).select(_space(journal.models()), journal, 6).action.models[0].name == "m5"
+
+
+def _dip(noise: ScoreNoise, second_score: float) -> tuple[str, str, bool]:
+    """Greedy's third decision after a kind gained (a -> m1) and was repeated on m1 (-> m2, scored
+    `second_score`): which model it extends, and whether with the same kind."""
+    journal = journal_of([_scored("base", 0.5), _scored("a", 2.0)])
+    journal.noise = noise
+    half = {"arith": 0.5, "facts": 0.5}
+    first = GreedyPolicy(seed=0).select(_space(journal.models()), journal, 1).action
+    kind = features(first, ranked_models(journal.models()))
+    made(journal, first, "m1", 3.0, 1, half)
+    second = GreedyPolicy(seed=0).select(_space(journal.models()), journal, 2).action
+    assert second.models[0].name == "m1" and features(second, ranked_models(journal.models())) == {**kind, "rank_a": "0"}
+    made(journal, second, "m2", second_score, 2, half)
+    third = GreedyPolicy(seed=0).select(_space(journal.models(), done=journal.done()), journal, 3).action  # as the loop offers it
+    f = features(third, ranked_models(journal.models()))
+    return third.models[0].name, third.type.name, (f["type"], f["data"], f["hparams"]) == (kind["type"], kind["data"], kind["hparams"])
+
+
+def test_greedy_goes_on_with_a_kind_that_gained_through_a_dip_the_validation_set_cannot_tell_from_chance():
+    noise = ScoreNoise({"arith": 1.0, "facts": 1.0}, examples=50)  # each score within about 0.1, a difference within 0.14
+    assert noise.error(dataclasses.replace(_model("x"), scores={"arith": 0.5, "facts": 0.5})) == pytest.approx(0.1)
+    assert _dip(noise, 2.9) == ("m2", "sft", True)  # 0.1 below m1: chance; the kind that gained goes on from m2
+    assert _dip(noise, 2.5)[0] == "m1"  # 0.5 below: a real loss; greedy turns to m1's other actions
+    assert _dip(ScoreNoise(), 2.9)[0] == "m1"  # no noise known: every score exact, as before
+
+
+def test_score_noise_bounds_the_standard_error_of_a_weighted_score():
+    noise = ScoreNoise({"arith": 2.0, "facts": 1.0}, examples=100)
+    model = dataclasses.replace(_model("x"), scores={"arith": 0.2, "facts": 1.0}, score=1.4)
+    assert noise.error(model) == pytest.approx(2.0 * (0.2 * 0.8 / 100) ** 0.5)  # a perfect task does not vary
+    near, far = dataclasses.replace(model, score=1.3), dataclasses.replace(model, score=1.0)
+    assert noise.tied(model, near) and not noise.tied(model, far)
+    assert ScoreNoise().error(model) == 0.0 and not ScoreNoise().tied(model, near)
 
 
 def test_greedy_merges_the_best_model_with_a_partner_outside_its_own_lineage():
