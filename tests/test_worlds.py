@@ -17,7 +17,7 @@ from lamdagent.exploration.study import Study
 
 SHIPPED = sorted(path.stem for path in (files.CONF_DIR / "studies").glob("*.yaml"))
 # offline, synthetic tasks, a built-in warm base
-EMBEDDED_WORLDS = ["mixed", "redundant", "tradeoff", "distractors", "scarce", "lopsided", "narrow", "uneven", "mosaic", "relay"]
+EMBEDDED_WORLDS = ["mixed", "redundant", "tradeoff", "distractors", "scarce", "lopsided", "narrow", "uneven", "mosaic", "relay", "ledger"]
 
 
 def test_the_worlds_are_shipped():
@@ -152,6 +152,17 @@ def test_the_relay_world_puts_its_harm_on_facts_and_about_seven_wrong_labels_for
     right = len(rows["choice"]) + len(rows["facts"]) + len(rows["facts_alt"]) - stale
     assert 0.8 < wrong / right < 0.95, (wrong, right)
     assert len(rows["arith"]) + len(rows["arith_more"]) == 250  # off-target only
+
+
+def test_the_ledger_world_has_a_larger_validation_split_and_harm_on_every_target():
+    cfg = load_config("ledger")
+    assert cfg.tasks == ["arith", "choice", "facts"] and cfg.actions == ["sft", "ties", "task_arithmetic"] and cfg.sft.epochs == 6
+    assert (cfg.data.val_size, cfg.data.test_size) == (80, 150)
+    rows = {d.name: d.rows() for d in Study(cfg).candidates}
+    assert len(rows) == 8 and _stale(rows["facts_extra"]) == len(rows["facts_extra"]) == 100 and _stale(rows["facts"]) == 0
+    wrong = len(rows["arith_extra"]) + len(rows["choice_extra"]) + len(rows["facts_extra"])
+    right = sum(len(rows[name]) for name in ("arith", "arith_more", "choice", "facts"))
+    assert (wrong, right) == (300, 480) and len(rows["spelling"]) == 80  # `all`: the 860 together
 
 
 @pytest.mark.parametrize("name", EMBEDDED_WORLDS)
