@@ -1,4 +1,5 @@
-"""What the tool writes into the agent's memory from the journal: the best models, whether the best
+"""What the tool writes into the agent's memory from the journal: the best models, how far a score
+moves by chance (and which models the validation set cannot tell from the best), whether the best
 one's lineage stalled, what each recent action did to each target (against its best input), the
 actions that changed nothing and the data the screening predicts to hurt. The LLM rewrites only its
 lessons beside them, so a nonsense rewrite of a weak model never erases what the results showed."""
@@ -39,6 +40,10 @@ def facts(journal: Journal) -> str:
     if scored:
         tops = [(t, max(scored, key=lambda m, t=t: m.scores.get(t, 0.0))) for t in journal.tasks]
         lines.append("Best per task: " + ", ".join(f"{t} {m.name} {m.scores.get(t, 0.0):.2f}" for t, m in tops) + ".")
+    if best is not None and (error := journal.noise.error(best)) > 0:
+        tied = [m.name for m in sorted(scored, key=lambda m: -m.score) if m is not best and m.score <= best.score and journal.noise.tied(best, m)]
+        lines.append(f"A validation score moves by about {error:.2f} by chance (one standard error)"
+                     + (f"; the validation set cannot tell {best.name} from {', '.join(tied[:4])}." if tied else "."))
     if journal.stalled():
         scored_outside = sorted((m for m in lineage.outside(best, journal.models()) if m.score is not None), key=lambda m: -m.score)
         others = ", ".join(f"{m.name} {m.score:.3f}" for m in scored_outside[:3])

@@ -90,6 +90,9 @@ def _dip(noise: ScoreNoise, second_score: float) -> tuple[str, str, bool]:
     second = GreedyPolicy(seed=0).select(_space(journal.models()), journal, 2).action
     assert second.models[0].name == "m1" and features(second, ranked_models(journal.models())) == {**kind, "rank_a": "0"}
     made(journal, second, "m2", second_score, 2, half)
+    told = "the validation set cannot tell m1 from m2" in facts(journal)  # the agent's memory says what greedy acts on
+    assert told == journal.noise.tied(journal.model("m1"), journal.model("m2"))
+    assert ("by about 0.10 by chance" in facts(journal)) == bool(noise.weights)
     third = GreedyPolicy(seed=0).select(_space(journal.models(), done=journal.done()), journal, 3).action  # as the loop offers it
     f = features(third, ranked_models(journal.models()))
     return third.models[0].name, third.type.name, (f["type"], f["data"], f["hparams"]) == (kind["type"], kind["data"], kind["hparams"])
