@@ -69,13 +69,14 @@ def test_a_type_stays_available_while_one_action_is_left_and_filters_keep_the_or
     whose every action is left out is not available (filters set after construction, as tests and
     policies do, count too)."""
     models = [_model("base"), _model("a"), _model("b")]
-    every = _space(models).actions("ties")
-    space = _space(models)
+    every = _space(models, weights=(0.3,)).actions("ties")  # one weight: no action is another's mirror
+    space = _space(models, weights=(0.3,))
     space.done = {x.fingerprint for x in every[:-1]}
     assert space.available_types() == ["sft", "ties"] and [x.fingerprint for x in space.actions("ties")] == [every[-1].fingerprint]
     space.done = {x.fingerprint for x in every}
     assert space.available_types() == ["sft"]
 
+    every = _space(models).actions("ties")
     space = _space(models)
     space.blocked = {(every[0].kind, "a")}  # ties at every[0]'s weight, on `a`: not with any partner
     space.copies = {"b": "base"}  # b copies base: no merge of the two
@@ -136,3 +137,12 @@ def test_a_study_offering_epoch_choices_trains_its_specialists_and_grid_as_a_stu
     assert trials[0].fingerprint == trials[1].fingerprint
     assert [s.name for s in trials[1].type.slots] == ["model", "dataset", "learning_rate"]
     assert trials[1].type.settings.epochs == 24.0 and trials[1].seed == chosen.train_seed
+
+
+def test_a_merge_done_one_way_round_is_not_offered_the_other_way_round():
+    models = [_model("base"), _model("a"), _model("b")]
+    merge = next(a for a in _space(models).actions("ties") if [m.name for m in a.models] == ["a", "b"] and a.bindings["weight"] == 0.3)
+    offered = [(tuple(m.name for m in a.models), a.bindings["weight"]) for a in _space(models, done={merge.fingerprint}).actions("ties")]
+    assert (("a", "b"), 0.3) not in offered and (("b", "a"), 0.7) not in offered  # the same merge, either way round
+    assert (("b", "a"), 0.3) in offered and (("a", "b"), 0.7) in offered and (("b", "a"), 0.5) in offered
+    assert len(offered) == len(_space(models).actions("ties")) - 2

@@ -133,6 +133,11 @@ class ActionType(ABC):
         """Whether a full binding is valid beyond slot kinds (e.g. distinct, compatible models)."""
         return True
 
+    def mirror(self, bindings: dict[str, Any]) -> dict[str, Any] | None:
+        """Other bindings that compute the same model (a merge of the two models the other way round),
+        or None: once either is done, the other is not offered."""
+        return None
+
     @abstractmethod
     def run(self, bindings: dict[str, Any], ctx: ActionContext) -> ActionOutput:
         """Produce a model folder in `ctx.out_dir` from bound objects; raise ActionFailed on failure."""

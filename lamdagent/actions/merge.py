@@ -32,10 +32,18 @@ class MergeAction(ActionType):
     hyperparameters become mergekit parameters."""
 
     method: ClassVar[str]
+    share: ClassVar[str | None] = None  # the slot holding model_a's share where (b, a) at 1 - share is the same merge
 
     def accepts(self, bindings) -> bool:
         a, b = bindings["model_a"], bindings["model_b"]
         return a.fingerprint != b.fingerprint and a.arch == b.arch
+
+    def mirror(self, bindings):
+        """The merge of (model_b, model_a) with model_b's share: the same weighted computation, so the
+        same model (tests/actions/test_contract.py checks each method on real merges)."""
+        if self.share is None:
+            return None
+        return {**bindings, "model_a": bindings["model_b"], "model_b": bindings["model_a"], self.share: round(1.0 - float(bindings[self.share]), 12)}
 
     def model_parameters(self, hp: dict) -> tuple[dict, dict]:
         weight = float(hp["weight"])
@@ -107,6 +115,7 @@ class TiesSettings:
 class Ties(MergeAction):
     name = method = "ties"
     description = "TIES-merging of two models' task vectors (trim, elect sign, merge)"
+    share = "weight"
     slots = (*MODEL_SLOTS, WEIGHT, DENSITY)
     Settings = TiesSettings
 
@@ -123,6 +132,7 @@ class Ties(MergeAction):
 class DareTies(Ties):
     name = method = "dare_ties"
     description = "DARE-TIES merging: random drop-and-rescale of task vectors, then TIES sign election"
+    share = None  # the random drops follow the models' order
 
 
 @dataclass
@@ -137,6 +147,7 @@ class WeightSettings:
 class TaskArithmetic(MergeAction):
     name = method = "task_arithmetic"
     description = "task arithmetic: add the weighted task vectors of two models to their common ancestor"
+    share = "weight"
     slots = (*MODEL_SLOTS, WEIGHT)
     Settings = WeightSettings
 
@@ -145,6 +156,7 @@ class TaskArithmetic(MergeAction):
 class Linear(MergeAction):
     name = method = "linear"
     description = "linear merge: a weighted average of two models' weights"
+    share = "weight"
     slots = (*MODEL_SLOTS, WEIGHT)
     Settings = WeightSettings
 
@@ -169,6 +181,7 @@ class Slerp(MergeAction):
     description = "spherical interpolation from model_a (t=0) toward model_b (t=1)"
     slots = (*MODEL_SLOTS, Slot("t", "hparam", "interpolation factor toward model_b"))
     Settings = SlerpSettings
+    share = "t"  # slerp(a, b, t) = slerp(b, a, 1 - t)
 
     def model_parameters(self, hp):
         return {}, {}

@@ -104,7 +104,8 @@ class ActionSpace:
         blocked: set[tuple[tuple, str]] = frozenset(),
         copies: dict[str, str] | None = None,
     ):
-        """`done`: fingerprints of actions already computed, which are not offered again. `blocked`:
+        """`done`: fingerprints of actions already computed, which are not offered again (nor their
+        mirrors: a merge of the same two models the other way round, at the mirrored share). `blocked`:
         (kind, model name) pairs: that kind of action is not offered on that model (it made the model
         and gained nothing, so it would gain nothing again). `copies`: model name -> the model it
         copies by every target's score (made with no gain from it); a merge of two models that copy
@@ -146,8 +147,13 @@ class ActionSpace:
                 continue
             if action_type.accepts(bindings):
                 action = Action(action_type, bindings, self.seed)
-                if action.fingerprint not in self.done and not self._repeats_nothing_new(action, blocked_models):
+                if action.fingerprint not in self.done and not self._mirrors_done(action) and not self._repeats_nothing_new(action, blocked_models):
                     yield action
+
+    def _mirrors_done(self, action: Action) -> bool:
+        """Whether other bindings that compute the same model were done (ActionType.mirror)."""
+        mirror = action.type.mirror(action.bindings)
+        return mirror is not None and Action(action.type, mirror, self.seed).fingerprint in self.done
 
     def _repeats_nothing_new(self, action: Action, blocked_models: set[str]) -> bool:
         """A blocked kind on one of its models (`blocked_models`: the models some kind is blocked on),

@@ -63,6 +63,27 @@ def test_deterministic_with_a_seed(name, specialists, tmp_path):
 
 
 @pytest.mark.parametrize("name", sorted(ACTION_TYPES))
+def test_a_mirror_computes_the_same_model(name, specialists, tmp_path):
+    """An action type's mirror (the merge the other way round) is the same merge, on real mergekit merges
+    at an uneven share; a type that declares none, and DARE-TIES, whose random drops follow the order."""
+    action_type = ACTION_TYPES[name](ACTION_TYPES[name].Settings())
+    bindings = _bindings(action_type, specialists)
+    for slot in ("weight", "t"):
+        if slot in bindings:
+            bindings[slot] = 0.3
+    mirror = action_type.mirror(bindings)
+    if name in ("ties", "linear", "task_arithmetic", "slerp"):
+        assert mirror is not None and mirror["model_a"] is bindings["model_b"] and mirror.get("weight", mirror.get("t")) == 0.7
+    if mirror is None:
+        assert name not in ("ties", "linear", "task_arithmetic", "slerp")
+        return
+    one = _weights(action_type.run(bindings, context(tmp_path / "1")).model_dir)
+    other = _weights(action_type.run(mirror, context(tmp_path / "2")).model_dir)
+    assert one.keys() == other.keys()
+    assert all(torch.allclose(one[k], other[k], atol=1e-6) for k in one), name
+
+
+@pytest.mark.parametrize("name", sorted(ACTION_TYPES))
 def test_failure_path_raises_action_failed(name, specialists, tmp_path):
     action_type = ACTION_TYPES[name](ACTION_TYPES[name].Settings())
     bindings = _bindings(action_type, specialists)
