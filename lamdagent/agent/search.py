@@ -173,8 +173,8 @@ class GreedyPolicy(LearningPolicy):
         return Decision(self.proposals(space, journal, iteration, limit=1)[0])
 
     def proposals(self, space: ActionSpace, journal: Journal, iteration: int, limit: int) -> list[Action]:
-        """Up to `limit` actions, the most promising first: for each scored model from the best down,
-        its most promising action of each type (the first is greedy's own choice)."""
+        """Up to `limit` actions, the most promising first: for each group of `extension_groups`, its
+        most promising action of each type, then each of its models' (the first is greedy's own choice)."""
         rng = random.Random(f"{self.seed}/{iteration}")
         ranked = ranked_models(space.models)
         gains: dict[tuple, list[float]] = {}
@@ -203,10 +203,13 @@ class GreedyPolicy(LearningPolicy):
             outside = {id(a): not any(lineage.related(a.models[0], m) for m in a.models[1:]) for a in extending}
             order = {id(a): next(i for i, m in enumerate(group) if m is a.models[0]) for a in extending}  # the group's first model first, on equal promise
             keys = {id(a): (promise(a), outside[id(a)], -partner[id(a)], -order[id(a)], rng.random()) for a in extending}
-            best_of_type: dict[str, Action] = {}
+            best_of_type: dict[str, Action] = {}  # the group's best action of each type, then each model's
+            best_per_model: dict[tuple[int, str], Action] = {}
             for action in sorted(extending, key=lambda a: keys[id(a)], reverse=True):
                 best_of_type.setdefault(action.type.name, action)
-            chosen += sorted(best_of_type.values(), key=lambda a: keys[id(a)], reverse=True)
+                best_per_model.setdefault((order[id(action)], action.type.name), action)
+            firsts = sorted(best_of_type.values(), key=lambda a: keys[id(a)], reverse=True)
+            chosen += firsts + [a for a in sorted(best_per_model.values(), key=lambda a: keys[id(a)], reverse=True) if all(a is not f for f in firsts)]
             if len(chosen) >= limit:
                 return chosen[:limit]
         return chosen or [rng.choice(actions)]  # no scored model to extend: any valid action

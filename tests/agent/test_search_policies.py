@@ -93,7 +93,11 @@ def _dip(noise: ScoreNoise, second_score: float) -> tuple[str, str, bool]:
     told = "the validation set cannot tell m1 from m2" in facts(journal)  # the agent's memory says what greedy acts on
     assert told == journal.noise.tied(journal.model("m1"), journal.model("m2"))
     assert ("by about 0.10 by chance" in facts(journal)) == bool(noise.weights)
-    third = GreedyPolicy(seed=0).select(_space(journal.models(), done=journal.done()), journal, 3).action  # as the loop offers it
+    space = _space(journal.models(), done=journal.done())  # as the loop offers it
+    third = GreedyPolicy(seed=0).select(space, journal, 3).action
+    proposals = GreedyPolicy(seed=0).proposals(space, journal, 3, limit=4)
+    assert str(proposals[0]) == str(third) and len(proposals) == 4  # a group offers as many as single models
+    assert {p.type.name for p in proposals[:2]} == {"sft", "ties"}  # each type's best first, then each model's
     f = features(third, ranked_models(journal.models()))
     return third.models[0].name, third.type.name, (f["type"], f["data"], f["hparams"]) == (kind["type"], kind["data"], kind["hparams"])
 
