@@ -2,7 +2,9 @@
 [0, 1]; a mean r of such rewards has variance at most r(1 - r)/n (the bound is exact for right/wrong
 rewards), so the weighted score sum_t w_t r_t has a standard error of at most
 sqrt(sum_t w_t^2 r_t (1 - r_t) / n). Two models whose scores differ by less than the standard error of
-their difference are not told apart by the validation set: which of them is "the best" is chance."""
+their difference are not told apart by the validation set: which of them is "the best" is chance. (The
+difference's error is taken as of independent scores; two related models answering the same questions
+vary together, so for them it is an overstatement.)"""
 
 from __future__ import annotations
 
