@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import random
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from lamdagent.agent import prompts
@@ -65,15 +65,36 @@ def features(action: Action, ranked: list[ModelObject]) -> dict[str, str]:
 @dataclass
 class Outcome:
     """A past decision as a learning policy sees it: its features when it was made, the best score
-    among its inputs and the score of the model it made."""
+    among its inputs and the score of the model it made; for an action that trains one model on data
+    (sft, dpo), also the per-task scores (rewards in [0, 1]) of that model before and after."""
 
     features: dict[str, str]
     base_score: float
     score: float
+    before: dict[str, float] = field(default_factory=dict)
+    after: dict[str, float] = field(default_factory=dict)
 
     @property
     def gain(self) -> float:
         return self.score - self.base_score
+
+    def gain_on(self, scores: dict[str, float], weights: dict[str, float]) -> float:
+        """The gain this outcome predicts for its kind of action on a model of per-task `scores`, under
+        the task weights: on each task, training closes the same share of the room left to gain (a
+        rise from 0.2 to 0.6 closed half of 0.8: on a model at 0.9 it adds 0.05) or takes the same
+        share of the score (a fall from 0.5 to 0.4 takes a fifth). A fine-tune that raised a target
+        from nothing predicts little for a model already near the top there (diminishing returns).
+        Without per-task scores or weights (a merge, an unscored input): the gain as measured."""
+        if not (self.before and self.after and weights):
+            return self.gain
+        total = 0.0
+        for task, weight in weights.items():
+            before, after, now = (min(max(s.get(task, 0.0), 0.0), 1.0) for s in (self.before, self.after, scores))
+            if after >= before:
+                total += weight * (after - before) / (1.0 - before) * (1.0 - now) if before < 1.0 else 0.0
+            else:
+                total += weight * (after - before) / before * now
+        return total
 
 
 def outcomes(journal: Journal, space: ActionSpace) -> list[Outcome]:
@@ -85,8 +106,10 @@ def outcomes(journal: Journal, space: ActionSpace) -> list[Outcome]:
         if entry.model is None or entry.model.score is None or entry.action_type not in space.action_types:
             continue
         ranked = ranked_models(journal.pool_at(entry))
-        found.append(Outcome(_features(space.action_types[entry.action_type], entry.action, ranked), entry.model.score - entry.gain,
-                             entry.model.score))
+        f = _features(space.action_types[entry.action_type], entry.action, ranked)
+        trained = f["data"] != "-" and len(entry.inputs) == 1 and entry.inputs[0].scores  # one model trained on data
+        found.append(Outcome(f, entry.model.score - entry.gain, entry.model.score, dict(entry.inputs[0].scores) if trained else {},
+                             dict(entry.model.scores) if trained else {}))
     return found
 
 
@@ -151,7 +174,10 @@ def extension_groups(ranked: list[ModelObject], journal: Journal) -> list[list[M
 @POLICIES.register("greedy")
 class GreedyPolicy(LearningPolicy):
     """Hill-climbing: extend the best model that still has an untried action, with the action
-    whose kind (type, data, hyperparameters) gained most on average so far; the models that the
+    whose kind (type, data, hyperparameters) gained most on average so far, each training on data read
+    as the gain it predicts on the model at hand (the same share of each target's room left to gain:
+    `Outcome.gain_on`; a fine-tune that taught a target from nothing is not repeated on a model that
+    already knows it); the models that the
     validation set does not tell apart from the best (within the score's noise: `extension_groups`)
     count as the best together, so the kind that gained most extends any of them. A kind not tried yet
     is estimated at half the gain its parts predict (its type's average gain, moved by what its data and
@@ -177,16 +203,23 @@ class GreedyPolicy(LearningPolicy):
         most promising action of each type, then each of its models' (the first is greedy's own choice)."""
         rng = random.Random(f"{self.seed}/{iteration}")
         ranked = ranked_models(space.models)
-        gains: dict[tuple, list[float]] = {}
-        for outcome in outcomes(journal, space):
-            f = outcome.features
-            for key in ((f["type"], f["data"], f["hparams"]), (f["type"],), *factors(f)):
-                gains.setdefault(key, []).append(outcome.gain)
+        found, weights = outcomes(journal, space), journal.noise.weights
+        predicted: dict[str, dict[tuple, list[float]]] = {}
+
+        def gains_on(model: ModelObject) -> dict[tuple, list[float]]:
+            """Each kind's, type's and part's outcomes as the gains they predict on `model` (Outcome.gain_on)."""
+            if model.name not in predicted:
+                gains = predicted[model.name] = {}
+                for outcome in found:
+                    f, gain = outcome.features, outcome.gain_on(model.scores, weights)
+                    for key in ((f["type"], f["data"], f["hparams"]), (f["type"],), *factors(f)):
+                        gains.setdefault(key, []).append(gain)
+            return predicted[model.name]
 
         evidence, measured = journal.evidence, journal.measured_data()
 
         def promise(action: Action) -> float:
-            f = features(action, ranked)
+            f, gains = features(action, ranked), gains_on(action.models[0])
             kind, of_type = gains.get((f["type"], f["data"], f["hparams"])), gains.get((f["type"],))
             if kind:
                 return statistics.fmean(kind)
