@@ -149,3 +149,19 @@ def test_a_resumed_greedy_leaves_a_stalled_lineage_as_straight(tracking_uri, mon
     _, resumed, _ = _explore([], resume=stopped)
     assert [r.iteration for r in resumed if r.kind == Kind.ACTION and r.status == "killed"] == [stall]  # decided, interrupted, redone
     assert _decisions([r for r in resumed if r.status != "killed"]) == _decisions(straight)
+
+
+@pytest.mark.slow
+@pytest.mark.ci  # the analysis script the README cites for where a changed policy departs from a recorded exploration
+def test_asked_again_at_each_decision_from_the_store_alone_greedy_decides_as_it_did(store):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "analysis"))
+    from counterfactual_decisions import replay
+
+    run_id, records, _ = _explore([*WORLD, "agent.policy=greedy", "agent.seed=1", "iterations=4"])
+    tracker = Tracker()
+    rows = replay(tracker, tracker.run(run_id))
+    assert [(i, pipeline) for i, pipeline, _ in rows] == [(i, pipeline) for i, _, pipeline in _decisions(records)]
+    assert [now for *_, now in rows] == [""] * 4  # no decision differs

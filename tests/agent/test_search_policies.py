@@ -232,3 +232,34 @@ def test_greedy_expects_a_learning_rate_that_gained_on_one_dataset_to_gain_on_an
         space = ActionSpace(list(plain.action_types.values()), journal.models(), plain.datasets, done=done)
         action = GreedyPolicy(seed=seed).select(space, journal, 3).action
         assert action.names() == {"model": "m1", "dataset": "facts", "learning_rate": "0.001"}, (seed, str(action))
+
+
+def test_an_outcome_predicts_the_same_share_of_each_targets_room_left_on_another_model():
+    from lamdagent.agent.search import Outcome
+
+    outcome = Outcome({}, 0.2, 0.6, before={"arith": 0.2, "facts": 0.5}, after={"arith": 0.6, "facts": 0.4})
+    weights = {"arith": 2.0, "facts": 1.0}
+    # arith closed half of the 0.8 left: on a model at 0.9, half of 0.1; facts lost a fifth of its score: a fifth of 1.0
+    assert outcome.gain_on({"arith": 0.9, "facts": 1.0}, weights) == pytest.approx(2.0 * 0.05 - 1.0 * 0.2)
+    assert outcome.gain_on({"arith": 0.2, "facts": 0.5}, weights) == pytest.approx(2.0 * 0.4 - 1.0 * 0.1)  # its own input: as measured
+    assert outcome.gain_on({"arith": 0.9}, {}) == outcome.gain  # no weights known: the measured gain
+    assert Outcome({}, 0.2, 0.6).gain_on({"arith": 0.9}, weights) == outcome.gain  # no per-task scores (a merge): the measured gain
+
+
+def _after_two_fine_tunes(noise: ScoreNoise):
+    """Greedy's choice after sft(base, facts) taught facts from nothing (the best model, m1) and
+    sft(base, arith) raised arith by less."""
+    base = dataclasses.replace(_model("base"), score=0.1, scores={"arith": 0.1, "facts": 0.0})
+    journal = journal_of([base])
+    journal.noise = noise
+    sft = {a.names()["dataset"]: a for a in _space([base]).actions("sft") if a.names()["learning_rate"] == "0.001"}
+    made(journal, sft["facts"], "m1", 1.0, 1, {"arith": 0.1, "facts": 0.9})
+    made(journal, sft["arith"], "m2", 0.5, 2, {"arith": 0.5, "facts": 0.0})
+    action = GreedyPolicy(seed=0).select(_space(journal.models(), done=journal.done()), journal, 3).action
+    return action.names()["model"], action.names().get("dataset")
+
+
+def test_greedy_does_not_teach_the_best_model_again_what_it_already_knows():
+    weights = {"arith": 1.0, "facts": 1.0}
+    assert _after_two_fine_tunes(ScoreNoise(weights, examples=10_000)) == ("m1", "arith")  # facts' +0.9 predicts +0.09 on m1
+    assert _after_two_fine_tunes(ScoreNoise()) == ("m1", "facts")  # no weights known: the larger measured gain, as before
