@@ -14,25 +14,14 @@ import dataclasses
 
 from lamdagent.agent.policies import make_policy
 from lamdagent.config import load_config
+from lamdagent.errors import UserError
 from lamdagent.evaluation.evaluator import task_weights
-from lamdagent.exploration.seeds import sets_weights
+from lamdagent.exploration.seeds import DEFAULTS_PREFIX, sets_weights
 from lamdagent.exploration.study import Study
-from lamdagent.journal import Evidence, ScoreNoise
+from lamdagent.journal import ScoreNoise
 from lamdagent.journal.reading import models_from_records, read_journal
+from lamdagent.screening import recorded_evidence
 from lamdagent.tracking import Kind, Tracker
-
-
-def evidence_of(records, datasets: set[str]) -> Evidence:
-    """The screening's table as the exploration read it: each dataset's effects over its repeats
-    (runs `screen_<dataset>` and `screen_<dataset>_<repeat>`)."""
-    samples: dict[str, dict[str, list[float]]] = {}
-    for r in records:
-        if r.kind == Kind.SCREENING and r.done and r.screen:
-            name = r.name.removeprefix("screen_")
-            dataset = name if name in datasets else name.rsplit("_", 1)[0]
-            for task, value in r.screen.items():
-                samples.setdefault(dataset, {}).setdefault(task, []).append(value)
-    return Evidence.of_repeats(samples)
 
 
 def replay(tracker: Tracker, run) -> list[tuple[int, str, str]]:
@@ -41,13 +30,15 @@ def replay(tracker: Tracker, run) -> list[tuple[int, str, str]]:
     study = Study(cfg)
     records = tracker.children(run.info.run_id, run.info.experiment_id)
     seeds = models_from_records([r for r in records if r.kind == Kind.SEED])
+    order = ["base", *(f"spec_{t}" for t in study.task_names), *(f"{DEFAULTS_PREFIX}{n}" for n in cfg.seed_models)]
+    seeds.sort(key=lambda m: order.index(m.name) if m.name in order else len(order))  # as ensure_seeds gives them: the pool's order breaks ties
     journal = read_journal(records, seeds, study.task_names, cfg.iterations)
     weights = task_weights([s.scores for s in seeds if sets_weights(s.name)], study.task_names, cfg.task_weights)
     policy = make_policy(cfg.agent, cfg.seed if cfg.agent.seed is None else cfg.agent.seed)
+    evidence = recorded_evidence(records, [d.name for d in study.datasets], cfg.screening.repeats)
     rows = []
     for k, entry in enumerate(journal.entries):
-        seen = dataclasses.replace(journal, entries=list(journal.entries[:k]), evidence=evidence_of(records, {d.name for d in study.datasets}),
-                                   noise=ScoreNoise(weights, cfg.data.val_size))
+        seen = dataclasses.replace(journal, entries=list(journal.entries[:k]), evidence=evidence, noise=ScoreNoise(weights, cfg.data.val_size))
         space = study.space(seen.models(), seen.done(), seen.blocked(), seen.copies())
         choice = policy.select(space, seen, entry.iteration).action
         rows.append((entry.iteration, entry.pipeline, choice.pipeline() if choice.fingerprint != entry.fingerprint else ""))
@@ -55,6 +46,13 @@ def replay(tracker: Tracker, run) -> list[tuple[int, str, str]]:
 
 
 def main() -> None:
+    try:
+        _main()
+    except UserError as err:  # an unknown study or tracking store: one line, no traceback
+        raise SystemExit(f"error: {err}") from None
+
+
+def _main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tracking-uri", required=True)
     parser.add_argument("--study", required=True)

@@ -1,5 +1,5 @@
 """The data screening: evidence about each candidate training dataset before iterations are spent on it."""
 
-from lamdagent.screening.screen import screen
+from lamdagent.screening.screen import recorded_evidence, screen
 
-__all__ = ["screen"]
+__all__ = ["recorded_evidence", "screen"]

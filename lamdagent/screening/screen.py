@@ -50,7 +50,7 @@ def screen(runner, model: ModelObject, display: Display) -> Evidence:
             seed = study.train_seed + repeat  # repeat 0 is the screening of one repeat: the search's own sample and order
             sample = reseeded(data, seed)
             measured = _screened(runner, own, losses, sample, seed, rate, fingerprint("screen", *identity, sample.fingerprint),
-                                 f"screen_{data.name}" + (f"_{repeat}" if repeat else ""), display)
+                                 _run_name(data.name, repeat), display)
             if measured is None:  # a dataset that cannot be screened is tried blind, as without screening
                 samples.pop(data.name, None)
                 break
@@ -104,6 +104,22 @@ def _screened(runner, own: dict, losses: _Losses, data, seed: int, rate: float, 
     tracker.log(run_id, metrics={**{f"screen.{t}": v for t, v in effects.items()}, **{f"loss.before.{t}": v for t, v in before.items()},
                                  **{f"loss.after.{t}": v for t, v in after.items()}, "compute.seconds": seconds}, finish=Status.OK)
     return effects, seconds
+
+
+def _run_name(dataset: str, repeat: int) -> str:
+    return f"screen_{dataset}" + (f"_{repeat}" if repeat else "")
+
+
+def recorded_evidence(records: list, datasets: list[str], repeats: int) -> Evidence:
+    """The evidence an exploration read, from its screening runs alone (no compute, nothing logged):
+    each dataset's effects over its `repeats`, found by the run names `screen` gives them."""
+    names = {_run_name(d, r): d for d in datasets for r in range(repeats)}
+    samples: dict[str, dict[str, list[float]]] = {}
+    for r in records:
+        if r.kind == Kind.SCREENING and r.done and r.screen and r.name in names:
+            for task, value in r.screen.items():
+                samples.setdefault(names[r.name], {}).setdefault(task, []).append(value)
+    return Evidence.of_repeats(samples)
 
 
 class _Losses:

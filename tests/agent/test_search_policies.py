@@ -7,7 +7,7 @@ import pytest
 from lamdagent.agent.facts import facts
 from lamdagent.agent.llm import OpenAIChatModel
 from lamdagent.agent.policies import LLMPolicy
-from lamdagent.agent.search import GreedyPolicy, GuidedPolicy, OptunaPolicy, features, ranked_models
+from lamdagent.agent.search import GreedyPolicy, GuidedPolicy, OptunaPolicy, Outcome, features, ranked_models
 from lamdagent.journal import ScoreNoise
 from lamdagent.journal.journal import PATIENCE
 from lamdagent.space import lineage
@@ -235,8 +235,6 @@ def test_greedy_expects_a_learning_rate_that_gained_on_one_dataset_to_gain_on_an
 
 
 def test_an_outcome_predicts_the_same_share_of_each_targets_room_left_on_another_model():
-    from lamdagent.agent.search import Outcome
-
     outcome = Outcome({}, 0.2, 0.6, before={"arith": 0.2, "facts": 0.5}, after={"arith": 0.6, "facts": 0.4})
     weights = {"arith": 2.0, "facts": 1.0}
     # arith closed half of the 0.8 left: on a model at 0.9, half of 0.1; facts lost a fifth of its score: a fifth of 1.0
