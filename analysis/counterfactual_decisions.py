@@ -15,32 +15,19 @@ import dataclasses
 from lamdagent.agent.policies import make_policy
 from lamdagent.config import load_config
 from lamdagent.errors import UserError
-from lamdagent.evaluation.evaluator import task_weights
-from lamdagent.exploration.seeds import DEFAULTS_PREFIX, sets_weights
-from lamdagent.exploration.study import Study
-from lamdagent.journal import ScoreNoise
-from lamdagent.journal.reading import models_from_records, read_journal
-from lamdagent.screening import recorded_evidence
-from lamdagent.tracking import Kind, Tracker
+from lamdagent.exploration.recorded import recorded_journal
+from lamdagent.tracking import Tracker
 
 
 def replay(tracker: Tracker, run) -> list[tuple[int, str, str]]:
     """(iteration, recorded action, the policy's choice now) for each decision of exploration `run`."""
-    cfg = load_config("", [], base=tracker.exploration_config(run.info.run_id))  # the exploration's own config, as it ran
-    study = Study(cfg)
-    records = tracker.children(run.info.run_id, run.info.experiment_id)
-    seeds = models_from_records([r for r in records if r.kind == Kind.SEED])
-    order = ["base", *(f"spec_{t}" for t in study.task_names), *(f"{DEFAULTS_PREFIX}{n}" for n in cfg.seed_models)]
-    seeds.sort(key=lambda m: order.index(m.name) if m.name in order else len(order))  # as ensure_seeds gives them: the pool's order breaks ties
-    journal = read_journal(records, seeds, study.task_names, cfg.iterations)
-    weights = task_weights([s.scores for s in seeds if sets_weights(s.name)], study.task_names, cfg.task_weights)
-    policy = make_policy(cfg.agent, cfg.seed if cfg.agent.seed is None else cfg.agent.seed)
-    evidence = recorded_evidence(records, [d.name for d in study.datasets], cfg.screening.repeats)
+    study, journal = recorded_journal(tracker, run.info.run_id, run.info.experiment_id)
+    agent = study.cfg.agent
+    policy = make_policy(agent, study.cfg.seed if agent.seed is None else agent.seed)
     rows = []
     for k, entry in enumerate(journal.entries):
-        seen = dataclasses.replace(journal, entries=list(journal.entries[:k]), evidence=evidence, noise=ScoreNoise(weights, cfg.data.val_size))
-        space = study.space(seen.models(), seen.done(), seen.blocked(), seen.copies())
-        choice = policy.select(space, seen, entry.iteration).action
+        seen = dataclasses.replace(journal, entries=list(journal.entries[:k]))  # the journal as it stood at that decision
+        choice = policy.select(study.decision_space(seen), seen, entry.iteration).action
         rows.append((entry.iteration, entry.pipeline, choice.pipeline() if choice.fingerprint != entry.fingerprint else ""))
     return rows
 

@@ -18,11 +18,12 @@ from lamdagent.exploration.executors import EXECUTORS, ActionJob, Executor, chec
 from lamdagent.exploration.overlap import describe as describe_overlaps
 from lamdagent.exploration.overlap import overlaps
 from lamdagent.exploration.presenting import exploration_note, study_note, view_columns
+from lamdagent.exploration.recorded import exploration_journal
 from lamdagent.exploration.runner import Produced, Runner, Step
 from lamdagent.exploration.seeds import ensure_seeds, prepare_base
 from lamdagent.exploration.study import Study
 from lamdagent.faults import checkpoint
-from lamdagent.journal import Cause, Entry, Evidence, ScoreNoise, models_from_records, read_journal
+from lamdagent.journal import Cause, Entry, Evidence, models_from_records
 from lamdagent.screening import screen
 from lamdagent.tracking import Kind, Record, Status, Tracker, traces
 from lamdagent.tracking.lease import Lease, LeaseLost
@@ -64,10 +65,7 @@ class Exploration:
         self.runner = self.runner.with_weights(weights)
         evidence = screen(self.runner, seeds[0], self.display) if cfg.screening.enabled else Evidence()
         records = tracker.children(self.run_id, self.experiment_id)  # with the initial models and screenings just made
-        self.journal = read_journal(records, seeds, self.study.task_names, cfg.iterations, self.runner.model_of_run, tracker.memory,
-                                    cfg.budget.seconds)
-        self.journal.evidence = evidence
-        self.journal.noise = ScoreNoise(weights, cfg.data.val_size)
+        self.journal = exploration_journal(self.study, records, seeds, weights, evidence, self.runner.model_of_run, tracker.memory)
         journal = self.journal
         finished = journal.finished()
         last = max((e.iteration for e in finished), default=0)
@@ -159,8 +157,7 @@ class Exploration:
         chosen: dict[str, tuple[ActionJob, Decision]] = {}
         journal = self.journal
         for iteration in iterations:
-            running = {e.fingerprint for e in journal.pending()}  # never chosen twice in one round
-            space = self.study.space(journal.models(), running if self.cfg.repeat_actions else journal.done(), journal.blocked(), journal.copies())
+            space = self.study.decision_space(journal)  # a round's earlier choices are pending: never chosen twice in one round
             if not space.available_types():
                 break
             self.display.step(f"iteration {iteration}: agent deciding")

@@ -50,6 +50,24 @@ def sets_weights(seed_name: str) -> bool:
     return not seed_name.startswith(DEFAULTS_PREFIX)
 
 
+def seed_names(study: Study) -> list[str]:
+    """The initial models' names in the order `ensure_seeds` makes them: the base, the specialists,
+    then the practitioner's defaults."""
+    specialists = [f"spec_{task.name}" for task in study.tasks] if study.cfg.specialists and "sft" in ACTION_TYPES else []
+    return ["base", *specialists, *(f"{DEFAULTS_PREFIX}{name}" for name in study.cfg.seed_models)]
+
+
+def seed_order(study: Study, seeds: list[ModelObject]) -> list[ModelObject]:
+    """`seeds` (read back in any order) in the order `ensure_seeds` gives them; others last."""
+    order = seed_names(study)
+    return sorted(seeds, key=lambda m: order.index(m.name) if m.name in order else len(order))
+
+
+def initial_weights(study: Study, seeds: list[ModelObject]) -> dict[str, float]:
+    """w_t = 1 / max r_t over the initial models that set the weights (the base and the specialists)."""
+    return task_weights([s.scores for s in seeds if sets_weights(s.name)], study.task_names, study.cfg.task_weights)
+
+
 def ensure_seeds(study: Study, runner: Runner, existing: dict[str, ModelObject] | None = None) -> tuple[list[ModelObject], dict[str, float]]:
     """The initial objects as `seed` runs: the base model and, if configured, one specialist per
     task fine-tuned from the base (paper 3.1), and the task weights w_t = 1 / max r_t they give;
@@ -76,7 +94,7 @@ def ensure_seeds(study: Study, runner: Runner, existing: dict[str, ModelObject] 
         seeds += [produce(Step.of_action(specialist_action(study, base, task), Kind.SEED, 0, f"spec_{task.name}")) for task in study.tasks]
     seeds += [produce(Step.of_action(sft_action(study, base, study.dataset(name), study.train_seed), Kind.SEED, 0, f"{DEFAULTS_PREFIX}{name}"))
               for name in cfg.seed_models]
-    weights = task_weights([s.scores for s in seeds if sets_weights(s.name)], study.task_names, cfg.task_weights)
+    weights = initial_weights(study, seeds)
     scoring = runner.with_weights(weights)
     for seed in seeds:
         scoring.log_score(seed)

@@ -78,6 +78,12 @@ class Study:
         `done`, `blocked` and `copies` as ActionSpace takes them."""
         return ActionSpace(self.action_types, models, self.datasets, self.train_seed, done, self.preference_datasets, blocked, copies)
 
+    def decision_space(self, journal) -> ActionSpace:
+        """The space a policy chooses from at the journal's next decision: over its models, without
+        the actions already computed (with `repeat_actions`, without those still running only)."""
+        excluded = {e.fingerprint for e in journal.pending()} if self.cfg.repeat_actions else journal.done()
+        return self.space(journal.models(), excluded, journal.blocked(), journal.copies())
+
     def find_action(self, models, action_type: str, names: dict[str, str], fingerprint: str, settings: dict | None = None):
         """The action over `models` that made the model of `fingerprint` (a step of this study's search, or an
         initial model, which is trained with the study's seed), with a trial's `settings`; None if the study no
