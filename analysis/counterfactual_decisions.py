@@ -14,6 +14,7 @@ import dataclasses
 
 from lamdagent.agent.policies import make_policy
 from lamdagent.config import load_config
+from lamdagent.console import quiet_libraries
 from lamdagent.errors import UserError
 from lamdagent.exploration.recorded import recorded_journal
 from lamdagent.tracking import Tracker
@@ -45,6 +46,7 @@ def _main() -> None:
     parser.add_argument("--study", required=True)
     parser.add_argument("--policy", default="greedy")
     args = parser.parse_args()
+    quiet_libraries()
     tracker = Tracker(args.tracking_uri)
     experiment = tracker.experiment(load_config(args.study, []).name)
     runs = tracker.client.search_runs([experiment], f"tags.`lamdagent.kind` = 'exploration' and params.`agent.policy` = '{args.policy}'")
