@@ -53,6 +53,7 @@ class Display:
         )
         self._overall = None
         self._step = None
+        self._said: set[str] = set()
 
     def __enter__(self) -> Display:
         self.progress.start()
@@ -92,3 +93,9 @@ class Display:
 
     def log(self, message: str) -> None:
         self.progress.console.print(message)
+
+    def log_once(self, key: str, message: str) -> None:
+        """`log`, the first time this display is given `key`: a degraded mode said once, not at every step."""
+        if key not in self._said:
+            self._said.add(key)
+            self.log(message)

@@ -1,7 +1,9 @@
-"""What an action costs: wall time and peak memory, measured around it."""
+"""What an action costs: wall time and peak memory, measured around it, and how loaded the machine
+was meanwhile (wall time is what a compute budget counts, and other work inflates it)."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -9,11 +11,29 @@ from pathlib import Path
 import psutil
 
 _CLEAR_REFS, _STATUS = Path("/proc/self/clear_refs"), Path("/proc/self/status")
+LOADED = 1.5  # runnable threads per core (the 1-minute load average) above which other work inflates wall time
+
+
+def load_per_core() -> float | None:
+    """The machine's 1-minute load average per core; None where the OS keeps none."""
+    try:
+        return os.getloadavg()[0] / (os.cpu_count() or 1)
+    except (OSError, AttributeError):
+        return None
+
+
+def load_notice(load: float | None) -> str | None:
+    """What to say when an action's seconds were measured on a loaded machine; None when they were not."""
+    if load is None or load <= LOADED:
+        return None
+    return (f"this machine is loaded ({load:.1f} runnable threads per core): compute seconds are wall time, so they are "
+            f"inflated by the other work; budget.seconds and equal-compute comparisons (compare-policies --equal-compute) "
+            f"count them as measured, also when the action is reused later")
 
 
 class CostMeter:
-    """Context manager: seconds, and peak resident memory (plus the CUDA allocator's peak when a GPU
-    is used). On Linux the kernel keeps the peak (VmHWM, reset on entry): nothing runs meanwhile;
+    """Context manager: seconds, peak resident memory (plus the CUDA allocator's peak when a GPU
+    is used) and the load per core at the end (`load_per_core`). On Linux the kernel keeps the peak (VmHWM, reset on entry): nothing runs meanwhile;
     elsewhere a thread samples the resident memory every `interval` s."""
 
     def __init__(self, interval: float = 0.05):
@@ -49,6 +69,8 @@ class CostMeter:
         else:
             self._peak = _kernel_peak()
         self.metrics = {"cost.seconds": time.perf_counter() - self._start, "cost.peak_rss_mb": self._peak / 2**20}
+        if (load := load_per_core()) is not None:
+            self.metrics["cost.load_per_core"] = load
         if torch.cuda.is_available():
             self.metrics["cost.peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
 

@@ -19,7 +19,7 @@ from lamdagent.console import Display
 from lamdagent.errors import ActionFailed
 from lamdagent.evaluation.evaluator import evaluate, weighted_score
 from lamdagent.exploration import heap
-from lamdagent.exploration.cost import CostMeter
+from lamdagent.exploration.cost import CostMeter, load_notice
 from lamdagent.exploration.presenting import Presenter, step_label, training_data, validation_data
 from lamdagent.exploration.study import Study
 from lamdagent.faults import checkpoint
@@ -170,6 +170,8 @@ class Runner:
             ctx = self.context(work, on_step=lambda s, t: self.display.update_step(s, t), seed=step.seed)
             with CostMeter() as cost:
                 output = step.build(ctx)
+            if notice := load_notice(cost.metrics.get("cost.load_per_core")):
+                self.display.log_once("load", f"[yellow]{notice}")
             checkpoint("after_build")
             adapter_base = output.adapter_base
             base_dir = ctx.model_path(adapter_base) if adapter_base else None
