@@ -32,9 +32,10 @@ def load_notice(load: float | None) -> str | None:
 
 
 class CostMeter:
-    """Context manager: seconds, peak resident memory (plus the CUDA allocator's peak when a GPU
-    is used) and the load per core at the end (`load_per_core`). On Linux the kernel keeps the peak (VmHWM, reset on entry): nothing runs meanwhile;
-    elsewhere a thread samples the resident memory every `interval` s."""
+    """Context manager: seconds, peak resident memory (plus the CUDA allocator's peak when a GPU is
+    used) and the load per core at the end (`load_per_core`). On Linux the kernel keeps the peak
+    (VmHWM, reset on entry): nothing runs meanwhile; elsewhere a thread samples the resident memory
+    every `interval` s."""
 
     def __init__(self, interval: float = 0.05):
         self.interval = interval
