@@ -15,10 +15,12 @@ from lamdagent.agent.search import GreedyPolicy, OptunaPolicy
 from lamdagent.config import load_config
 from lamdagent.console import Display
 from lamdagent.exploration.loop import start_or_resume
+from lamdagent.exploration.recorded import recorded_journal
 from lamdagent.exploration.study import Study
 from lamdagent.journal import Entry, Evidence
+from lamdagent.screening import recorded_evidence
 from lamdagent.space.objects import reseeded
-from lamdagent.tracking import Kind, Tracker
+from lamdagent.tracking import Kind, Record, Tracker
 from tests.conftest import FAST
 from tests.journals import journal_of
 from tests.test_space import _model, _space
@@ -87,6 +89,11 @@ def test_the_screening_is_logged_reused_and_read_back(tracking_uri):
     repeats = [screened["screen_arith"].screen["facts"], screened["screen_arith_1"].screen["facts"]]
     assert rows["arith"]["facts"] == pytest.approx(sum(repeats) / 2) and rows["arith"]["facts.min"] == pytest.approx(min(repeats))
     assert "data screening (" in out.getvalue() and "2 repeats each" in out.getvalue()
+    _, journal = recorded_journal(Tracker(), first, mlflow.get_run(first).info.experiment_id)  # read back as the replay reads it
+    assert sorted(journal.evidence.effects) == sorted(rows)
+    for dataset, row in rows.items():
+        assert journal.evidence.effects[dataset] == pytest.approx({t: row[t] for t in ("arith", "facts")})
+    assert journal.evidence.samples["arith"]["facts"] == pytest.approx(repeats)
 
     with Display(Console(file=io.StringIO())) as display:  # another exploration of the study: reused, not measured again
         second, again, _ = start_or_resume("demo", world, None, Tracker(), display)
@@ -151,3 +158,15 @@ def test_the_stability_analysis_reads_disjoint_groups_of_screenings_as_repeats()
     table = markdown({"study": "w", "seeds": 7, "repeats": 3, "screenings": screenings, "singles": singles, "groups": groups,
                       "seconds_per_screening": 10.0})
     assert "| facts | 0/7/0 | 0/2/0 | 3/4/0 | 0/1/1 | 4 of 7 | 1 of 2 |" in table
+
+
+def test_screenings_read_back_count_a_dataset_only_when_every_repeat_was_measured():
+    def run(name, status, **screen):
+        return Record(name, Kind.SCREENING, 0, name, status, screen=screen)
+
+    records = [run("screen_arith", "ok", arith=0.2), run("screen_arith_1", "ok", arith=0.4),
+               run("screen_facts", "ok", arith=-0.1), run("screen_facts_1", "failed"),  # `screen` tried facts blind
+               run("screen_quiz", "ok", arith=0.1), run("screen_quiz_1", "failed"), run("screen_quiz_1", "ok", arith=0.3)]  # retried on resume
+    evidence = recorded_evidence(records, ["arith", "facts", "quiz"], repeats=2)
+    assert sorted(evidence.effects) == ["arith", "quiz"]
+    assert evidence.effects["arith"]["arith"] == pytest.approx(0.3) and evidence.effects["quiz"]["arith"] == pytest.approx(0.2)

@@ -112,13 +112,17 @@ def _run_name(dataset: str, repeat: int) -> str:
 
 def recorded_evidence(records: list, datasets: list[str], repeats: int) -> Evidence:
     """The evidence an exploration read, from its screening runs alone (no compute, nothing logged):
-    each dataset's effects over its `repeats`, found by the run names `screen` gives them."""
+    each dataset's effects over its `repeats`, found by the run names `screen` gives them. As in
+    `screen`, a dataset counts only when every repeat was measured (one failed: tried blind)."""
     names = {_run_name(d, r): d for d in datasets for r in range(repeats)}
+    measured = {r.name: r.screen for r in records if r.kind == Kind.SCREENING and r.done and r.screen and r.name in names}
     samples: dict[str, dict[str, list[float]]] = {}
-    for r in records:
-        if r.kind == Kind.SCREENING and r.done and r.screen and r.name in names:
-            for task, value in r.screen.items():
-                samples.setdefault(names[r.name], {}).setdefault(task, []).append(value)
+    for dataset in datasets:
+        runs = [measured.get(_run_name(dataset, r)) for r in range(repeats)]
+        if all(runs):
+            for effects in runs:
+                for task, value in effects.items():
+                    samples.setdefault(dataset, {}).setdefault(task, []).append(value)
     return Evidence.of_repeats(samples)
 
 
