@@ -50,10 +50,15 @@ def sets_weights(seed_name: str) -> bool:
     return not seed_name.startswith(DEFAULTS_PREFIX)
 
 
+def specialist_name(task_name: str) -> str:
+    """The name of the initial model fine-tuned on one task's data (paper 3.1)."""
+    return f"spec_{task_name}"
+
+
 def seed_names(study: Study) -> list[str]:
     """The initial models' names in the order `ensure_seeds` makes them: the base, the specialists,
     then the practitioner's defaults."""
-    specialists = [f"spec_{task.name}" for task in study.tasks] if study.cfg.specialists and "sft" in ACTION_TYPES else []
+    specialists = [specialist_name(task.name) for task in study.tasks] if study.cfg.specialists and "sft" in ACTION_TYPES else []
     return ["base", *specialists, *(f"{DEFAULTS_PREFIX}{name}" for name in study.cfg.seed_models)]
 
 
@@ -91,7 +96,7 @@ def ensure_seeds(study: Study, runner: Runner, existing: dict[str, ModelObject] 
     base.path = runner.base.path
     seeds = [base]
     if cfg.specialists and "sft" in ACTION_TYPES:
-        seeds += [produce(Step.of_action(specialist_action(study, base, task), Kind.SEED, 0, f"spec_{task.name}")) for task in study.tasks]
+        seeds += [produce(Step.of_action(specialist_action(study, base, task), Kind.SEED, 0, specialist_name(task.name))) for task in study.tasks]
     seeds += [produce(Step.of_action(sft_action(study, base, study.dataset(name), study.train_seed), Kind.SEED, 0, f"{DEFAULTS_PREFIX}{name}"))
               for name in cfg.seed_models]
     weights = initial_weights(study, seeds)
