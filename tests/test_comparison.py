@@ -97,8 +97,8 @@ def test_baselines_run_on_the_same_seeds_and_equal_compute_takes_the_grids_compu
     assert main(argv) == 0
     summary = json.loads((out / "comparison.json").read_text())
     full = next(b for b in summary["baselines"] if b["label"].startswith("fully fine-tuned"))
-    assert len(full["runs"]) == 2 and len(full["test_scores"]) == 2 and full["compute_seconds"] > 0
-    assert summary["budget_seconds"] == pytest.approx(full["compute_seconds"])
+    assert len(full["runs"]) == 2 and len(full["test_scores"]) == 2 and full["compute_seconds"] > 0 and full["compute_flops"] > 0
+    assert summary["budget_flops"] == pytest.approx(full["compute_flops"]) and summary["budget_seconds"] is None  # operations, not seconds
     client = mlflow.MlflowClient()
     parents = [client.get_run(client.get_run(run).data.tags["mlflow.parentRunId"]).data.tags["mlflow.parentRunId"] for run in full["runs"]]
     assert [client.get_run(p).data.params["train_seed"] for p in parents] == ["None", "1"]
@@ -111,9 +111,10 @@ def test_baselines_run_on_the_same_seeds_and_equal_compute_takes_the_grids_compu
     retrained = tracker.record(full["runs"][1])
     assert retrained.score == pytest.approx(sum(weights[t] * retrained.scores[t] for t in weights))
     for search in summary["searches"]:  # stopped by the compute budget (the action that crossed it finishes)
-        assert search["compute_seconds"] >= summary["budget_seconds"] or len(search["best_so_far"]) > 1
+        assert search["compute_flops"] >= summary["budget_flops"] or len(search["best_so_far"]) > 1
     row = next(r for r in summary["rows"] if r["method"].startswith("fully fine-tuned"))
     assert row["95% CI"].startswith("[") and row["compute (s, mean)"] == pytest.approx(full["compute_seconds"])
+    assert float(row["compute (FLOPs, mean)"]) == pytest.approx(full["compute_flops"], rel=1e-2)
 
 
 def test_held_out_weights_come_from_the_base_and_specialists_not_the_defaults(tracking_uri):

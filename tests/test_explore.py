@@ -264,7 +264,8 @@ def test_lora_models_store_adapters_and_survive_resume(tracking_uri, fake_openai
 @pytest.mark.ci
 def test_a_compute_budget_stops_the_exploration_and_a_resume_with_more_continues_it(tracking_uri):
     """budget.seconds counts the initial models' compute too: a budget they already spent stops
-    before the first decision; a resume with a larger budget continues with the compute read back."""
+    before the first decision; a resume with a larger budget continues with the compute read back.
+    budget.flops stops the same way, on the operations counted."""
     from lamdagent.journal import read_journal
     from lamdagent.tracking import Kind
 
@@ -273,10 +274,18 @@ def test_a_compute_budget_stops_the_exploration_and_a_resume_with_more_continues
     with Display(Console(file=out, width=200)) as display:
         run_id, records, _ = start_or_resume("demo", [*world, "budget.seconds=0.001"], None, Tracker(), display)
     assert [r for r in records if r.kind == Kind.ACTION] == []
-    assert "of compute spent (budget.seconds=0.001)" in out.getvalue()
+    assert "the compute budget is spent: " in out.getvalue() and "s (budget.seconds=0.001)" in out.getvalue()
     _, records, _ = _explore(["budget.seconds=null"], resume=run_id)
     assert [r.iteration for r in records if r.kind == Kind.ACTION] == [1, 2]
     seeds = [r for r in records if r.kind == Kind.SEED]
     journal = read_journal(records, [], ["arith"], 2)
     assert journal.overhead_seconds == pytest.approx(sum(r.compute_seconds for r in seeds)) and journal.overhead_seconds > 0
     assert journal.spent_seconds() > journal.overhead_seconds
+    # budget.flops: the operations counted (the same on a busy machine); one action crosses a budget just above the initial models'
+    assert journal.overhead_flops == sum(r.compute_flops for r in seeds) > 0 and not journal.uncounted()
+    assert journal.spent_flops() > journal.overhead_flops
+    out = io.StringIO()
+    with Display(Console(file=out, width=200)) as display:
+        _, records, _ = start_or_resume("demo", [*world, f"budget.flops={journal.overhead_flops * 1.001}"], None, Tracker(), display)
+    assert [r.iteration for r in records if r.kind == Kind.ACTION] == [1]
+    assert "the compute budget is spent: " in out.getvalue() and "floating-point operations (budget.flops=" in out.getvalue()

@@ -80,7 +80,7 @@ def test_the_screening_is_logged_reused_and_read_back(tracking_uri):
         first, records, _ = start_or_resume("demo", world, None, Tracker(), display)
     screened = {r.name: r for r in records if r.kind == Kind.SCREENING}
     assert sorted(screened) == ["screen_arith", "screen_arith_1", "screen_facts", "screen_facts_1"]
-    assert all(r.status == "ok" and r.compute_seconds > 0 for r in screened.values())
+    assert all(r.status == "ok" and r.compute_seconds > 0 and r.compute_flops > 0 for r in screened.values())
     assert set(screened["screen_arith"].screen) == {"arith", "facts"}
     assert screened["screen_arith"].screen != screened["screen_arith_1"].screen  # another sample, another order: another measurement
     table = json.loads(mlflow.artifacts.load_text(f"runs:/{first}/screening/evidence.json"))
@@ -100,6 +100,7 @@ def test_the_screening_is_logged_reused_and_read_back(tracking_uri):
     reused = {r.name: r for r in again if r.kind == Kind.SCREENING}
     assert {r.status for r in reused.values()} == {"cached"}
     assert {n: r.screen for n, r in reused.items()} == {n: r.screen for n, r in screened.items()}
+    assert {n: r.compute_flops for n, r in reused.items()} == {n: r.compute_flops for n, r in screened.items()}  # what measuring it cost
 
     with Display(Console(file=io.StringIO())) as display:  # one repeat at train seed 1 is repeat 1 of train seed 0: the same run
         _, seed_1, _ = start_or_resume("demo", [*world, "screening.repeats=1", "train_seed=1"], None, Tracker(), display)

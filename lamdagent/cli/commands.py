@@ -103,7 +103,7 @@ def compare_policies(args, console: Console, overrides: list[str]) -> int:
     tracker = Tracker(args.tracking_uri)
     with Display(console) as display:
         result = compare(args.study, overrides, policies, args.seeds, args.budget, tracker, display, out, not args.no_baselines,
-                         args.budget_seconds, args.equal_compute, args.first_seed)
+                         args.budget_seconds, args.equal_compute, args.first_seed, args.budget_flops)
     console.print(result.files["markdown"].read_text(), markup=False, highlight=False)
     console.print("written: " + ", ".join(str(p) for p in result.files.values()))
     print_study_links(console, tracker, load_config(args.study, overrides).name)  # (--study may be a YAML file)

@@ -91,8 +91,11 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--first-seed", type=int, default=0,
                          help="the first seed (default 0): seeds N..N+SEEDS-1, e.g. to add seeds to an earlier comparison (its actions are reused)")
     compare.add_argument("--budget", type=int, default=None, help="iterations of each exploration (default 10, unbounded under a compute budget)")
-    compare.add_argument("--budget-seconds", type=float, default=None, help="compute budget of each exploration (budget.seconds)")
-    compare.add_argument("--equal-compute", action="store_true", help="the compute budget is the full fine-tuning grid's own compute")
+    compare.add_argument("--budget-seconds", type=float, default=None, help="compute budget of each exploration, in wall seconds (budget.seconds)")
+    compare.add_argument("--budget-flops", type=float, default=None,
+                         help="compute budget of each exploration, in floating-point operations (budget.flops: load does not change them)")
+    compare.add_argument("--equal-compute", action="store_true",
+                         help="the compute budget is the full fine-tuning grid's own floating-point operations (budget.flops)")
     compare.add_argument("--no-baselines", action="store_true", help="skip full fine-tuning, the specialists and the TIES grid")
     compare.add_argument("--out", default="", help="output folder (default: reports/<study>/compare)")
     compare.add_argument("overrides", nargs="*", help="omegaconf dotlist, applied to every exploration (e.g. agent.backend=openai)")

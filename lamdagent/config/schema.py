@@ -154,10 +154,12 @@ class BudgetConfig:
     spent (the initial models, the screening, training, merging and evaluation counted; a model reused
     from the cache counts what making it took)."""
 
-    seconds: float | None = None  # None: iterations only
+    seconds: float | None = None  # wall seconds (other work on the machine inflates them); None: not this limit
+    flops: float | None = None  # floating-point operations (models/flops.py: the same on a busy machine); None: not this limit
 
     def check(self) -> None:
         require(self.seconds is None or self.seconds > 0, f"budget.seconds must be > 0 or null, got {self.seconds}")
+        require(self.flops is None or self.flops > 0, f"budget.flops must be > 0 or null, got {self.flops}")
 
 
 @dataclass

@@ -96,13 +96,26 @@ def vllm_generator(model_dir, *, dtype: str = "bfloat16", gpu_memory_utilization
         from lamdagent.errors import UserError
 
         raise UserError("evaluation.backend=vllm needs vLLM: pip install vllm (a CUDA machine), or use evaluation.backend=hf") from None
+    from lamdagent.models import flops
+
     llm = LLM(model=str(model_dir), dtype=dtype, gpu_memory_utilization=gpu_memory_utilization, seed=0)
+    per_token = flops.per_token(_shape_only(model_dir), training=False)
 
     def generate(prompts: list[str], max_new_tokens: int, on_batch: Callable[[int], None] | None = None, stop_strings: list[str] = ()) -> list[str]:
         params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens, skip_special_tokens=True, stop=list(stop_strings) or None)
         outputs = llm.generate(prompts, params, use_tqdm=False)
+        flops.add(per_token * sum(len(out.prompt_token_ids) + len(out.outputs[0].token_ids) for out in outputs))
         if on_batch:
             on_batch(len(prompts))
         return [cut_at_stop(out.outputs[0].text, stop_strings) for out in outputs]
 
     return generate
+
+
+def _shape_only(model_dir):
+    """The folder's model without weights (on the meta device): its shape, for counting operations."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model_dir))

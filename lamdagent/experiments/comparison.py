@@ -7,7 +7,8 @@ policy's own randomness (`agent.seed`) and the search's training randomness (`tr
 sampling and order, new modules' initialisation), never the world (the evaluation splits, the base,
 the specialists and w_t). Full fine-tuning runs on the same seeds: its grid is tuned at the first,
 its chosen setting trained again at the others, so it has an interval too. The budget is iterations,
-or compute (`budget.seconds`; `equal_compute`: the full fine-tuning grid's own compute). The
+or compute (`budget.seconds`, `budget.flops`; `equal_compute`: the full fine-tuning grid's own
+operations, which other work on the machine does not inflate as it does seconds). The
 validation split drives the searches; the test split is read only here, for each exploration's
 top-1 model and the baselines."""
 
@@ -72,6 +73,11 @@ class Search:
         return sum(r.compute_seconds or 0.0 for r in self.seeds + self.overhead + self.actions)
 
     @property
+    def compute_flops(self) -> float | None:
+        """The same in floating-point operations (None: a step was not counted)."""
+        return total_flops(self.seeds + self.overhead + self.actions)
+
+    @property
     def decisions(self) -> tuple[str, ...]:
         return tuple(r.fingerprint for r in sorted(self.actions, key=lambda r: r.iteration))
 
@@ -104,6 +110,7 @@ class Baseline:
     label: str
     records: list[Record]
     compute_seconds: float  # what producing it took in all (a tuned grid: every trial)
+    compute_flops: float | None = None  # the same in floating-point operations (None: not counted)
     test_scores: list[float] = field(default_factory=list)
 
 
@@ -113,6 +120,12 @@ class Comparison:
     baselines: list[Baseline] = field(default_factory=list)
     files: dict[str, Path] = field(default_factory=dict)
     budget_seconds: float | None = None
+    budget_flops: float | None = None
+
+
+def total_flops(records: list[Record]) -> float | None:
+    """The runs' floating-point operations together; None when one of them was not counted."""
+    return None if any(r.compute_flops is None for r in records) else sum(r.compute_flops for r in records)
 
 
 def _step_value(points: list[tuple[float, float]], x: float) -> float:
@@ -142,15 +155,15 @@ def iterations_to_reach(search: Search, target: float) -> int | None:
 
 def compare(study_name: str, overrides: list[str], policies: list[str], seeds: int, budget: int | None, tracker: Tracker, display: Display,
             out_dir: Path, with_baselines: bool = True, budget_seconds: float | None = None, equal_compute: bool = False,
-            first_seed: int = 0) -> Comparison:
+            first_seed: int = 0, budget_flops: float | None = None) -> Comparison:
     """Run `seeds` explorations per policy (seeds `first_seed` on) at one budget (`budget` iterations,
-    or `budget_seconds` of compute, or with `equal_compute` the full fine-tuning grid's compute), then
+    or `budget_seconds` / `budget_flops` of compute, or with `equal_compute` the full fine-tuning grid's operations), then
     score every top-1 model and the baselines on the test split; write the figures and the table into `out_dir`."""
     for policy in policies:
         POLICIES.check(policy, "--policies")
-    if seeds < 1 or first_seed < 0 or (budget is not None and budget < 1) or (budget_seconds is not None and budget_seconds <= 0):
-        raise UserError(f"--seeds and --budget must be >= 1, --first-seed >= 0 and --budget-seconds > 0, got {seeds}, {budget}, {first_seed} "
-                        f"and {budget_seconds}")
+    if seeds < 1 or first_seed < 0 or (budget is not None and budget < 1) or any(b is not None and b <= 0 for b in (budget_seconds, budget_flops)):
+        raise UserError(f"--seeds and --budget must be >= 1, --first-seed >= 0, --budget-seconds and --budget-flops > 0, got {seeds}, {budget}, "
+                        f"{first_seed}, {budget_seconds} and {budget_flops}")
     seed_range = range(first_seed, first_seed + seeds)
     if equal_compute and not with_baselines:
         raise UserError("--equal-compute takes the full fine-tuning grid's compute as the budget: it needs the baselines (drop --no-baselines)")
@@ -158,21 +171,19 @@ def compare(study_name: str, overrides: list[str], policies: list[str], seeds: i
     experiment_id = tracker.experiment(cfg.name)
     plain = config_mod.redacted(config_mod.to_dict(cfg))
     params = {"policies": ",".join(policies), "seeds": str(seeds), "first_seed": str(first_seed), "budget": str(budget),
-              "budget_seconds": str(budget_seconds), "equal_compute": str(equal_compute)}
+              "budget_seconds": str(budget_seconds), "budget_flops": str(budget_flops), "equal_compute": str(equal_compute)}
     group = tracker.start_exploration(experiment_id, cfg.name, plain, params, run_name="compare-policies", kind=Kind.COMPARISON)
     try:
         baselines = _baselines(study_name, overrides, seed_range, tracker, display, experiment_id) if with_baselines else []
         if equal_compute:
-            budget_seconds = baselines[0].compute_seconds
-            display.log(f"equal compute: every exploration gets the full fine-tuning grid's {budget_seconds:.0f} s (budget.seconds)")
-        iterations = budget if budget is not None else (10_000 if budget_seconds is not None else 10)
+            budget_seconds, budget_flops = _equal_compute(baselines[0], display)
+        limits = [f"budget.{unit}={value}" for unit, value in (("seconds", budget_seconds), ("flops", budget_flops)) if value is not None]
+        iterations = budget if budget is not None else (10_000 if limits else 10)
         searches = []
         for policy in policies:
             for seed in seed_range:
-                display.log(f"[bold]{policy}[/], seed {seed}: an exploration of " + (f"{budget_seconds:.0f} s of compute" if budget_seconds
-                                                                                     else f"{iterations} iterations"))
-                extra = [f"iterations={iterations}", f"agent.policy={policy}", f"agent.seed={seed}", f"train_seed={seed}",
-                         *([f"budget.seconds={budget_seconds}"] if budget_seconds is not None else [])]
+                display.log(f"[bold]{policy}[/], seed {seed}: an exploration of " + (" and ".join(limits) if limits else f"{iterations} iterations"))
+                extra = [f"iterations={iterations}", f"agent.policy={policy}", f"agent.seed={seed}", f"train_seed={seed}", *limits]
                 run_id, records, _ = start_or_resume(study_name, [*overrides, *extra], None, tracker, display,
                                                      tags={"baseline": f"compare:{policy}", "comparison": group, "policy_seed": str(seed)})
                 searches.append(Search(policy, seed, run_id, [r for r in records if r.kind == Kind.SEED and r.done],
@@ -182,14 +193,26 @@ def compare(study_name: str, overrides: list[str], policies: list[str], seeds: i
             if len(runs) > 1 and len({s.decisions for s in runs}) == 1:
                 display.log(f"[yellow]{policy}: its {len(runs)} seeds made exactly the same decisions (its interval is the training noise only)")
         result = _score_on_test(study_name, overrides, searches, baselines, tracker, display, experiment_id, group)
-        result.budget_seconds = budget_seconds
-        result.files = _write(result, policies, iterations if budget_seconds is None else None, out_dir)
+        result.budget_seconds, result.budget_flops = budget_seconds, budget_flops
+        result.files = _write(result, policies, iterations if not limits else None, out_dir)
         tracker.log_files(group, out_dir)
     except BaseException:
         tracker.close(group, Status.KILLED.mlflow)
         raise
     tracker.close(group)
     return result
+
+
+def _equal_compute(full: Baseline, display: Display) -> tuple[float | None, float | None]:
+    """(budget.seconds, budget.flops) of an equal-compute comparison: the full fine-tuning grid's
+    operations; its seconds where its operations were not counted (runs made before they were)."""
+    if full.compute_flops is not None:
+        display.log(f"equal compute: every exploration gets the full fine-tuning grid's {full.compute_flops:.3g} floating-point operations "
+                    f"(budget.flops; it took {full.compute_seconds:.0f} s)")
+        return None, full.compute_flops
+    display.log(f"[yellow]equal compute: the full fine-tuning grid's operations were not counted (runs made before they were); every exploration "
+                f"gets its {full.compute_seconds:.0f} s (budget.seconds), which other work on the machine inflates")
+    return full.compute_seconds, None
 
 
 def _baselines(study_name: str, overrides: list[str], seeds: range, tracker: Tracker, display: Display, experiment_id: str) -> list[Baseline]:
@@ -201,7 +224,8 @@ def _baselines(study_name: str, overrides: list[str], seeds: range, tracker: Tra
     found = []
     if chosen is not None:
         rate, epochs = chosen.action["learning_rate"], chosen.settings.get("epochs")
-        full = Baseline("fully fine-tuned (tuned grid)", [chosen] if 0 in seeds else [], sum(t.compute_seconds or 0.0 for t in trials))
+        full = Baseline("fully fine-tuned (tuned grid)", [chosen] if 0 in seeds else [], sum(t.compute_seconds or 0.0 for t in trials),
+                        total_flops(trials))
         for seed in (s for s in seeds if s != 0):
             display.log(f"full fine-tuning's chosen setting (learning rate {rate}, {epochs:g} epochs) at train_seed {seed}")
             again = run_baselines(study_name, [*overrides, f"train_seed={seed}", "seed_models=[]"], tracker, display, ["full"],
@@ -213,10 +237,11 @@ def _baselines(study_name: str, overrides: list[str], seeds: range, tracker: Tra
     runs = collect(tracker, config_mod.load_config(study_name, overrides).name)
     grids = [r for r in runs.baselines if runs.baseline_names.get(r.run_id) == "ties_grid"]
     if grids:
-        found.append(Baseline("TIES grid (best)", grids[:1], sum(r.compute_seconds or 0.0 for r in grids)))
+        found.append(Baseline("TIES grid (best)", grids[:1], sum(r.compute_seconds or 0.0 for r in grids), total_flops(grids)))
     specialists = [r for r in runs.baselines if runs.baseline_names.get(r.run_id, "").startswith("specialist:")]
     if specialists:
-        found.append(Baseline("best specialist", [max(specialists, key=lambda r: r.score or 0.0)], sum(r.compute_seconds or 0.0 for r in specialists)))
+        found.append(Baseline("best specialist", [max(specialists, key=lambda r: r.score or 0.0)], sum(r.compute_seconds or 0.0 for r in specialists),
+                              total_flops(specialists)))
     return found
 
 
@@ -239,6 +264,11 @@ def _score_on_test(study_name: str, overrides: list[str], searches: list[Search]
     return Comparison(searches, baselines)
 
 
+def _mean_flops(values: list[float | None]) -> str:
+    """The mean, written `1.23e+12`; `not counted` when a run's operations were not."""
+    return "not counted" if any(v is None for v in values) else f"{statistics.fmean(values):.3g}"
+
+
 def _write(result: Comparison, policies: list[str], budget: int | None, out_dir: Path) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {
@@ -248,7 +278,9 @@ def _write(result: Comparison, policies: list[str], budget: int | None, out_dir:
     }
     random_final = [s.best_so_far()[-1][1] for s in result.searches if s.policy == "random"]
     target = statistics.fmean(random_final) if random_final else None
-    budget_text = f"budget {budget}" if budget is not None else f"{result.budget_seconds:.0f} s of compute"
+    limits = ([f"{result.budget_seconds:.0f} s"] if result.budget_seconds is not None else []) + \
+        ([f"{result.budget_flops:.3g} FLOPs"] if result.budget_flops is not None else [])
+    budget_text = f"budget {budget}" if budget is not None else " and ".join(limits)
     rows = []
     for policy in policies:
         runs = [s for s in result.searches if s.policy == policy]
@@ -259,6 +291,7 @@ def _write(result: Comparison, policies: list[str], budget: int | None, out_dir:
         rows.append({"method": f"{policy} ({len(runs)} seeds, {budget_text}){same}", "val.score (best)": val, "test.score of top-1": test,
                      "95% CI": f"[{low:.3f}, {high:.3f}]", "seeds' test": ", ".join(f"{s.test_score:.2f}" for s in runs if s.test_score is not None),
                      "compute (s, mean)": statistics.fmean(s.compute_seconds for s in runs),
+                     "compute (FLOPs, mean)": _mean_flops([s.compute_flops for s in runs]),
                      "iterations to random's final best": ", ".join("-" if r is None else str(r) for r in reach) if reach else "",
                      "top-1 pipelines": "; ".join(s.top.pipeline for s in runs if s.top)})
     for baseline in result.baselines:
@@ -268,6 +301,7 @@ def _write(result: Comparison, policies: list[str], budget: int | None, out_dir:
                      "val.score (best)": val, "test.score of top-1": test,
                      "95% CI": f"[{low:.3f}, {high:.3f}]" if len(baseline.records) > 1 else "",
                      "seeds' test": ", ".join(f"{t:.2f}" for t in baseline.test_scores), "compute (s, mean)": baseline.compute_seconds,
+                     "compute (FLOPs, mean)": _mean_flops([baseline.compute_flops]),
                      "iterations to random's final best": "", "top-1 pipelines": baseline.records[0].pipeline})
     table = Table("Search benchmark: top-1 by validation, scored on the held-out test split", list(rows[0]), rows,
                   best=("val.score (best)", "test.score of top-1"))
@@ -278,9 +312,11 @@ def _write(result: Comparison, policies: list[str], budget: int | None, out_dir:
                                             "![best so far by compute seconds](best_so_far_by_seconds.png)", ""]))
     files["json"] = out_dir / "comparison.json"
     files["json"].write_text(json.dumps({
-        "rows": rows, "random_final_best": target, "budget_seconds": result.budget_seconds,
+        "rows": rows, "random_final_best": target, "budget_seconds": result.budget_seconds, "budget_flops": result.budget_flops,
         "searches": [{"policy": s.policy, "seed": s.seed, "run_id": s.run_id, "best_so_far": s.best_so_far(), "test_score": s.test_score,
-                      "compute_seconds": s.compute_seconds, "top": s.top.pipeline if s.top else None} for s in result.searches],
-        "baselines": [{"label": b.label, "runs": [r.run_id for r in b.records], "test_scores": b.test_scores, "compute_seconds": b.compute_seconds}
+                      "compute_seconds": s.compute_seconds, "compute_flops": s.compute_flops, "top": s.top.pipeline if s.top else None}
+                     for s in result.searches],
+        "baselines": [{"label": b.label, "runs": [r.run_id for r in b.records], "test_scores": b.test_scores, "compute_seconds": b.compute_seconds,
+                       "compute_flops": b.compute_flops}
                       for b in result.baselines]}, indent=2, default=str))
     return files

@@ -27,8 +27,8 @@ def load_notice(load: float | None) -> str | None:
     if load is None or load <= LOADED:
         return None
     return (f"this machine is loaded ({load:.1f} runnable threads per core): compute seconds are wall time, so they are "
-            f"inflated by the other work; budget.seconds and equal-compute comparisons (compare-policies --equal-compute) "
-            f"count them as measured, also when the action is reused later")
+            f"inflated by the other work; budget.seconds counts them as measured, also when the action is reused later "
+            f"(budget.flops and compare-policies --equal-compute count floating-point operations, which the load does not change)")
 
 
 class CostMeter:

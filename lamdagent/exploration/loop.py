@@ -12,6 +12,7 @@ from lamdagent import tracking as tr
 from lamdagent.agent import prompts
 from lamdagent.agent.facts import memory_text
 from lamdagent.agent.policies import Decision, Policy, make_policy
+from lamdagent.config.schema import BudgetConfig
 from lamdagent.console import Display
 from lamdagent.errors import UserError
 from lamdagent.exploration.executors import EXECUTORS, ActionJob, Executor, check_placement, make_executor
@@ -23,7 +24,7 @@ from lamdagent.exploration.runner import Produced, Runner, Step
 from lamdagent.exploration.seeds import ensure_seeds, prepare_base
 from lamdagent.exploration.study import Study
 from lamdagent.faults import checkpoint
-from lamdagent.journal import Cause, Entry, Evidence, models_from_records
+from lamdagent.journal import Cause, Entry, Evidence, Journal, models_from_records
 from lamdagent.screening import screen
 from lamdagent.tracking import Kind, Record, Status, Tracker, traces
 from lamdagent.tracking.lease import Lease, LeaseLost
@@ -78,8 +79,11 @@ class Exploration:
         while todo:
             if self.lease:
                 self.lease.check()
+            if cfg.budget.flops is not None and journal.uncounted():
+                self.display.log_once("uncounted", "[yellow]some steps of this exploration were made before their floating-point operations "
+                                      "were counted (reused from older runs): budget.flops counts them as none")
             if journal.out_of_compute():
-                self.display.log(f"[yellow]stopping: {journal.spent_seconds():.0f} s of compute spent (budget.seconds={cfg.budget.seconds:g})")
+                self.display.log(f"[yellow]stopping: the compute budget is spent: {compute_spent(journal, cfg.budget)}")
                 break
             failures = journal.trailing_failures()
             if failures >= cfg.max_consecutive_failures:
@@ -197,7 +201,7 @@ class Exploration:
         """A finished action: its outcome in the journal, the memory rewritten from it, the run
         closed, the exploration's metrics."""
         tracker, journal = self.tracker, self.journal
-        entry = journal.finish(result.run_id, result.status, result.model, result.error, result.compute_seconds)
+        entry = journal.finish(result.run_id, result.status, result.model, result.error, result.compute_seconds, result.compute_flops)
         iteration = entry.iteration
         self.display.step(f"iteration {iteration}: agent updating its memory")
         before = self.policy.endpoint_retries
@@ -309,3 +313,13 @@ def _announce_another_machine(tracker: Tracker, parent, display: Display) -> Non
         display.log(f"[yellow]exploration {parent.info.run_id} started on another kind of machine ({'; '.join(changed)}): the models it "
                     "makes from here may differ from those it would have made there (a seed's numbers reproduce per kind of machine)")
         tracker.log(parent.info.run_id, tags={"resumed_on": json.dumps(current)})
+
+
+def compute_spent(journal: Journal, budget: BudgetConfig) -> str:
+    """What the exploration spent, against each compute budget it has: `12 s (budget.seconds=10)`."""
+    spent = []
+    if budget.seconds is not None:
+        spent.append(f"{journal.spent_seconds():.0f} s (budget.seconds={budget.seconds:g})")
+    if budget.flops is not None:
+        spent.append(f"{journal.spent_flops():.3g} floating-point operations (budget.flops={budget.flops:g})")
+    return " and ".join(spent)

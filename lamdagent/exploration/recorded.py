@@ -18,7 +18,7 @@ def exploration_journal(study: Study, records: list[Record], seeds: list[ModelOb
     """The journal of an exploration's `records` with what every policy reads beside its entries:
     the screening's evidence and the score noise of the study's validation split under `weights`."""
     cfg = study.cfg
-    journal = read_journal(records, seeds, study.task_names, cfg.iterations, fetch, memory_of, cfg.budget.seconds)
+    journal = read_journal(records, seeds, study.task_names, cfg.iterations, fetch, memory_of, cfg.budget.seconds, cfg.budget.flops)
     journal.evidence = evidence
     journal.noise = ScoreNoise(weights, cfg.data.val_size)
     return journal

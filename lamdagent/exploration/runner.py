@@ -25,6 +25,7 @@ from lamdagent.exploration.study import Study
 from lamdagent.faults import checkpoint
 from lamdagent.files import cache_dir
 from lamdagent.journal import models_from_records
+from lamdagent.models.flops import FlopCount, counting
 from lamdagent.models.folders import architecture, load_model
 from lamdagent.space import TRAINING_DATA, Action, ModelObject
 from lamdagent.tracking import Kind, Record, Status, Tracker, WeightsFreed, traces
@@ -40,6 +41,7 @@ class Produced:
     error: str = ""
     seconds: float | None = None  # what producing it took here: building or reusing, evaluating, logging
     compute_seconds: float | None = None  # what producing it costs without the cache (a reused model: its source's)
+    compute_flops: float | None = None  # the same in floating-point operations (models/flops.py): what load does not inflate
 
 
 @dataclass(frozen=True)
@@ -162,6 +164,11 @@ class Runner:
         cached = self.tracker.find_by_fingerprint(self.experiment_id, step.fingerprint, evaluation) if reuse else None
         if cached and cached.run_id != run_id:
             return self._reuse(step, run_id, cached, evaluation, started, finish)
+        with counting() as counted:
+            return self._build(step, run_id, evaluation, started, finish, counted)
+
+    def _build(self, step: Step, run_id: str, evaluation: dict[str, str], started: float, finish: bool, counted: FlopCount) -> Produced:
+        """Build, evaluate and register the step's model in its run; `counted`: the operations of its passes so far."""
         work = cache_dir() / "work" / run_id
         pending: dict[str, float] = {}  # the build's metrics, written with the evaluation's in one batch
         storing = False  # the model is being (or was) stored and registered
@@ -194,11 +201,12 @@ class Runner:
                                 score=score.get("val.score"))
             measured = self._describe_model(step, model, registered)
             seconds = time.perf_counter() - started
-            self.tracker.log(run_id, metrics={**pending, **val_metrics, **score, "step.seconds": seconds, "compute.seconds": seconds},
+            self.tracker.log(run_id, metrics={**pending, **val_metrics, **score, "step.seconds": seconds, "compute.seconds": seconds,
+                                              "compute.flops": counted.total},
                              params=step.params,
                              tags={**tags, **registered, "evaluation": json.dumps(evaluation, sort_keys=True)}, series=output.step_metrics,
                              finish=Status.OK if finish else None, measured=measured)
-            return Produced(run_id, model, Status.OK, seconds=seconds, compute_seconds=seconds)
+            return Produced(run_id, model, Status.OK, seconds=seconds, compute_seconds=seconds, compute_flops=counted.total)
         except TrackingOutage:  # not the action's failure: the exploration stops, to resume later
             raise
         except Exception as err:  # a failed action is data: recorded, and the exploration goes on
@@ -208,9 +216,9 @@ class Runner:
             if storing:  # a failed run keeps no (half-)registered model
                 self.tracker.discard_models(run_id, self.experiment_id, Status.FAILED)
             seconds = time.perf_counter() - started
-            self.tracker.log(run_id, metrics={**pending, "step.seconds": seconds, "compute.seconds": seconds}, params=step.params,
-                             tags={"error": error[:4000]}, finish=Status.FAILED if finish else None)
-            return Produced(run_id, None, Status.FAILED, error, seconds, seconds)
+            self.tracker.log(run_id, metrics={**pending, "step.seconds": seconds, "compute.seconds": seconds, "compute.flops": counted.total},
+                             params=step.params, tags={"error": error[:4000]}, finish=Status.FAILED if finish else None)
+            return Produced(run_id, None, Status.FAILED, error, seconds, seconds, counted.total)
         finally:
             self.display.done_step()
             shutil.rmtree(work, ignore_errors=True)
@@ -241,12 +249,13 @@ class Runner:
             metrics={**extra, **{f"val.{t}": v for t, v in scores.items()}, "cost.seconds": seconds, "step.seconds": seconds,
                      **({"val.score": score} if score is not None else {}),
                      **({"model.cost_seconds": cached.model_cost_seconds} if cached.model_cost_seconds is not None else {}),
-                     **({"compute.seconds": cached.compute_seconds} if cached.compute_seconds is not None else {})},
+                     **({"compute.seconds": cached.compute_seconds} if cached.compute_seconds is not None else {}),
+                     **({"compute.flops": cached.compute_flops} if cached.compute_flops is not None else {})},
             tags={"model_id": cached.model_id, "arch": cached.arch, "source_run": cached.source_run or cached.run_id,
                   "evaluation": json.dumps(evaluation, sort_keys=True), **({"adapter_of": cached.adapter_of} if cached.adapter_of else {})},
             params=step.params, finish=Status.CACHED if finish else None,
         )
-        return Produced(run_id, model, Status.CACHED, seconds=seconds, compute_seconds=cached.compute_seconds)
+        return Produced(run_id, model, Status.CACHED, seconds=seconds, compute_seconds=cached.compute_seconds, compute_flops=cached.compute_flops)
 
     def start(self, step: Step, tags: dict[str, str] | None = None) -> str:
         """The nested run of a step, tagged with its identity and lineage (and `tags`)."""

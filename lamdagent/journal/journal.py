@@ -73,6 +73,7 @@ class Entry:
     cost_seconds: float | None = None  # the compute it costs: building and evaluating its model (had nothing been cached)
     memory: str | None = None  # the agent's memory after it (read back for the latest entry only)
     memory_seq: int = 0  # the order in which outcomes arrived (a round of k > 1 finishes in any order)
+    cost_flops: float | None = None  # the same compute in floating-point operations (None: not counted)
 
     @property
     def finished(self) -> bool:
@@ -118,6 +119,8 @@ class Journal:
     entries: list[Entry] = field(default_factory=list)
     budget_seconds: float | None = None  # the exploration's compute budget (None: iterations only)
     overhead_seconds: float = 0.0  # compute spent before the first decision: the initial models, the data screening
+    budget_flops: float | None = None  # the compute budget in floating-point operations (None: none)
+    overhead_flops: float | None = 0.0  # the overhead's operations (None: some of it was not counted)
     evidence: Evidence = field(default_factory=Evidence)  # what the data screening measured
     initial_actions: list[Entry] = field(default_factory=list)  # the initial models an action made (specialists, defaults), as iteration 0
     noise: ScoreNoise = field(default_factory=ScoreNoise)  # how far a validation score may move by chance
@@ -234,8 +237,17 @@ class Journal:
         """Compute spent so far: the initial models, the screening and every finished action."""
         return self.overhead_seconds + sum(e.cost_seconds or 0.0 for e in self.finished())
 
+    def spent_flops(self) -> float:
+        """The same compute in floating-point operations (a step that was not counted adds none)."""
+        return (self.overhead_flops or 0.0) + sum(e.cost_flops or 0.0 for e in self.finished())
+
+    def uncounted(self) -> bool:
+        """Whether a step's operations were not counted (made before they were): spent_flops is too low."""
+        return self.overhead_flops is None or any(e.cost_flops is None for e in self.finished())
+
     def out_of_compute(self) -> bool:
-        return self.budget_seconds is not None and self.spent_seconds() >= self.budget_seconds
+        return (self.budget_seconds is not None and self.spent_seconds() >= self.budget_seconds) or \
+               (self.budget_flops is not None and self.spent_flops() >= self.budget_flops)
 
     def pool_at(self, entry: Entry) -> list[ModelObject]:
         """The models its policy saw when it decided `entry`."""
@@ -252,9 +264,10 @@ class Journal:
         self.entries.sort(key=lambda e: e.iteration)
         return entry
 
-    def finish(self, run_id: str, status: str, model: ModelObject | None, error: str = "", cost_seconds: float | None = None) -> Entry:
+    def finish(self, run_id: str, status: str, model: ModelObject | None, error: str = "", cost_seconds: float | None = None,
+               cost_flops: float | None = None) -> Entry:
         """A decision's outcome arrived (its memory is set once the agent rewrote it)."""
         entry = self.entry(run_id)
-        entry.status, entry.model, entry.error, entry.cost_seconds = str(status), model, error, cost_seconds
+        entry.status, entry.model, entry.error, entry.cost_seconds, entry.cost_flops = str(status), model, error, cost_seconds, cost_flops
         entry.memory_seq = self.memory_seq() + 1
         return entry

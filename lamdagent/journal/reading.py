@@ -27,7 +27,7 @@ def models_from_records(records: list[Record], known: list[ModelObject] = (), fe
 
 
 def read_journal(records: list[Record], seeds: list[ModelObject], tasks: list[str], budget: int, fetch=None,
-                 memory_of: Callable[[str], str] | None = None, budget_seconds: float | None = None) -> Journal:
+                 memory_of: Callable[[str], str] | None = None, budget_seconds: float | None = None, budget_flops: float | None = None) -> Journal:
     """The journal of an exploration from its nested runs: every action run with a known outcome (an
     interrupted one is redone, so it has none), in the order the outcomes arrived; `memory_of(run_id)`
     reads the latest memory. A run written before the pool was recorded saw every model that
@@ -41,14 +41,16 @@ def read_journal(records: list[Record], seeds: list[ModelObject], tasks: list[st
         entries.append(Entry(r.iteration, r.run_id, r.action_type, r.action, r.fingerprint, r.pipeline,
                              [by_run[i] for i in r.inputs if i in by_run], r.pool if r.pool is not None else list(arrived),
                              [Fallback.from_dict(f) for f in r.fallbacks], r.origin, str(r.status), model, r.error, r.compute_seconds,
-                             memory_seq=r.memory_seq))
+                             memory_seq=r.memory_seq, cost_flops=r.compute_flops))
         if model is not None:
             arrived.append(model.name)
     if entries and memory_of is not None:
         entries[-1].memory = memory_of(entries[-1].run_id)
-    overhead = sum(r.compute_seconds or 0.0 for r in records if r.kind in (Kind.SEED, Kind.SCREENING))
+    before = [r for r in records if r.kind in (Kind.SEED, Kind.SCREENING)]
+    overhead_flops = None if any(r.compute_flops is None for r in before) else sum(r.compute_flops for r in before)
     return Journal(list(tasks), budget, list(seeds), sorted(entries, key=lambda e: e.iteration), budget_seconds=budget_seconds,
-                   overhead_seconds=overhead, initial_actions=initial_actions(records, seeds))
+                   overhead_seconds=sum(r.compute_seconds or 0.0 for r in before), budget_flops=budget_flops, overhead_flops=overhead_flops,
+                   initial_actions=initial_actions(records, seeds))
 
 
 def initial_actions(records: list[Record], seeds: list[ModelObject]) -> list[Entry]:
@@ -61,5 +63,5 @@ def initial_actions(records: list[Record], seeds: list[ModelObject]) -> list[Ent
         if (r := made.get(seed.run_id)) is not None:
             inputs = [by_run[i] for i in r.inputs if i in by_run]
             found.append(Entry(0, r.run_id, r.action_type, r.action, r.fingerprint, r.pipeline, inputs, [m.name for m in inputs],
-                               status=str(Status.OK), model=seed, cost_seconds=r.compute_seconds))
+                               status=str(Status.OK), model=seed, cost_seconds=r.compute_seconds, cost_flops=r.compute_flops))
     return found

@@ -147,13 +147,14 @@ def architecture(model_dir: str | Path) -> str:
 
 
 def load_model(model_dir: str | Path, adapter_base: str | Path | None = None, *, trainable: bool = False, for_evaluation: bool = False):
-    """(model, tokenizer) from a folder, in fp32 on CPU or bf16 on CUDA. An adapter folder is loaded
+    """(model, tokenizer) from a folder, in fp32 on CPU or bf16 on CUDA, its passes counted (models/flops.py). An adapter folder is loaded
     over `adapter_base`: merged into it for use, or as a trainable PeftModel if `trainable`.
     `for_evaluation`: the tokenizer may be one instance shared with earlier evaluations (fast_load)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from lamdagent.models.fast_load import load_single_file, shared_tokenizer
+    from lamdagent.models.flops import count_model
 
     adapter = is_adapter(model_dir)
     if adapter and adapter_base is None:
@@ -161,6 +162,7 @@ def load_model(model_dir: str | Path, adapter_base: str | Path | None = None, *,
     dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
     weights_dir = Path(adapter_base if adapter else model_dir)
     model = load_single_file(weights_dir, dtype) or AutoModelForCausalLM.from_pretrained(weights_dir, dtype=dtype)
+    count_model(model)  # its passes count towards the compute of the step that runs them (models/flops.py)
     if adapter:
         from peft import PeftModel
 

@@ -26,6 +26,7 @@ from lamdagent.console import Display
 from lamdagent.evaluation.likelihood import target_losses
 from lamdagent.files import cache_dir
 from lamdagent.journal import Evidence
+from lamdagent.models import flops
 from lamdagent.space import Action, ModelObject, fingerprint
 from lamdagent.space.objects import head, reseeded
 from lamdagent.tracking import Kind, Status
@@ -82,15 +83,17 @@ def _screened(runner, own: dict, losses: _Losses, data, seed: int, rate: float, 
     if record is not None:
         if record.run_id not in {r.run_id for r in own.values()}:  # another exploration's: this one records it too
             tracker.start_and_finish(runner.parent, runner.experiment_id, Kind.SCREENING, name, {**tags, "source_run": record.run_id},
-                                     {**{f"screen.{t}": v for t, v in record.screen.items()}, "compute.seconds": record.compute_seconds or 0.0},
+                                     {**{f"screen.{t}": v for t, v in record.screen.items()}, "compute.seconds": record.compute_seconds or 0.0,
+                                      **({"compute.flops": record.compute_flops} if record.compute_flops is not None else {})},
                                      Status.CACHED)
         return dict(record.screen), record.compute_seconds or 0.0
     started = time.perf_counter()
     run_id = tracker.start_child(runner.parent, Kind.SCREENING, 0, name, tags, experiment_id=runner.experiment_id)
     display.step(f"screening {data.name} ({settings.fraction:g} of it, {settings.epochs:g} epoch, seed {seed})")
     try:
-        before = losses.before()
-        after = _losses(runner, _fine_tuned(runner, losses.model, head(data, settings.fraction), rate, seed, run_id), losses.n)
+        with flops.counting() as counted:
+            before = losses.before()
+            after = _losses(runner, _fine_tuned(runner, losses.model, head(data, settings.fraction), rate, seed, run_id), losses.n)
     except TrackingOutage:
         raise
     except Exception as err:
@@ -102,7 +105,8 @@ def _screened(runner, own: dict, losses: _Losses, data, seed: int, rate: float, 
     effects = {t: before[t] - after[t] for t in before}
     seconds = time.perf_counter() - started
     tracker.log(run_id, metrics={**{f"screen.{t}": v for t, v in effects.items()}, **{f"loss.before.{t}": v for t, v in before.items()},
-                                 **{f"loss.after.{t}": v for t, v in after.items()}, "compute.seconds": seconds}, finish=Status.OK)
+                                 **{f"loss.after.{t}": v for t, v in after.items()}, "compute.seconds": seconds,
+                                 "compute.flops": counted.total}, finish=Status.OK)
     return effects, seconds
 
 

@@ -90,6 +90,7 @@ class Record:
     model_cost_seconds: float | None = None  # what making the model took (a reused model: its source's cost)
     step_seconds: float | None = None  # what the step took in this run: building or reusing, evaluating, logging
     compute_seconds: float | None = None  # what the step costs without the cache (a reused model: what making it took)
+    compute_flops: float | None = None  # the same in floating-point operations (None: a run from before they were counted)
     screen: dict[str, float] = field(default_factory=dict)  # a data screening's screen.<task>: the loss drop on the task's validation answers
 
     @property
@@ -137,5 +138,6 @@ class Record:
             model_cost_seconds=metrics.get("model.cost_seconds", metrics.get("cost.seconds")),
             step_seconds=metrics.get("step.seconds", metrics.get("cost.seconds")),
             compute_seconds=metrics.get("compute.seconds", metrics.get("step.seconds", metrics.get("cost.seconds"))),
+            compute_flops=metrics.get("compute.flops"),
             screen={k[len("screen.") :]: v for k, v in metrics.items() if k.startswith("screen.")},
         )

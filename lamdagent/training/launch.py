@@ -16,6 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from lamdagent.errors import ActionFailed
+from lamdagent.models import flops
 from lamdagent.training.spec import TrainResult
 
 STEP_MARK = "LAMDAGENT_STEP"  # `LAMDAGENT_STEP step total`, printed by the main worker after each step
@@ -109,4 +110,6 @@ def launch_training(kind: str, ctx, model, rows: list[dict], hparams: dict):
         raise ActionFailed(_failure(code, tail, log))
     result = json.loads((work / "result.json").read_text())
     series = {name: [(int(step), float(value)) for step, value in points] for name, points in result.pop("series").items()}
-    return TrainResult(series=series, **result)
+    trained = TrainResult(series=series, **result)
+    flops.add(trained.flops)  # the workers' passes, counted there
+    return trained

@@ -27,6 +27,7 @@ def run(spec: dict) -> None:
     """Train as `spec` says; save the model (all processes take part: FSDP/DeepSpeed gather the weights)."""
     import torch
 
+    from lamdagent.models import flops
     from lamdagent.training.spec import LoraSettings
     from lamdagent.training.trainer import build_trainer, load_trainable, run_trainer
 
@@ -37,7 +38,8 @@ def run(spec: dict) -> None:
     hparams = spec["hparams"]
     trainer, track = build_trainer(spec["kind"], model, tokenizer, rows, out_dir=Path(spec["out_dir"]), seed=spec["seed"],
                                    chat_template=spec["chat_template"], on_step=_report_step, **hparams)
-    result = run_trainer(spec["kind"], trainer, track, tokenizer, rows, hparams["epochs"])
+    with flops.counting() as counted:  # this process's share; the others' are alike (data parallel)
+        result = run_trainer(spec["kind"], trainer, track, tokenizer, rows, hparams["epochs"])
     model_dir = Path(spec["out_dir"]) / "model"
     trainer.save_model(str(model_dir))
     if trainer.is_world_process_zero():
@@ -47,7 +49,7 @@ def run(spec: dict) -> None:
         (model_dir / "training_args.bin").unlink(missing_ok=True)  # the folder holds what in-process training writes
         tokenizer.save_pretrained(model_dir)
         fields = {"loss": result.loss, "steps": result.steps, "series": result.series, "tokens": result.tokens, "processes": result.processes,
-                  "distributed": result.distributed}
+                  "distributed": result.distributed, "flops": counted.total * result.processes}
         Path(spec["result"]).write_text(json.dumps(fields))
     trainer.accelerator.wait_for_everyone()
 

@@ -13,6 +13,7 @@ from lamdagent.config import load_config
 from lamdagent.config.schema import LaunchConfig
 from lamdagent.errors import ActionFailed, UserError
 from lamdagent.evaluation.tasks import load_task
+from lamdagent.models import flops
 from lamdagent.models.folders import is_adapter
 from lamdagent.space import PreferenceDatasetObject
 from lamdagent.training.launch import accelerate_command
@@ -67,8 +68,11 @@ def test_accelerate_command_passes_the_config_through(tmp_path):
 
 @pytest.mark.slow
 def test_sft_through_accelerate_matches_in_process_training(tmp_path):
-    launched, steps = _sft(tmp_path / "launched", ONE)
-    here, _ = _sft(tmp_path / "here", None)
+    with flops.counting() as in_worker:
+        launched, steps = _sft(tmp_path / "launched", ONE)
+    with flops.counting() as in_process:
+        here, _ = _sft(tmp_path / "here", None)
+    assert in_worker.total == in_process.total > 0  # the worker's operations reach the parent's count
     assert math.isfinite(launched.metrics["train.loss"]) and launched.loaded is None and here.loaded is not None
     assert launched.metrics == here.metrics and launched.step_metrics == here.step_metrics
     assert steps == [(1, 2), (2, 2)]  # progress reaches the parent

@@ -1,0 +1,88 @@
+"""Counting the arithmetic of the models loaded here: a compute measure that other work on the
+machine cannot inflate (wall seconds grow with the load; so do CPU seconds, by the threads' spin waits).
+
+Every forward pass of a counted model adds, per token it processes, 2 floating-point operations per
+weight of its matrix products (the layers and the output head; the embedding lookup and attention's
+score products are left out, as in Kaplan et al.'s 6ND). A pass that trains (gradients on, the model
+in training mode) adds the backward's: 2 per weight for the activations' gradients and 2 per
+trainable weight for the weights' (LoRA: the adapters' only). So full fine-tuning counts 6 per weight
+and token, evaluation 2, and the count of a step is the same on a busy machine and an idle one.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Iterator
+
+_counts: ContextVar[tuple[FlopCount, ...]] = ContextVar("lamdagent_flop_counts", default=())
+_HOOKED = "_lamdagent_flops_hooked"
+
+
+@dataclass
+class FlopCount:
+    """The floating-point operations counted while it is open (see `counting`)."""
+
+    total: float = 0.0
+
+
+@contextmanager
+def counting() -> Iterator[FlopCount]:
+    """Count the operations of every counted model's forward (and backward) passes in this context;
+    counts nest (an open outer count sees what an inner one counts)."""
+    count = FlopCount()
+    token = _counts.set((*_counts.get(), count))
+    try:
+        yield count
+    finally:
+        _counts.reset(token)
+
+
+def add(flops: float) -> None:
+    """Add operations counted elsewhere (in launched training workers) to the open counts."""
+    for count in _counts.get():
+        count.total += flops
+
+
+def count_model(model) -> None:
+    """Count `model`'s passes from now on (a transformers model; idempotent; a copy keeps counting)."""
+    if not getattr(model, _HOOKED, False):
+        model.register_forward_pre_hook(_on_forward, with_kwargs=True)
+        setattr(model, _HOOKED, True)
+
+
+def per_token(model, training: bool) -> float:
+    """The operations of one token's pass through `model` (see the module docstring)."""
+    weights = model.num_parameters(exclude_embeddings=True) + _tied_head(model)
+    if not training:
+        return 2.0 * weights
+    trainable = model.num_parameters(only_trainable=True, exclude_embeddings=True)
+    head = model.get_output_embeddings()
+    if _tied_head(model) and head.weight.requires_grad:
+        trainable += head.weight.numel()
+    return 4.0 * weights + 2.0 * trainable
+
+
+def _tied_head(model) -> int:
+    """The output head's weights when they are the input embedding's (the embedding count leaves them out)."""
+    head, embedding = model.get_output_embeddings(), model.get_input_embeddings()
+    return head.weight.numel() if head is not None and embedding is not None and head.weight is embedding.weight else 0
+
+
+def _on_forward(model, args, kwargs) -> None:
+    counts = _counts.get()
+    if not counts:
+        return
+    import torch
+
+    ids = kwargs.get("input_ids", args[0] if args else None)
+    if ids is not None:
+        tokens = ids.numel()
+    elif (embeds := kwargs.get("inputs_embeds")) is not None:
+        tokens = embeds.shape[:-1].numel()
+    else:
+        return
+    flops = per_token(model, torch.is_grad_enabled() and model.training) * tokens
+    for count in counts:
+        count.total += flops

@@ -1,0 +1,90 @@
+"""The operation count (models/flops.py): exact per pass, the backward's share by what trains, real
+TRL training counted, and the same count for the same step on an idle and a busy machine."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from lamdagent.actions import ACTION_TYPES
+from lamdagent.models import flops
+from lamdagent.models.folders import load_model
+from lamdagent.training.spec import LoraSettings
+from tests.helpers import base_model, context, dataset
+
+
+def _weights(model) -> int:
+    """The tiny Llama's matrix weights: its layers and its (tied) output head."""
+    return model.num_parameters(exclude_embeddings=True) + model.get_output_embeddings().weight.numel()
+
+
+def test_a_pass_counts_two_operations_per_weight_and_token_and_training_six():
+    model, _ = load_model(base_model().path)
+    ids = torch.randint(0, 500, (3, 10))
+    outside = flops.FlopCount()
+    with torch.no_grad():
+        model.eval()
+        model(input_ids=ids)  # no count open: nothing is counted anywhere
+        with flops.counting() as evaluated:
+            model(input_ids=ids)
+    assert evaluated.total == 2 * _weights(model) * 30 and outside.total == 0
+    model.train()
+    with flops.counting() as trained:
+        model(input_ids=ids, labels=ids).loss.backward()
+    assert trained.total == 6 * _weights(model) * 30
+    flops.count_model(model)  # counted once, however often it is asked
+    with flops.counting() as outer, flops.counting() as inner, torch.no_grad():
+        model.eval()
+        model.generate(ids[:1], max_new_tokens=5, do_sample=False)  # the prompt, then one token per step after the first
+    assert outer.total == inner.total == 2 * _weights(model) * (10 + 4)
+
+
+def test_lora_training_counts_the_adapters_gradients_only(tmp_path):
+    sft = ACTION_TYPES["sft"]
+    full = sft(sft.Settings(learning_rate=[3e-3], epochs=1))
+    lora = sft(sft.Settings(learning_rate=[3e-3], epochs=1, lora=LoraSettings(enabled=True, r=4, alpha=8)))
+    counted = []
+    for name, action in (("full", full), ("lora", lora)):
+        with flops.counting() as count:
+            out = action.run({"model": base_model(), "dataset": dataset("arith", 16), "learning_rate": 3e-3}, context(tmp_path / name))
+        counted.append((count.total, out.metrics["train.tokens"], out.model_dir))
+    (full_ops, tokens, _), (lora_ops, lora_tokens, adapter_dir) = counted
+    weights = _weights(load_model(base_model().path)[0])
+    adapters = sum(w.numel() for w in load_file(adapter_dir / "adapter_model.safetensors").values())
+    assert tokens == lora_tokens and 0 < adapters < weights / 10
+    padded = full_ops / (6 * weights)  # the tokens of the batches, padding included
+    assert tokens <= padded <= tokens * 1.5
+    # forward 2 and backward 2 per weight (the adapters' too), and the weights' gradients of the adapters only
+    assert lora_ops == pytest.approx((4 * (weights + adapters) + 2 * adapters) * padded)
+
+
+def _busy() -> None:
+    while True:
+        pass
+
+
+@pytest.mark.slow
+def test_the_same_training_counts_the_same_on_a_busy_machine(tmp_path):
+    """Wall seconds grew 7x and CPU seconds 3x for one training under four busy processes on two
+    cores (measured here); the operations it counts do not move."""
+    sft = ACTION_TYPES["sft"](ACTION_TYPES["sft"].Settings(learning_rate=[3e-3], epochs=1))
+
+    def train(name: str) -> float:
+        with flops.counting() as count:
+            sft.run({"model": base_model(), "dataset": dataset("arith", 32), "learning_rate": 3e-3}, context(tmp_path / name))
+        return count.total
+
+    idle = train("idle")
+    load = [multiprocessing.get_context("spawn").Process(target=_busy, daemon=True) for _ in range(2 * (os.cpu_count() or 1))]
+    for process in load:
+        process.start()
+    try:
+        busy = train("busy")
+    finally:
+        for process in load:
+            process.kill()
+    assert busy == idle > 0
