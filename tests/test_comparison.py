@@ -41,11 +41,12 @@ def test_the_interval_uses_the_exact_t_quantile_of_its_degrees_of_freedom(df):
 
 def test_best_so_far_and_iterations_to_reach():
     def record(iteration, score, seconds=10.0):
-        return Record(f"r{iteration}", Kind.ACTION, iteration, f"m{iteration}", "ok", score=score, cost_seconds=seconds)
+        return Record(f"r{iteration}", Kind.ACTION, iteration, f"m{iteration}", "ok", score=score, cost_seconds=seconds, compute_flops=iteration * 1e9)
 
     search = Search("greedy", 0, "x", [Record("s", Kind.SEED, 0, "base", "ok", score=1.0)], [record(1, 0.5), record(2, 1.5), record(3, 1.2)])
     assert search.best_so_far() == [(0, 1.0), (1, 1.0), (2, 1.5), (3, 1.5)]
-    assert search.best_by_seconds() == [(0.0, 1.0), (10.0, 1.0), (20.0, 1.5), (30.0, 1.5)]
+    assert search.best_by_compute() == [(0.0, 1.0), (10.0, 1.0), (20.0, 1.5), (30.0, 1.5)]
+    assert search.best_by_compute("flops") == [(0.0, 1.0), (1e9, 1.0), (3e9, 1.5), (6e9, 1.5)]
     assert iterations_to_reach(search, 1.4) == 2 and iterations_to_reach(search, 9.0) is None
 
 
@@ -58,7 +59,8 @@ def test_a_short_comparison_logs_explorations_and_writes_its_files(tracking_uri,
     argv = ["compare-policies", "--study", "demo", "--policies", "random,greedy", "--seeds", "2", "--budget", "1", "--no-baselines", "--out", str(out),
             *FAST, "tasks=[arith]", "datasets=[arith,facts]", "specialists=false", "data.test_size=20"]
     assert main(argv) == 0
-    for name in ("best_so_far_by_iteration.png", "best_so_far_by_seconds.png", "comparison.md", "comparison.csv", "comparison.json"):
+    for name in ("best_so_far_by_iteration.png", "best_so_far_by_seconds.png", "best_so_far_by_flops.png", "comparison.md", "comparison.csv",
+                 "comparison.json"):
         assert (out / name).stat().st_size > 0
     summary = json.loads((out / "comparison.json").read_text())
     assert [(s["policy"], s["seed"]) for s in summary["searches"]] == [("random", 0), ("random", 1), ("greedy", 0), ("greedy", 1)]

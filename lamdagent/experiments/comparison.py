@@ -91,12 +91,13 @@ class Search:
             points.append((record.iteration, best))
         return points
 
-    def best_by_seconds(self) -> list[tuple[float, float]]:
-        """(compute seconds spent on actions so far, best validation score so far)."""
+    def best_by_compute(self, unit: str = "seconds") -> list[tuple[float, float]]:
+        """(compute spent on actions so far, best validation score so far): in the seconds of their
+        models' making, or (`unit="flops"`) in the operations the actions counted."""
         best = max((r.score for r in self.seeds if r.score is not None), default=0.0)
         spent, points = 0.0, [(0.0, best)]
         for record in sorted(self.actions, key=lambda r: r.iteration):
-            spent += record.cost_seconds or 0.0
+            spent += (record.compute_flops if unit == "flops" else record.cost_seconds) or 0.0
             if record.score is not None:
                 best = max(best, record.score)
             points.append((spent, best))
@@ -136,12 +137,13 @@ def _step_value(points: list[tuple[float, float]], x: float) -> float:
     return value
 
 
-def bands(searches: list[Search], by_seconds: bool = False) -> list[figures.Band]:
-    """Per policy, the mean and 95% CI over seeds of the best-so-far curve, on a common x grid."""
+def bands(searches: list[Search], by: str | None = None) -> list[figures.Band]:
+    """Per policy, the mean and 95% CI over seeds of the best-so-far curve, on a common x grid: by
+    iteration, or `by` compute ("seconds", "flops")."""
     out = []
     for policy in dict.fromkeys(s.policy for s in searches):
-        curves = [s.best_by_seconds() if by_seconds else s.best_so_far() for s in searches if s.policy == policy]
-        xs = sorted({x for curve in curves for x, _ in curve}) if not by_seconds else \
+        curves = [s.best_by_compute(by) if by else s.best_so_far() for s in searches if s.policy == policy]
+        xs = sorted({x for curve in curves for x, _ in curve}) if not by else \
             [i * max(x for curve in curves for x, _ in curve) / 50 for i in range(51)]
         stats = [mean_ci([_step_value(curve, x) for curve in curves]) for x in xs]
         out.append(figures.Band(policy, list(xs), [m for m, _, _ in stats], [lo for _, lo, _ in stats], [hi for _, _, hi in stats]))
@@ -273,9 +275,13 @@ def _write(result: Comparison, policies: list[str], budget: int | None, out_dir:
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {
         "by_iteration": figures.best_so_far(bands(result.searches), out_dir / "best_so_far_by_iteration.png", "iteration"),
-        "by_seconds": figures.best_so_far(bands(result.searches, by_seconds=True), out_dir / "best_so_far_by_seconds.png",
+        "by_seconds": figures.best_so_far(bands(result.searches, by="seconds"), out_dir / "best_so_far_by_seconds.png",
                                           "compute seconds of the actions"),
     }
+    counted = all(r.compute_flops is not None for s in result.searches for r in s.actions)
+    if counted:
+        files["by_flops"] = figures.best_so_far(bands(result.searches, by="flops"), out_dir / "best_so_far_by_flops.png",
+                                                "floating-point operations of the actions")
     random_final = [s.best_so_far()[-1][1] for s in result.searches if s.policy == "random"]
     target = statistics.fmean(random_final) if random_final else None
     limits = ([f"{result.budget_seconds:.0f} s"] if result.budget_seconds is not None else []) + \
@@ -309,7 +315,8 @@ def _write(result: Comparison, policies: list[str], budget: int | None, out_dir:
     files["csv"].write_text(table.csv())
     files["markdown"] = out_dir / "comparison.md"
     files["markdown"].write_text("\n".join([table.markdown(), "![best so far by iteration](best_so_far_by_iteration.png)", "",
-                                            "![best so far by compute seconds](best_so_far_by_seconds.png)", ""]))
+                                            "![best so far by compute seconds](best_so_far_by_seconds.png)", "",
+                                            *(["![best so far by floating-point operations](best_so_far_by_flops.png)", ""] if counted else [])]))
     files["json"] = out_dir / "comparison.json"
     files["json"].write_text(json.dumps({
         "rows": rows, "random_final_best": target, "budget_seconds": result.budget_seconds, "budget_flops": result.budget_flops,
