@@ -22,7 +22,8 @@ from rich.table import Table
 from benchmarks._common import Options, Result, quiet
 from lamdagent.errors import UserError
 
-BENCHMARKS = ("overhead", "cache", "batched_eval", "history", "action_space", "storage", "merge_memory", "parallel", "throughput", "eval_peer")
+BENCHMARKS = ("overhead", "cache", "batched_eval", "history", "action_space", "storage", "merge_memory", "parallel", "throughput", "eval_peer",
+              "flop_count")
 
 
 def table(result: Result) -> Table:
