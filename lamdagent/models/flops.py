@@ -7,6 +7,7 @@ score products are left out, as in Kaplan et al.'s 6ND). A pass that trains (gra
 in training mode) adds the backward's: 2 per weight for the activations' gradients and 2 per
 trainable weight for the weights' (LoRA: the adapters' only). So full fine-tuning counts 6 per weight
 and token, evaluation 2, and the count of a step is the same on a busy machine and an idle one.
+A merge's own arithmetic (a few operations per weight, once) is not counted; its evaluation is.
 """
 
 from __future__ import annotations
