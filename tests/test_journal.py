@@ -33,6 +33,24 @@ def test_the_journal_answers_the_loops_questions():
     assert [m.name for m in journal.pool_at(journal.entries[0])] == ["base", "a"]
 
 
+def test_a_compute_budget_in_operations_counts_the_overhead_and_each_outcome_and_says_what_was_not_counted():
+    journal = journal_of([_scored("base", 0.5, arith=0.1)], budget=5)
+    journal.budget_flops, journal.overhead_flops = 10.0, 4.0
+    for i, flops in enumerate((3.0, 2.0), start=1):
+        entry = journal.decide(Entry(i, f"run-{i}", "sft", {}, f"fp-{i}", "sft()", [], ["base"]))
+        assert not journal.out_of_compute()  # 4 + 3 < 10 before the second finished; one running action counts nothing yet
+        journal.finish(entry.run_id, "ok", None, cost_seconds=1.0, cost_flops=flops)
+    assert journal.spent_flops() == 9.0 and not journal.out_of_compute() and not journal.uncounted()
+    entry = journal.decide(Entry(3, "run-3", "sft", {}, "fp-3", "sft()", [], ["base"]))
+    journal.finish(entry.run_id, "cached", None, cost_seconds=1.0, cost_flops=None)  # reused from a run made before the count
+    assert journal.uncounted() and journal.spent_flops() == 9.0
+    entry = journal.decide(Entry(4, "run-4", "sft", {}, "fp-4", "sft()", [], ["base"]))
+    journal.finish(entry.run_id, "ok", None, cost_flops=1.0)
+    assert journal.out_of_compute()  # 10 of 10
+    journal.budget_flops, journal.budget_seconds = None, 3.5  # the seconds budget alone: 3 s spent (the last one measured none)
+    assert not journal.out_of_compute()
+
+
 def test_a_no_gain_action_is_marked_said_and_not_extended_by_any_policy(fake_openai):
     journal = journal_of([_scored("base", 0.5, arith=0.1, facts=0.0), _scored("a", 2.0, arith=0.9, facts=0.4),
                           _scored("b", 1.0, arith=0.0, facts=0.8)])
