@@ -261,6 +261,26 @@ def test_lora_models_store_adapters_and_survive_resume(tracking_uri, fake_openai
 
 
 @pytest.mark.slow
+def test_a_flops_budget_over_steps_made_before_the_count_says_so(tracking_uri, monkeypatch):
+    """Models reused from runs that logged no operations (an older version) count none under
+    budget.flops: the console says so once, not only the records."""
+    world = [*FAST, "specialists=false", "tasks=[arith]", "datasets=[arith]", "agent.policy=greedy", "iterations=1"]
+    logged = Tracker.log
+
+    def without_operations(self, run_id, metrics=None, *args, **kwargs):
+        return logged(self, run_id, {k: v for k, v in (metrics or {}).items() if k != "compute.flops"} or None, *args, **kwargs)
+
+    monkeypatch.setattr(Tracker, "log", without_operations)
+    _explore(world)
+    monkeypatch.setattr(Tracker, "log", logged)
+    out = io.StringIO()
+    with Display(Console(file=out, width=300)) as display:
+        start_or_resume("demo", [*world, "budget.flops=1e18"], None, Tracker(), display)
+    said = " ".join(out.getvalue().split())
+    assert said.count("were made before their floating-point operations were counted") == 1
+
+
+@pytest.mark.slow
 @pytest.mark.ci
 def test_a_compute_budget_stops_the_exploration_and_a_resume_with_more_continues_it(tracking_uri):
     """budget.seconds counts the initial models' compute too: a budget they already spent stops
