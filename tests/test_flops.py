@@ -25,13 +25,15 @@ def _weights(model) -> int:
 def test_a_pass_counts_two_operations_per_weight_and_token_and_training_six():
     model, _ = load_model(base_model().path)
     ids = torch.randint(0, 500, (3, 10))
-    outside = flops.FlopCount()
     with torch.no_grad():
         model.eval()
-        model(input_ids=ids)  # no count open: nothing is counted anywhere
+        with flops.counting() as closed:
+            pass
+        model(input_ids=ids)  # after its count closed: not counted there
         with flops.counting() as evaluated:
             model(input_ids=ids)
-    assert evaluated.total == 2 * _weights(model) * 30 and outside.total == 0
+    assert evaluated.total == 2 * _weights(model) * 30 and closed.total == 0
+    assert flops.per_token_of_folder(base_model().path) == 2 * _weights(model)  # the folder's shape alone (vLLM's count)
     model.train()
     with flops.counting() as trained:
         model(input_ids=ids, labels=ids).loss.backward()

@@ -47,6 +47,8 @@ def test_a_compute_budget_in_operations_counts_the_overhead_and_each_outcome_and
     entry = journal.decide(Entry(4, "run-4", "sft", {}, "fp-4", "sft()", [], ["base"]))
     journal.finish(entry.run_id, "ok", None, cost_flops=1.0)
     assert journal.out_of_compute()  # 10 of 10
+    journal.entries[2].cost_seconds = None  # a worker lost: nothing measured, in either unit, is not a step missing its count
+    assert not journal.uncounted()
     journal.budget_flops, journal.budget_seconds = None, 3.5  # the seconds budget alone: 3 s spent (the last one measured none)
     assert not journal.out_of_compute()
 

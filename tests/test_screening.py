@@ -171,3 +171,22 @@ def test_screenings_read_back_count_a_dataset_only_when_every_repeat_was_measure
     evidence = recorded_evidence(records, ["arith", "facts", "quiz"], repeats=2)
     assert sorted(evidence.effects) == ["arith", "quiz"]
     assert evidence.effects["arith"]["arith"] == pytest.approx(0.3) and evidence.effects["quiz"]["arith"] == pytest.approx(0.2)
+
+
+@pytest.mark.slow
+def test_a_failed_screening_counts_what_it_spent_and_leaves_no_step_uncounted(tracking_uri):
+    """A screening whose fine-tune fails for real (the loss overflows at a learning rate of 1e9) logs the
+    seconds and operations it spent, as a failed action does; under budget.flops nothing is said missing."""
+    world = [*(f for f in FAST if not f.startswith("sft.learning_rate")), "sft.learning_rate=[1e9]", "specialists=false", "seed_models=[]",
+             "tasks=[arith]", "datasets=[arith]", "screening.enabled=true", "screening.val_size=8", "agent.policy=greedy", "iterations=1",
+             "budget.flops=1e18"]
+    out = io.StringIO()
+    with Display(Console(file=out, width=300)) as display:
+        run_id, records, _ = start_or_resume("demo", world, None, Tracker(), display)
+    (screening,) = [r for r in records if r.kind == Kind.SCREENING]
+    (action,) = [r for r in records if r.kind == Kind.ACTION]
+    assert screening.status == action.status == "failed" and "NaN or infinite" in screening.error
+    assert screening.compute_seconds > 0 and screening.compute_flops > 0 and action.compute_flops > 0
+    _, journal = recorded_journal(Tracker(), run_id, mlflow.get_run(run_id).info.experiment_id)
+    assert not journal.uncounted() and journal.spent_flops() == sum(r.compute_flops for r in records)
+    assert "were counted" not in " ".join(out.getvalue().split())

@@ -99,7 +99,7 @@ def vllm_generator(model_dir, *, dtype: str = "bfloat16", gpu_memory_utilization
     from lamdagent.models import flops
 
     llm = LLM(model=str(model_dir), dtype=dtype, gpu_memory_utilization=gpu_memory_utilization, seed=0)
-    per_token = flops.per_token(_shape_only(model_dir), training=False)
+    per_token = flops.per_token_of_folder(model_dir)
 
     def generate(prompts: list[str], max_new_tokens: int, on_batch: Callable[[int], None] | None = None, stop_strings: list[str] = ()) -> list[str]:
         params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens, skip_special_tokens=True, stop=list(stop_strings) or None)
@@ -110,12 +110,3 @@ def vllm_generator(model_dir, *, dtype: str = "bfloat16", gpu_memory_utilization
         return [cut_at_stop(out.outputs[0].text, stop_strings) for out in outputs]
 
     return generate
-
-
-def _shape_only(model_dir):
-    """The folder's model without weights (on the meta device): its shape, for counting operations."""
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    with torch.device("meta"):
-        return AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model_dir))

@@ -125,8 +125,8 @@ class Comparison:
 
 
 def total_flops(records: list[Record]) -> float | None:
-    """The runs' floating-point operations together; None when one of them was not counted."""
-    return None if any(r.compute_flops is None for r in records) else sum(r.compute_flops for r in records)
+    """The runs' floating-point operations together; None when one of them measured seconds only (Record.flops_missing)."""
+    return None if any(r.flops_missing for r in records) else sum(r.compute_flops or 0.0 for r in records)
 
 
 def _step_value(points: list[tuple[float, float]], x: float) -> float:
@@ -278,7 +278,7 @@ def _write(result: Comparison, policies: list[str], budget: int | None, out_dir:
         "by_seconds": figures.best_so_far(bands(result.searches, by="seconds"), out_dir / "best_so_far_by_seconds.png",
                                           "compute seconds of the actions"),
     }
-    counted = all(r.compute_flops is not None for s in result.searches for r in s.actions)
+    counted = not any(r.flops_missing for s in result.searches for r in s.actions)
     if counted:
         files["by_flops"] = figures.best_so_far(bands(result.searches, by="flops"), out_dir / "best_so_far_by_flops.png",
                                                 "floating-point operations of the actions")

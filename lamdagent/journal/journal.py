@@ -80,6 +80,11 @@ class Entry:
         return self.status is not None
 
     @property
+    def flops_missing(self) -> bool:
+        """Its cost was measured in seconds only (Record.flops_missing)."""
+        return self.cost_seconds is not None and self.cost_flops is None
+
+    @property
     def label(self) -> str:
         """The action as the agent names it: `sft(model=m1, dataset=all, learning_rate=0.001)`."""
         return f"{self.action_type}({', '.join(f'{k}={v}' for k, v in self.action.items())})"
@@ -120,7 +125,8 @@ class Journal:
     budget_seconds: float | None = None  # the exploration's compute budget (None: iterations only)
     overhead_seconds: float = 0.0  # compute spent before the first decision: the initial models, the data screening
     budget_flops: float | None = None  # the compute budget in floating-point operations (None: none)
-    overhead_flops: float | None = 0.0  # the overhead's operations (None: some of it was not counted)
+    overhead_flops: float = 0.0  # the overhead's operations
+    overhead_uncounted: bool = False  # a step of the overhead measured seconds only (Record.flops_missing)
     evidence: Evidence = field(default_factory=Evidence)  # what the data screening measured
     initial_actions: list[Entry] = field(default_factory=list)  # the initial models an action made (specialists, defaults), as iteration 0
     noise: ScoreNoise = field(default_factory=ScoreNoise)  # how far a validation score may move by chance
@@ -239,11 +245,11 @@ class Journal:
 
     def spent_flops(self) -> float:
         """The same compute in floating-point operations (a step that was not counted adds none)."""
-        return (self.overhead_flops or 0.0) + sum(e.cost_flops or 0.0 for e in self.finished())
+        return self.overhead_flops + sum(e.cost_flops or 0.0 for e in self.finished())
 
     def uncounted(self) -> bool:
         """Whether a step's operations were not counted (made before they were): spent_flops is too low."""
-        return self.overhead_flops is None or any(e.cost_flops is None for e in self.finished())
+        return self.overhead_uncounted or any(e.flops_missing for e in self.finished())
 
     def out_of_compute(self) -> bool:
         return (self.budget_seconds is not None and self.spent_seconds() >= self.budget_seconds) or \

@@ -47,9 +47,9 @@ def read_journal(records: list[Record], seeds: list[ModelObject], tasks: list[st
     if entries and memory_of is not None:
         entries[-1].memory = memory_of(entries[-1].run_id)
     before = [r for r in records if r.kind in (Kind.SEED, Kind.SCREENING)]
-    overhead_flops = None if any(r.compute_flops is None for r in before) else sum(r.compute_flops for r in before)
     return Journal(list(tasks), budget, list(seeds), sorted(entries, key=lambda e: e.iteration), budget_seconds=budget_seconds,
-                   overhead_seconds=sum(r.compute_seconds or 0.0 for r in before), budget_flops=budget_flops, overhead_flops=overhead_flops,
+                   overhead_seconds=sum(r.compute_seconds or 0.0 for r in before), budget_flops=budget_flops,
+                   overhead_flops=sum(r.compute_flops or 0.0 for r in before), overhead_uncounted=any(r.flops_missing for r in before),
                    initial_actions=initial_actions(records, seeds))
 
 

@@ -69,6 +69,16 @@ def per_token(model, training: bool) -> float:
     return 4.0 * weights + 2.0 * trainable
 
 
+def per_token_of_folder(model_dir) -> float:
+    """The operations of one token's evaluation pass through a model folder's shape (built on the meta
+    device: no weights read), for passes run outside torch (vLLM)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    with torch.device("meta"):
+        return per_token(AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model_dir)), training=False)
+
+
 def _tied_head(model) -> int:
     """The output head's weights when they are the input embedding's (the embedding count leaves them out)."""
     head, embedding = model.get_output_embeddings(), model.get_input_embeddings()

@@ -97,7 +97,8 @@ def _screened(runner, own: dict, losses: _Losses, data, seed: int, rate: float, 
     except TrackingOutage:
         raise
     except Exception as err:
-        tracker.log(run_id, tags={"error": f"{type(err).__name__}: {err}"[:4000]}, finish=Status.FAILED)
+        tracker.log(run_id, metrics={"compute.seconds": time.perf_counter() - started, "compute.flops": counted.total},
+                    tags={"error": f"{type(err).__name__}: {err}"[:4000]}, finish=Status.FAILED)
         display.log(f"[yellow]screening {data.name} failed ({type(err).__name__}: {err}); it is tried without evidence")
         return None
     finally:

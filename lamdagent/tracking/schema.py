@@ -98,6 +98,12 @@ class Record:
         """Whether the run holds a usable model."""
         return self.status in DONE
 
+    @property
+    def flops_missing(self) -> bool:
+        """Its compute was measured in seconds only: a run logged before operations were counted (a run
+        that measured nothing, e.g. interrupted, counts nothing in either unit)."""
+        return self.compute_seconds is not None and self.compute_flops is None
+
     @classmethod
     def from_run(cls, run) -> Record:
         """A Record of an MLflow Run. A run whose results were written but that never ended (its
