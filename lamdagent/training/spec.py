@@ -44,5 +44,5 @@ class TrainResult:
     tokens: float  # tokens seen over all epochs
     processes: int = 1
     distributed: str = "NO"  # accelerate's distributed type: NO, MULTI_GPU, MULTI_CPU, FSDP, DEEPSPEED
-    flops: float = 0.0  # launched: the workers' operations (models/flops.py), which this process did not see
     model: Any = field(default=None, repr=False)
+    flops: float = 0.0  # launched: the workers' operations (models/flops.py), which this process did not see

@@ -144,7 +144,7 @@ def run_trainer(kind: str, trainer, track: StepCallback, tokenizer, rows: list[d
     else:  # a prompt with each of its two answers
         tokens = sum(len(tokenizer(r["prompt"] + r["chosen"]).input_ids) + len(tokenizer(r["prompt"] + r["rejected"]).input_ids) for r in rows)
     return TrainResult(float(result.training_loss), int(result.global_step), track.series, float(tokens * epochs),
-                       trainer.accelerator.num_processes, str(trainer.accelerator.distributed_type.value), trainer.model)
+                       trainer.accelerator.num_processes, str(trainer.accelerator.distributed_type.value), model=trainer.model)
 
 
 def train(kind: str, ctx, model, tokenizer, rows: list[dict], **hparams) -> TrainResult:

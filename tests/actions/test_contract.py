@@ -125,6 +125,9 @@ def test_sft_learns(tmp_path):
     out = sft.run({"model": base_model(), "dataset": dataset("facts", 48), "learning_rate": 3e-3}, context(tmp_path))
     losses = [loss for _, loss in out.step_metrics["train.loss"]]
     assert losses[-1] < losses[0] * 0.7
+    assert out.loaded is not None  # the trained model stays in memory: evaluated without a reload (docs/performance.md)
+    saved = load_file(out.model_dir / "model.safetensors")
+    assert all(saved[name].equal(weight) for name, weight in out.loaded[0].state_dict().items() if name in saved)
 
 
 def test_sft_trains_for_the_epochs_the_search_chose(tmp_path):
