@@ -2,8 +2,9 @@
 machine cannot inflate (wall seconds grow with the load; so do CPU seconds, by the threads' spin waits).
 
 Every forward pass of a counted model adds, per token it processes, 2 floating-point operations per
-weight of its matrix products (the layers and the output head; the embedding lookup and attention's
-score products are left out, as in Kaplan et al.'s 6ND). A pass that trains (gradients on, the model
+weight of its matrix products (the layers and the output head; the embedding lookup, norms, biases
+and attention's score products are left out, as in Kaplan et al.'s 6ND). This is exactly what
+torch's own FlopCounterMode counts for the same passes, less attention's products (tests/test_flops.py). A pass that trains (gradients on, the model
 in training mode) adds the backward's: 2 per weight for the activations' gradients and 2 per
 trainable weight for the weights' (LoRA: the adapters' only). So full fine-tuning counts 6 per weight
 and token, evaluation 2, and the count of a step is the same on a busy machine and an idle one.
@@ -59,14 +60,8 @@ def count_model(model) -> None:
 
 def per_token(model, training: bool) -> float:
     """The operations of one token's pass through `model` (see the module docstring)."""
-    weights = model.num_parameters(exclude_embeddings=True) + _tied_head(model)
-    if not training:
-        return 2.0 * weights
-    trainable = model.num_parameters(only_trainable=True, exclude_embeddings=True)
-    head = model.get_output_embeddings()
-    if _tied_head(model) and head.weight.requires_grad:
-        trainable += head.weight.numel()
-    return 4.0 * weights + 2.0 * trainable
+    weights = _matrix_weights(model)
+    return 4.0 * weights + 2.0 * _matrix_weights(model, trainable=True) if training else 2.0 * weights
 
 
 def per_token_of_folder(model_dir) -> float:
@@ -79,10 +74,17 @@ def per_token_of_folder(model_dir) -> float:
         return per_token(AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model_dir)), training=False)
 
 
-def _tied_head(model) -> int:
-    """The output head's weights when they are the input embedding's (the embedding count leaves them out)."""
-    head, embedding = model.get_output_embeddings(), model.get_input_embeddings()
-    return head.weight.numel() if head is not None and embedding is not None and head.weight is embedding.weight else 0
+def _matrix_weights(model, trainable: bool = False) -> int:
+    """The weights of `model`'s matrix products (of those that train, with `trainable`): every matrix but
+    the embedding lookup's, and the output head's even when it is the embedding's (tied)."""
+    import torch
+
+    embeddings = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}
+    total = sum(p.numel() for p in model.parameters() if p.dim() == 2 and id(p) not in embeddings and (p.requires_grad or not trainable))
+    head = model.get_output_embeddings()
+    if head is not None and id(head.weight) in embeddings and (head.weight.requires_grad or not trainable):
+        total += head.weight.numel()
+    return total
 
 
 def _on_forward(model, args, kwargs) -> None:
