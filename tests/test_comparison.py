@@ -50,6 +50,25 @@ def test_best_so_far_and_iterations_to_reach():
     assert iterations_to_reach(search, 1.4) == 2 and iterations_to_reach(search, 9.0) is None
 
 
+def test_each_policy_is_judged_against_full_fine_tuning_random_and_the_base():
+    from lamdagent.experiments.verdict import verdicts
+
+    full, base = [2.0, 2.2, 2.4], 1.5
+    judged = {v.policy: v for v in verdicts({"greedy": [3.0, 3.1, 3.2], "optuna": [2.0, 3.0, 4.0], "random": [1.8, 2.0, 2.2],
+                                             "guided": [3.0, 3.1, 1.4]}, full, base)}
+    assert judged["greedy"].met and "above, the intervals apart" in judged["greedy"].text and judged["greedy"].text.endswith(": met")
+    assert (judged["optuna"].above_full, judged["optuna"].above_random, judged["optuna"].met) == (False, True, False)  # above on the mean only
+    assert "tuned full fine-tuning 2.200 [1.703, 2.697]: above on the mean, the intervals overlap" in judged["optuna"].text
+    assert judged["guided"].never_below_base is False and "1 of 3 seeds below it" in judged["guided"].text and not judged["guided"].met
+    assert judged["random"].above_random is None and "; random " not in judged["random"].text  # random is the bar, not judged by itself
+    assert judged["greedy"].as_dict()["met"] is True
+    # no full fine-tuning: nothing can be met; one seed of a bar has no interval
+    (alone,) = verdicts({"greedy": [3.0, 3.1]}, [], None)
+    assert not alone.met and alone.text.endswith("not judged (no full fine-tuning)")
+    (one,) = verdicts({"greedy": [3.0, 3.1]}, [2.9], 1.0)
+    assert "tuned full fine-tuning 2.900: above on the mean" in one.text and not one.met  # 3.05 - t * sd is below 2.9
+
+
 @pytest.mark.slow
 @pytest.mark.ci  # compare-policies end to end, on the base alone and one task: 2 policies x 2 seeds x 1 iteration
 def test_a_short_comparison_logs_explorations_and_writes_its_files(tracking_uri, tmp_path, capsys):
@@ -65,6 +84,10 @@ def test_a_short_comparison_logs_explorations_and_writes_its_files(tracking_uri,
     summary = json.loads((out / "comparison.json").read_text())
     assert [(s["policy"], s["seed"]) for s in summary["searches"]] == [("random", 0), ("random", 1), ("greedy", 0), ("greedy", 1)]
     assert all(s["test_score"] is not None and len(s["best_so_far"]) == 2 for s in summary["searches"])
+    (base,) = [b for b in summary["baselines"] if b["label"] == "base"]  # without the baselines too: the bar "never below the base"
+    assert len(base["test_scores"]) == 1 and 0 <= base["test_scores"][0]
+    assert [v["policy"] for v in summary["verdicts"]] == ["random", "greedy"] and not any(v["met"] for v in summary["verdicts"])
+    assert "Target (above full fine-tuning's interval, above random, never below the base): not judged" in summary["verdicts"][1]["text"]
     client = mlflow.MlflowClient()
     experiment = client.get_experiment_by_name("lamdagent/demo").experiment_id
     (group,) = client.search_runs([experiment], "tags.`lamdagent.kind` = 'comparison'")
@@ -117,6 +140,8 @@ def test_baselines_run_on_the_same_seeds_and_equal_compute_takes_the_grids_compu
     row = next(r for r in summary["rows"] if r["method"].startswith("fully fine-tuned"))
     assert row["95% CI"].startswith("[") and row["compute (s, mean)"] == pytest.approx(full["compute_seconds"])
     assert float(row["compute (FLOPs, mean)"]) == pytest.approx(full["compute_flops"], rel=1e-2)
+    (verdict,) = summary["verdicts"]  # greedy judged against the full fine-tuning it ran with
+    assert verdict["above_full"] is not None and "tuned full fine-tuning" in verdict["text"] and "the base" in verdict["text"]
 
 
 def test_held_out_weights_come_from_the_base_and_specialists_not_the_defaults(tracking_uri):

@@ -15,7 +15,6 @@ top-1 model and the baselines."""
 from __future__ import annotations
 
 import json
-import math
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,9 @@ from lamdagent.agent.policies import POLICIES
 from lamdagent.console import Display
 from lamdagent.errors import UserError
 from lamdagent.experiments.baselines import chosen_trial, full_trials, run_baselines
+from lamdagent.experiments.intervals import mean_ci
 from lamdagent.experiments.replay import reference_weights
+from lamdagent.experiments.verdict import verdicts
 from lamdagent.exploration.loop import start_or_resume
 from lamdagent.exploration.runner import Runner
 from lamdagent.exploration.seeds import prepare_base
@@ -37,21 +38,8 @@ from lamdagent.reporting.tables import Table
 from lamdagent.reporting.top import top_records
 from lamdagent.tracking import Kind, Record, Status, Tracker
 
-
-def mean_ci(values: list[float]) -> tuple[float, float, float]:
-    """(mean, low, high): the mean and its 95% confidence interval, mean +- t * sd / sqrt(n) with t the
-    exact two-sided 95% quantile of Student's t at n - 1 degrees of freedom (scipy; 2.201 at df=11).
-    Missing values are left out; one value has no interval."""
-    from scipy.stats import t as student_t
-
-    values = [v for v in values if v is not None and not math.isnan(v)]
-    if not values:
-        return float("nan"), float("nan"), float("nan")
-    mean = statistics.fmean(values)
-    if len(values) < 2:
-        return mean, mean, mean
-    half = float(student_t.ppf(0.975, len(values) - 1)) * statistics.stdev(values) / math.sqrt(len(values))
-    return mean, mean - half, mean + half
+FULL_FT = "fully fine-tuned (tuned grid)"  # the bar: full fine-tuning's label in the table
+BASE = "base"
 
 
 @dataclass
@@ -226,7 +214,7 @@ def _baselines(study_name: str, overrides: list[str], seeds: range, tracker: Tra
     found = []
     if chosen is not None:
         rate, epochs = chosen.action["learning_rate"], chosen.settings.get("epochs")
-        full = Baseline("fully fine-tuned (tuned grid)", [chosen] if 0 in seeds else [], sum(t.compute_seconds or 0.0 for t in trials),
+        full = Baseline(FULL_FT, [chosen] if 0 in seeds else [], sum(t.compute_seconds or 0.0 for t in trials),
                         total_flops(trials))
         for seed in (s for s in seeds if s != 0):
             display.log(f"full fine-tuning's chosen setting (learning rate {rate}, {epochs:g} epochs) at train_seed {seed}")
@@ -257,6 +245,9 @@ def _score_on_test(study_name: str, overrides: list[str], searches: list[Search]
     for search in searches:
         top = top_records([r for r in search.actions if r.done], 1) or top_records(search.seeds, 1)  # none made: its best initial model
         search.top = top[0] if top else None
+    base = next((r for s in searches for r in s.seeds if r.name == BASE), None)  # the bar "never below the base"
+    if base is not None:
+        baselines = [*baselines, Baseline(BASE, [base], base.compute_seconds or 0.0, total_flops([base]))]
     models = [s.top for s in searches if s.top] + [r for b in baselines for r in b.records]
     held = ensure_held_out(study, tracker, runner, models, weights, display)
     for search in searches:
@@ -311,15 +302,20 @@ def _write(result: Comparison, policies: list[str], budget: int | None, out_dir:
                      "iterations to random's final best": "", "top-1 pipelines": baseline.records[0].pipeline})
     table = Table("Search benchmark: top-1 by validation, scored on the held-out test split", list(rows[0]), rows,
                   best=("val.score (best)", "test.score of top-1"))
+    judged = verdicts({p: [s.test_score for s in result.searches if s.policy == p and s.test_score is not None] for p in policies},
+                      next((b.test_scores for b in result.baselines if b.label == FULL_FT), []),
+                      next((b.test_scores[0] for b in result.baselines if b.label == BASE and b.test_scores), None))
     files["csv"] = out_dir / "comparison.csv"
     files["csv"].write_text(table.csv())
     files["markdown"] = out_dir / "comparison.md"
-    files["markdown"].write_text("\n".join([table.markdown(), "![best so far by iteration](best_so_far_by_iteration.png)", "",
+    files["markdown"].write_text("\n".join([table.markdown(), "", *(f"- {v.text}" for v in judged), "",
+                                            "![best so far by iteration](best_so_far_by_iteration.png)", "",
                                             "![best so far by compute seconds](best_so_far_by_seconds.png)", "",
                                             *(["![best so far by floating-point operations](best_so_far_by_flops.png)", ""] if counted else [])]))
     files["json"] = out_dir / "comparison.json"
     files["json"].write_text(json.dumps({
-        "rows": rows, "random_final_best": target, "budget_seconds": result.budget_seconds, "budget_flops": result.budget_flops,
+        "rows": rows, "verdicts": [v.as_dict() for v in judged],
+        "random_final_best": target, "budget_seconds": result.budget_seconds, "budget_flops": result.budget_flops,
         "searches": [{"policy": s.policy, "seed": s.seed, "run_id": s.run_id, "best_so_far": s.best_so_far(), "test_score": s.test_score,
                       "compute_seconds": s.compute_seconds, "compute_flops": s.compute_flops, "top": s.top.pipeline if s.top else None}
                      for s in result.searches],
