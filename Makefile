@@ -28,10 +28,11 @@ install:
 demo: install
 	$(RUN) mlflow run . --env-manager local
 
-# CI's suite (~15 min on 2 cores): every fast test, and of the slow end-to-end tests those marked `ci`
+# CI's suite (under 15 min on 2 cores): every fast test, and of the slow end-to-end tests those marked `ci`
 # (a full loop and resume, a real offline-agent decision, a dialect negotiation, failures as data, gc,
-# compare-policies, `mlflow run .`, crash-and-resume, concurrency, a tracking-server restart, export,
-# traces, the UI). `make test-all` runs every slow test too (~20 min).
+# compare-policies, `mlflow run .`, crash-and-resume, resume equivalence of the default and learning
+# policies, a tracking-server restart, export, traces, the UI). `make test-all` runs every slow test too
+# (~20 min), concurrent explorations in one store and the LLM policies' resume equivalence among them.
 # The summary names every failed, erroring and skipped test with its reason, one line each.
 REPORT := -rfEs --no-fold-skipped
 

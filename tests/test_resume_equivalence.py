@@ -35,6 +35,7 @@ from tests.conftest import FAST
 WORLD = [*FAST, "tasks=[arith,facts]", "datasets=[arith,facts,all]", "agent.temperature=0", "agent.memory_max_tokens=24"]
 # (n, k): the chat policies ask the offline 135M model twice per decision (choose, remember): a shorter run
 BUDGETS = {"random": (5, 2), "greedy": (5, 2), "optuna": (5, 3), "guided": (3, 1), "llm": (3, 1), "hybrid": (3, 1)}
+CI_POLICIES = ("random", "greedy", "optuna", "hybrid")  # CI: the learning policies and the default; `llm` and `guided` in `make test-all`
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +81,7 @@ def _interrupted_in(iteration: int, monkeypatch) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.ci
-@pytest.mark.parametrize("policy", list(BUDGETS))
+@pytest.mark.parametrize("policy", [pytest.param(p, marks=[pytest.mark.ci] if p in CI_POLICIES else []) for p in BUDGETS])
 def test_interrupted_and_resumed_decides_as_straight(store, policy, monkeypatch):
     n, k = BUDGETS[policy]
     world = [*WORLD, f"agent.policy={policy}", "agent.seed=1", f"iterations={n}"]

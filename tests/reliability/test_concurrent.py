@@ -33,8 +33,7 @@ def labelled_agent(label: str):
     return reply
 
 
-@pytest.mark.slow
-@pytest.mark.ci
+@pytest.mark.slow  # `make test-all` (CI's time goes to the kills, the outage and the full loop)
 def test_three_explorations_in_one_store_never_mix(tmp_path):
     labels = {"A": "demo", "B": "demo", "C": "other"}
     with contextlib.ExitStack() as stack:
