@@ -23,7 +23,7 @@ from benchmarks._common import Options, Result, quiet
 from lamdagent.errors import UserError
 
 BENCHMARKS = ("overhead", "cache", "batched_eval", "history", "action_space", "storage", "merge_memory", "parallel", "throughput", "eval_peer",
-              "flop_count")
+              "flop_count", "greedy_decision")
 
 
 def table(result: Result) -> Table:

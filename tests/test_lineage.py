@@ -21,3 +21,16 @@ def test_common_ancestor_is_the_deepest_shared_model():
 
 def test_no_shared_ancestor():
     assert common_ancestor([_m("a"), _m("b")]) is None
+
+
+def test_kinship_answers_as_related_for_every_pair_of_a_pool():
+    from lamdagent.space.lineage import Kinship, related
+
+    base = _m("base")
+    spec_a, spec_b = _m("spec_a", base), _m("spec_b", base)
+    m1 = _m("m1", spec_a)
+    pool = [base, spec_a, spec_b, m1, _m("m2", m1, spec_b), _m("m3", m1), _m("other")]
+    kin = Kinship()
+    answers = {(a.name, b.name): kin.related(a, b) for a in pool for b in pool}
+    assert answers == {(a.name, b.name): related(a, b) for a in pool for b in pool}
+    assert answers[("m2", "spec_b")] and answers[("base", "m3")] and not answers[("spec_a", "spec_b")] and not answers[("other", "base")]

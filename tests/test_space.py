@@ -146,3 +146,13 @@ def test_a_merge_done_one_way_round_is_not_offered_the_other_way_round():
     assert (("a", "b"), 0.3) not in offered and (("b", "a"), 0.7) not in offered  # the same merge, either way round
     assert (("b", "a"), 0.3) in offered and (("a", "b"), 0.7) in offered and (("b", "a"), 0.5) in offered
     assert len(offered) == len(_space(models).actions("ties")) - 2
+
+
+def test_the_actions_extending_some_models_are_the_full_lists_filtered_in_the_same_order():
+    models = [_model("base"), _model("a"), _model("b"), _model("c")]
+    space = _space(models, done={_space(models).actions("ties")[4].fingerprint})
+    for name in ("sft", "ties"):
+        for chosen in ([models[1]], [models[3], models[0]], []):
+            ids = {id(m) for m in chosen}
+            assert space.actions(name, first_of=ids) == [a for a in space.actions(name) if id(a.models[0]) in ids]
+    assert len(space.actions("ties", first_of={id(models[1])})) == 3 * 3  # `a` with each other model x weights (the done one is base's)

@@ -37,8 +37,12 @@ def _label(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def _features(action_type: ActionType, names: dict[str, str], ranked: list[ModelObject]) -> dict[str, str]:
-    rank = {m.name: i for i, m in enumerate(ranked)}
+def ranks_of(ranked: list[ModelObject]) -> dict[str, int]:
+    """Model name -> its position in `ranked` (what `features` encodes), computed once per pool."""
+    return {m.name: i for i, m in enumerate(ranked)}
+
+
+def _features(action_type: ActionType, names: dict[str, str], rank: dict[str, int]) -> dict[str, str]:
     names = with_defaults(action_type, names)  # a specialist names no epochs: its default
     kinds = {slot.name: slot.kind for slot in action_type.slots}
     models = [names[slot] for slot, kind in kinds.items() if kind == "model"]
@@ -56,10 +60,11 @@ def _features(action_type: ActionType, names: dict[str, str], ranked: list[Model
     }
 
 
-def features(action: Action, ranked: list[ModelObject]) -> dict[str, str]:
+def features(action: Action, rank: dict[str, int]) -> dict[str, str]:
     """The action as categorical features: its type, its data, its hyperparameters and the score
-    ranks of its input models in `ranked` (what transfers from one iteration's pool to the next)."""
-    return _features(action.type, action.names(), ranked)
+    ranks of its input models (`rank`: ranks_of the pool's ranked models; what transfers from one
+    iteration's pool to the next)."""
+    return _features(action.type, action.names(), rank)
 
 
 @dataclass
@@ -105,8 +110,7 @@ def outcomes(journal: Journal, space: ActionSpace) -> list[Outcome]:
     for entry in journal.measured():
         if entry.model is None or entry.model.score is None or entry.action_type not in space.action_types:
             continue
-        ranked = ranked_models(journal.pool_at(entry))
-        f = _features(space.action_types[entry.action_type], entry.action, ranked)
+        f = _features(space.action_types[entry.action_type], entry.action, ranks_of(ranked_models(journal.pool_at(entry))))
         trained = f["data"] != "-" and len(entry.inputs) == 1 and entry.inputs[0].scores  # one model trained on data
         found.append(Outcome(f, entry.model.score - entry.gain, entry.model.score, dict(entry.inputs[0].scores) if trained else {},
                              dict(entry.model.scores) if trained else {}))
@@ -203,6 +207,7 @@ class GreedyPolicy(LearningPolicy):
         most promising action of each type, then each of its models' (the first is greedy's own choice)."""
         rng = random.Random(f"{self.seed}/{iteration}")
         ranked = ranked_models(space.models)
+        rank, position, kin = ranks_of(ranked), {id(m): i for i, m in enumerate(ranked)}, lineage.Kinship()
         found, weights = outcomes(journal, space), journal.noise.weights
         predicted: dict[str, dict[tuple, list[float]]] = {}
 
@@ -219,7 +224,7 @@ class GreedyPolicy(LearningPolicy):
         evidence, measured = journal.evidence, journal.measured_data()
 
         def promise(action: Action) -> float:
-            f, gains = features(action, ranked), gains_on(action.models[0])
+            f, gains = features(action, rank), gains_on(action.models[0])
             kind, of_type = gains.get((f["type"], f["data"], f["hparams"])), gains.get((f["type"],))
             if kind:
                 return statistics.fmean(kind)
@@ -228,14 +233,18 @@ class GreedyPolicy(LearningPolicy):
                 return -UNTRIED_BONUS if evidence.harmful(f["data"]) else prior + UNTRIED_BONUS * (1 + evidence.benefit(f["data"]))
             return prior + UNTRIED_BONUS
 
-        actions = [a for name in space.available_types() for a in space.actions(name)]
+        types = space.available_types()
         chosen: list[Action] = []
         for group in extension_groups(ranked, journal):
-            extending = [a for a in actions if a.models and any(a.models[0] is m for m in group) and all(m.score is not None for m in a.models)]
-            partner = {id(a): min((ranked.index(m) for m in a.models[1:]), default=0) for a in extending}
-            outside = {id(a): not any(lineage.related(a.models[0], m) for m in a.models[1:]) for a in extending}
-            order = {id(a): next(i for i, m in enumerate(group) if m is a.models[0]) for a in extending}  # the group's first model first, on equal promise
-            keys = {id(a): (promise(a), outside[id(a)], -partner[id(a)], -order[id(a)], rng.random()) for a in extending}
+            in_group = {id(m): i for i, m in enumerate(group)}
+            extending = [(a, a.models) for name in types for a in space.actions(name, first_of=set(in_group))]  # not the pool's every pair
+            extending = [(a, models) for a, models in extending if all(m.score is not None for m in models)]
+            keys, order = {}, {}
+            for action, (first, *partners) in extending:  # a partner outside the model's lineage, then the best ranked one
+                order[id(action)] = in_group[id(first)]  # the group's first model first, on equal promise
+                keys[id(action)] = (promise(action), not any(kin.related(first, m) for m in partners),
+                                    -min((position[id(m)] for m in partners), default=0), -order[id(action)], rng.random())
+            extending = [a for a, _ in extending]
             best_of_type: dict[str, Action] = {}  # the group's best action of each type, then each model's
             best_per_model: dict[tuple[int, str], Action] = {}
             for action in sorted(extending, key=lambda a: keys[id(a)], reverse=True):
@@ -245,7 +254,7 @@ class GreedyPolicy(LearningPolicy):
             chosen += firsts + [a for a in sorted(best_per_model.values(), key=lambda a: keys[id(a)], reverse=True) if all(a is not f for f in firsts)]
             if len(chosen) >= limit:
                 return chosen[:limit]
-        return chosen or [rng.choice(actions)]  # no scored model to extend: any valid action
+        return chosen or [rng.choice([a for name in types for a in space.actions(name)])]  # no scored model to extend: any valid action
 
 
 WITHOUT_LLM = "proposal"  # Entry.origin of a decision the LLM was no longer asked about: the search's proposal
@@ -331,7 +340,7 @@ class OptunaPolicy(LearningPolicy):
         import optuna
 
         rng = random.Random(f"{self.seed}/{iteration}")
-        ranked = ranked_models(space.models)
+        rank = ranks_of(ranked_models(space.models))
         distributions = {name: optuna.distributions.CategoricalDistribution(choices) for name, choices in self.vocabulary(space).items()}
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         sampler = optuna.samplers.TPESampler(seed=rng.randrange(2**31), n_startup_trials=3)
@@ -343,11 +352,11 @@ class OptunaPolicy(LearningPolicy):
         wanted = study.ask(fixed_distributions=distributions).params
 
         def match(action: Action) -> tuple:
-            f = features(action, ranked)
+            f = features(action, rank)
             return sum(w for k, w in self.WEIGHTS.items() if f[k] == wanted[k]), rng.random()
 
         actions = [a for name in space.available_types() for a in space.actions(name)]
-        screened = [a for a in actions if not journal.predicted_harmful(features(a, ranked)["data"])]
+        screened = [a for a in actions if not journal.predicted_harmful(features(a, rank)["data"])]
         return Decision(max(screened or actions, key=match))  # data predicted to hurt every target is not tried blind
 
     @staticmethod

@@ -49,6 +49,22 @@ def related(a: ModelObject, b: ModelObject) -> bool:
     return a.fingerprint in ancestors(b) or b.fingerprint in ancestors(a)
 
 
+class Kinship:
+    """`related` asked of many pairs of one pool (a decision's candidate merges): each model's
+    ancestors are walked once, not once per pair."""
+
+    def __init__(self) -> None:
+        self._lines: dict[int, set[str]] = {}
+
+    def related(self, a: ModelObject, b: ModelObject) -> bool:
+        return a.fingerprint in self._line(b) or b.fingerprint in self._line(a)
+
+    def _line(self, model: ModelObject) -> set[str]:
+        if id(model) not in self._lines:
+            self._lines[id(model)] = set(ancestors(model))
+        return self._lines[id(model)]
+
+
 def outside(model: ModelObject, models: list[ModelObject]) -> list[ModelObject]:
     """The models of `models` (in their order) that are neither `model`'s ancestor nor its descendant."""
     return [m for m in models if not related(model, m)]

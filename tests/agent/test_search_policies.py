@@ -7,7 +7,7 @@ import pytest
 from lamdagent.agent.facts import facts
 from lamdagent.agent.llm import OpenAIChatModel
 from lamdagent.agent.policies import LLMPolicy
-from lamdagent.agent.search import GreedyPolicy, GuidedPolicy, OptunaPolicy, Outcome, features, ranked_models
+from lamdagent.agent.search import GreedyPolicy, GuidedPolicy, OptunaPolicy, Outcome, features, ranked_models, ranks_of
 from lamdagent.journal import ScoreNoise
 from lamdagent.journal.journal import PATIENCE
 from lamdagent.space import lineage
@@ -31,16 +31,16 @@ def test_greedy_repeats_the_kind_of_action_that_gained_and_avoids_one_that_lost(
     policy = GreedyPolicy(seed=0)
     journal = journal_of([_scored("base", 0.5), _scored("a", 2.0)])
     first = policy.select(_space(journal.models()), journal, 1).action
-    gained = features(first, ranked_models(journal.models()))
+    gained = features(first, ranks_of(ranked_models(journal.models())))
     made(journal, first, "m1", 3.0, 1)  # it gained 1.0: the new best
     second = GreedyPolicy(seed=0).select(_space(journal.models()), journal, 2).action  # a new policy object: the journal is the history
     assert second.models[0].name == "m1"
-    f = features(second, ranked_models(journal.models()))
+    f = features(second, ranks_of(ranked_models(journal.models())))
     assert (f["type"], f["data"], f["hparams"]) == (gained["type"], gained["data"], gained["hparams"])
 
     made(journal, second, "m2", 0.1, 2)  # the same kind now lost badly on average
     third = policy.select(_space(journal.models()), journal, 3).action
-    f3 = features(third, ranked_models(journal.models()))
+    f3 = features(third, ranks_of(ranked_models(journal.models())))
     assert third.models[0].name == "m1" and (f3["type"], f3["data"], f3["hparams"]) != (gained["type"], gained["data"], gained["hparams"])
 
 
@@ -50,7 +50,7 @@ def test_greedy_does_not_repeat_a_kind_that_gained_nothing_while_untried_kinds_r
     kinds = []
     for iteration in range(1, 5):
         action = policy.select(_space(journal.models()), journal, iteration).action
-        f = features(action, ranked_models(journal.models()))
+        f = features(action, ranks_of(ranked_models(journal.models())))
         kinds.append((f["type"], f["data"], f["hparams"]))
         made(journal, action, f"m{iteration}", 2.0, iteration)  # every action gains exactly nothing
     assert len(set(kinds)) == 4, kinds
@@ -85,10 +85,10 @@ def _dip(noise: ScoreNoise, second_score: float) -> tuple[str, str, bool]:
     journal.noise = noise
     half = {"arith": 0.5, "facts": 0.5}
     first = GreedyPolicy(seed=0).select(_space(journal.models()), journal, 1).action
-    kind = features(first, ranked_models(journal.models()))
+    kind = features(first, ranks_of(ranked_models(journal.models())))
     made(journal, first, "m1", 3.0, 1, half)
     second = GreedyPolicy(seed=0).select(_space(journal.models()), journal, 2).action
-    assert second.models[0].name == "m1" and features(second, ranked_models(journal.models())) == {**kind, "rank_a": "0"}
+    assert second.models[0].name == "m1" and features(second, ranks_of(ranked_models(journal.models()))) == {**kind, "rank_a": "0"}
     made(journal, second, "m2", second_score, 2, half)
     told = "the validation set cannot tell m1 from m2" in facts(journal)  # the agent's memory says what greedy acts on
     assert told == journal.noise.tied(journal.model("m1"), journal.model("m2"))
@@ -98,7 +98,7 @@ def _dip(noise: ScoreNoise, second_score: float) -> tuple[str, str, bool]:
     proposals = GreedyPolicy(seed=0).proposals(space, journal, 3, limit=4)
     assert str(proposals[0]) == str(third) and len(proposals) == 4  # a group offers as many as single models
     assert {p.type.name for p in proposals[:2]} == {"sft", "ties"}  # each type's best first, then each model's
-    f = features(third, ranked_models(journal.models()))
+    f = features(third, ranks_of(ranked_models(journal.models())))
     return third.models[0].name, third.type.name, (f["type"], f["data"], f["hparams"]) == (kind["type"], kind["data"], kind["hparams"])
 
 
@@ -192,7 +192,7 @@ def test_optuna_features_cover_the_studys_vocabulary():
     vocabulary = OptunaPolicy.vocabulary(space)
     for name in space.available_types():
         for action in space.actions(name):
-            f = features(action, ranked_models(space.models))
+            f = features(action, ranks_of(ranked_models(space.models)))
             assert all(f[k] in vocabulary[k] for k in vocabulary), f
 
 
