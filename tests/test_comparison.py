@@ -65,6 +65,8 @@ def test_each_policy_is_judged_against_full_fine_tuning_random_and_the_base():
     # no full fine-tuning: nothing can be met; one seed of a bar has no interval
     (alone,) = verdicts({"greedy": [3.0, 3.1]}, [], None)
     assert not alone.met and alone.text.endswith("not judged (no full fine-tuning)")
+    (alone,) = verdicts({"greedy": [3.0, 3.1, 3.2]}, full, None)  # met against full fine-tuning, with no random and no base to say so of
+    assert alone.met and alone.text.endswith(": met (random and the base not run)")
     (one,) = verdicts({"greedy": [3.0, 3.1]}, [2.9], 1.0)
     assert "tuned full fine-tuning 2.900: above on the mean" in one.text and not one.met  # 3.05 - t * sd is below 2.9
 
