@@ -28,7 +28,7 @@ install:
 demo: install
 	$(RUN) mlflow run . --env-manager local
 
-# CI's suite (~15 min on 2 cores): every fast test, and of the slow end-to-end tests those marked `ci`
+# CI's suite (9 min on 2 cores, idle): every fast test, and of the slow end-to-end tests those marked `ci`
 # (a full loop and resume, a real offline-agent decision, a dialect negotiation, failures as data, gc,
 # compare-policies, `mlflow run .`, crash-and-resume, resume equivalence of the default and learning
 # policies, a tracking-server restart, export, traces, the UI). `make test-all` runs every slow test too
