@@ -237,14 +237,14 @@ class GreedyPolicy(LearningPolicy):
         chosen: list[Action] = []
         for group in extension_groups(ranked, journal):
             in_group = {id(m): i for i, m in enumerate(group)}
-            extending = [(a, a.models) for name in types for a in space.actions(name, first_of=set(in_group))]  # not the pool's every pair
-            extending = [(a, models) for a, models in extending if all(m.score is not None for m in models)]
+            extending = [a for name in types for a in space.actions(name, first_of=group)  # not the pool's every pair
+                         if all(m.score is not None for m in a.models)]
             keys, order = {}, {}
-            for action, (first, *partners) in extending:  # a partner outside the model's lineage, then the best ranked one
+            for action in extending:  # a partner outside the model's lineage, then the best ranked one
+                first, *partners = action.models
                 order[id(action)] = in_group[id(first)]  # the group's first model first, on equal promise
                 keys[id(action)] = (promise(action), not any(kin.related(first, m) for m in partners),
                                     -min((position[id(m)] for m in partners), default=0), -order[id(action)], rng.random())
-            extending = [a for a, _ in extending]
             best_of_type: dict[str, Action] = {}  # the group's best action of each type, then each model's
             best_per_model: dict[tuple[int, str], Action] = {}
             for action in sorted(extending, key=lambda a: keys[id(a)], reverse=True):

@@ -65,9 +65,13 @@ def verdicts(policies: dict[str, list[float]], full: list[float], base: float | 
             never_below = not below
             parts.append(f"the base {base:.3f}: " + ("no seed below it" if never_below else f"{below} of {len(scores)} seeds below it"))
         verdict = Verdict(policy, "", above_full, above_random, never_below)
-        unrun = [bar for bar, part in (("random", above_random if policy != "random" else False), ("the base", never_below)) if part is None]
-        outcome = "not judged (no full fine-tuning)" if above_full is None else "missed" if not verdict.met else \
-            "met" + (f" ({' and '.join(unrun)} not run)" if unrun else "")
+        unrun = [bar for bar, part in (("random", above_random), ("the base", never_below)) if part is None and bar != policy]
+        if above_full is None:
+            outcome = "not judged (no full fine-tuning)"
+        elif verdict.met:
+            outcome = "met" + (f" ({' and '.join(unrun)} not run)" if unrun else "")
+        else:
+            outcome = "missed"
         verdict.text = f"{policy} {_interval(scores)} against " + "; ".join(parts or ["no baseline"]) + f". Target ({TARGET}): {outcome}"
         found.append(verdict)
     return found

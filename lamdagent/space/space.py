@@ -131,19 +131,20 @@ class ActionSpace:
         slots = self.action_types[type_name].slots
         return [s.name for s in slots if s.kind != "hparam" or len(self.candidates(type_name)[s.name]) > 1]
 
-    def actions(self, type_name: str, first_of: set[int] | None = None) -> list[Action]:
+    def actions(self, type_name: str, first_of: list[ModelObject] | None = None) -> list[Action]:
         """All valid actions of one type (a model is never bound to two slots of one action), in the
-        same order; with `first_of` (model ids) only those whose first model is one of them."""
+        same order; with `first_of` only those whose first model is one of these (the same objects)."""
         return list(self._valid(type_name, first_of))
 
-    def _valid(self, type_name: str, first_of: set[int] | None = None) -> Iterator[Action]:
+    def _valid(self, type_name: str, first_of: list[ModelObject] | None = None) -> Iterator[Action]:
         action_type = self.action_types[type_name]
         slots = self.candidates(type_name)
         model_slots = [s.name for s in action_type.slots if s.kind == "model"]
         if first_of is not None:
             if not model_slots:
                 return
-            slots = {**slots, model_slots[0]: [m for m in slots[model_slots[0]] if id(m) in first_of]}
+            chosen = {id(m) for m in first_of}
+            slots = {**slots, model_slots[0]: [m for m in slots[model_slots[0]] if id(m) in chosen]}
         blocked_models = {name for _, name in self.blocked}
         for values in itertools.product(*slots.values()):
             bindings = dict(zip(slots, values))
