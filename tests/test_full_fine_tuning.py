@@ -3,16 +3,20 @@
 from lamdagent.experiments.baselines import longer_training_hint, widening
 
 
-def test_full_fine_tuning_widens_its_grid_only_while_its_best_trial_is_at_an_edge():
+def test_full_fine_tuning_widens_each_learning_rate_only_while_its_best_trial_is_at_an_edge():
     grid = [(2.5, 1e-3, 4.0), (2.9, 1e-3, 16.0), (2.9, 3e-4, 16.0), (1.9, 3e-4, 4.0)]
-    assert widening(grid) == (1e-3, 32.0)  # the first of equal bests, at its own learning rate
-    assert widening([*grid, (2.7, 1e-3, 32.0)]) is None  # longer got worse: the grid has found its best
-    assert widening([*grid, (3.3, 1e-3, 32.0)]) == (1e-3, 64.0)
-    assert widening([(2.0, 1e-3, 4.0), (3.0, 1e-3, 8.0), (None, 1e-3, 16.0)]) is None  # a failed trial is no best
-    assert widening([(3.0, 1e-3, 4.0), (2.0, 1e-3, 8.0), (2.5, 3e-4, 16.0)]) == (1e-3, 2.0)  # shortest was best: half, at its rate
-    assert widening([(3.0, 1e-3, 4.0), (2.0, 1e-3, 8.0), (3.1, 1e-3, 2.0)]) == (1e-3, 1.0)
-    assert widening([(3.0, 1e-3, 4.0), (2.0, 1e-3, 8.0), (2.9, 1e-3, 2.0)]) is None  # shorter got worse
-    assert widening([(None, 1e-3, 4.0)]) is None
+    assert widening(grid) == [(1e-3, 32.0), (3e-4, 32.0)]  # each rate at its own edge
+    assert widening([*grid, (2.7, 1e-3, 32.0)]) == [(3e-4, 32.0)]  # longer got worse at 1e-3: that rate has found its best
+    assert widening([*grid, (3.3, 1e-3, 32.0), (2.8, 3e-4, 32.0)]) == [(1e-3, 64.0)]
+    # the rate that lost at the first lengths but still rises at its edge is trained longer too (ledger: 7e-4 rising past 12 epochs)
+    ledger = [(2.08, 7e-4, 3.0), (2.62, 7e-4, 6.0), (3.10, 7e-4, 12.0), (1.92, 2.5e-3, 3.0), (2.14, 2.5e-3, 6.0), (3.31, 2.5e-3, 12.0)]
+    assert widening(ledger) == [(7e-4, 24.0), (2.5e-3, 24.0)]
+    assert widening([*ledger, (2.54, 2.5e-3, 24.0)]) == [(7e-4, 24.0)]
+    assert widening([(2.0, 1e-3, 4.0), (3.0, 1e-3, 8.0), (None, 1e-3, 16.0)]) == []  # a failed trial is no best
+    assert widening([(3.0, 1e-3, 4.0), (2.0, 1e-3, 8.0), (2.5, 3e-4, 16.0)]) == [(1e-3, 2.0), (3e-4, 32.0)]  # shortest was best: half
+    assert widening([(3.0, 1e-3, 4.0), (2.0, 1e-3, 8.0), (3.1, 1e-3, 2.0)]) == [(1e-3, 1.0)]
+    assert widening([(3.0, 1e-3, 4.0), (2.0, 1e-3, 8.0), (2.9, 1e-3, 2.0)]) == []  # shorter got worse
+    assert widening([(None, 1e-3, 4.0)]) == []
 
 
 def test_a_grid_that_trains_far_longer_than_the_search_may_is_said_with_the_choice_to_offer():

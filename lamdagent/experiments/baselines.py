@@ -129,9 +129,10 @@ def full_grid(runner: Runner, base: ModelObject, data, setting: tuple[float, flo
     """Full fine-tuning, fairly tuned: SFT of the base on all candidate data for each of the study's
     learning rates x (epochs x each of FULL_EPOCH_FACTORS), one nested trial run each under a `full`
     run; the best on the validation split is tagged, so a search cannot win by merely training longer.
-    While the best trial is at the grid's longest edge, its learning rate is tried again at twice the
-    epochs, and at its shortest edge at half (at most `widenings` times): an under- or over-trained
-    baseline is no baseline. `setting` (learning rate, epochs): that single trial, not widened."""
+    Each learning rate whose best trial is at its longest edge is tried again at twice the epochs, at
+    its shortest edge at half (at most `widenings` rounds): an under- or over-trained baseline is no
+    baseline, also at the rate that lost at the first lengths. `setting` (learning rate, epochs): that
+    single trial, not widened."""
     tracker, study = runner.tracker, runner.study
     settings = study.cfg.sft.fixed()  # the grid tunes the epochs itself, from the study's first
     grid_run = tracker.start_child(runner.parent, Kind.BASELINE_GROUP, 0, "full", {"baseline": "full"}, experiment_id=runner.experiment_id)
@@ -153,13 +154,14 @@ def full_grid(runner: Runner, base: ModelObject, data, setting: tuple[float, flo
     for rate, epochs in planned:
         trial(rate, epochs)
     for _ in range(0 if setting else widenings):
-        if (wider := widening(scores())) is None:
+        if not (wider := widening(scores())):
             break
-        longer = wider[1] > max(epochs for _, _, epochs in grid)
-        edge, at = ("longest", wider[1] / 2) if longer else ("shortest", wider[1] * 2)
-        runner.display.log(f"[yellow]full fine-tuning's best trial trained {edge} ({at:g} epochs, the grid's edge): "
-                           f"widening the grid to {wider[1]:g} epochs at learning rate {wider[0]:g}[/]")
-        trial(*wider)
+        for rate, epochs in wider:
+            longest = max(e for _, r, e in scores() if r == rate)
+            edge, at = ("longest", epochs / 2) if epochs > longest else ("shortest", epochs * 2)
+            runner.display.log(f"[yellow]full fine-tuning's best trial at learning rate {rate:g} trained {edge} ({at:g} epochs, "
+                               f"the edge): widening the grid to {epochs:g} epochs at that rate[/]")
+            trial(rate, epochs)
     if (index := best_trial(scores())) is None:
         tracker.finish_child(grid_run, Status.FAILED)
         raise UserError("full fine-tuning failed in every trial of its grid; see the trial runs")
@@ -172,9 +174,9 @@ def full_grid(runner: Runner, base: ModelObject, data, setting: tuple[float, flo
     lines = ", ".join(f"{t.model.pipeline if t.model else '?'} epochs={epochs:g}: {t.model.score:.3f}"
                       if t.model and t.model.score is not None else "failed" for t, _, epochs in grid)
     runner.display.log(f"full fine-tuning grid ({len(grid)} trials on {data.describe()}): {lines}; best val.score {chosen.model.score:.3f}")
-    if not setting and (wider := widening(scores())):
+    if not setting and (wider := [w for w in widening(scores()) if w[0] == grid[index][1]]):
         longest = max(epochs for _, _, epochs in grid)
-        if wider[1] > longest:
+        if wider[0][1] > longest:
             runner.display.log(f"[yellow]full fine-tuning's best trial still trained longest ({longest:g} epochs, after {widenings} widenings): it "
                                f"may be under-trained, and a search that beats it may only train longer (widen the grid with sft.epochs={longest:g})[/]")
         else:
@@ -226,16 +228,23 @@ def best_trial(trials: list[tuple[float | None, float, float]]) -> int | None:
     return max(scored, key=lambda i: trials[i][0]) if scored else None
 
 
-def widening(trials: list[tuple[float | None, float, float]]) -> tuple[float, float] | None:
-    """The next trial of a grid, at the best trial's learning rate: twice the epochs when the best
-    trained longest, half when it trained shortest (over-trained is as unfair as under-trained: data
-    that contradict a target hurt more with every pass); None when it is inside the grid."""
-    if (best := best_trial(trials)) is None:
-        return None
-    _, rate, epochs = trials[best]
-    if epochs == max(e for _, _, e in trials):
-        return rate, 2 * epochs
-    return (rate, epochs / 2) if epochs == min(e for _, _, e in trials) else None
+def widening(trials: list[tuple[float | None, float, float]]) -> list[tuple[float, float]]:
+    """The next trials of a grid, one per learning rate whose best trial sits at an edge of that rate's
+    trials: twice the epochs when it trained longest, half when it trained shortest (over-trained is as
+    unfair as under-trained: data that contradict a target hurt more with every pass); none when every
+    rate's best is inside its trials. A rate that lost to another at the first lengths may win longer
+    (a lower rate still rising at the edge)."""
+    found = []
+    for rate in dict.fromkeys(r for _, r, _ in trials):
+        own = [t for t in trials if t[1] == rate]
+        if (best := best_trial(own)) is None:
+            continue
+        epochs, lengths = own[best][2], [e for _, _, e in own]
+        if epochs == max(lengths):
+            found.append((rate, 2 * epochs))
+        elif epochs == min(lengths):
+            found.append((rate, epochs / 2))
+    return found
 
 
 def _merge_all(ctx: ActionContext, base: ModelObject, models: list[ModelObject], weights: dict[str, float], density: float):
