@@ -175,12 +175,13 @@ def full_grid(runner: Runner, base: ModelObject, data, setting: tuple[float, flo
                       if t.model and t.model.score is not None else "failed" for t, _, epochs in grid)
     runner.display.log(f"full fine-tuning grid ({len(grid)} trials on {data.describe()}): {lines}; best val.score {chosen.model.score:.3f}")
     if not setting and (wider := [w for w in widening(scores()) if w[0] == grid[index][1]]):
-        longest = max(epochs for _, _, epochs in grid)
+        lengths = [epochs for _, rate, epochs in grid if rate == grid[index][1]]  # the chosen rate's own edges
+        longest = max(lengths)
         if wider[0][1] > longest:
             runner.display.log(f"[yellow]full fine-tuning's best trial still trained longest ({longest:g} epochs, after {widenings} widenings): it "
                                f"may be under-trained, and a search that beats it may only train longer (widen the grid with sft.epochs={longest:g})[/]")
         else:
-            shortest = min(epochs for _, _, epochs in grid)
+            shortest = min(lengths)
             runner.display.log(f"[yellow]full fine-tuning's best trial still trained shortest ({shortest:g} epochs, after {widenings} widenings): "
                                f"it may be over-trained (narrow the grid with sft.epochs={shortest:g})[/]")
     if not setting and (hint := longer_training_hint(grid[index][2], study.cfg.sft.epochs)):
