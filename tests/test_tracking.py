@@ -42,6 +42,15 @@ def test_log_model_moves_a_working_copy_and_registers_it(store, tmp_path, move):
     assert tags["registered_model"] == "unit-models"
 
 
+def test_a_tracker_registers_in_its_own_store_when_another_tracker_was_made_since(store, tmp_path):
+    tracker, experiment, parent = store
+    other = Tracker(f"sqlite:///{tmp_path / 'other.db'}")  # sets the process's tracking URI to its store
+    run = tracker.start_child(parent, Kind.ACTION, 1, "m1", {}, experiment_id=experiment)
+    tags = tracker.log_model(run, experiment, _folder(tmp_path / "work" / "model"), "unit-models", "m1", tags={})
+    assert tracker.client.get_model_version("unit-models", tags["model_version"]).source == f"models:/{tags['model_id']}"
+    assert other.client.search_registered_models() == []  # nothing registered in the other store
+
+
 def test_text_artifacts_are_written_whole_into_the_run(store):
     tracker, experiment, parent = store
     run = tracker.start_child(parent, Kind.ACTION, 1, "m1", {}, experiment_id=experiment)
@@ -189,7 +198,7 @@ def test_explorations_that_log_one_new_dataset_at_once_all_link_it(tracking_uri)
     start, errors = threading.Barrier(len(runs)), []
 
     def describe(run_id):
-        models = Models(MlflowClient(tracking_uri))
+        models = Models(MlflowClient(tracking_uri), tracking_uri)
         model_id = models.client.create_logged_model(experiment, source_run_id=run_id).model_id
         start.wait()
         try:
@@ -221,7 +230,7 @@ def test_explorations_that_start_one_study_at_once_all_describe_it(tracking_uri)
     start, errors = threading.Barrier(6), []
 
     def describe():
-        models = Models(MlflowClient(tracking_uri))
+        models = Models(MlflowClient(tracking_uri), tracking_uri)
         start.wait()
         try:
             models.describe_study(experiment, "the study")

@@ -83,15 +83,18 @@ def dataset(key: str, name: str, rows, split: str) -> DataRef:
 class Models:
     """The model-centric records of a study's models, over one MlflowClient."""
 
-    def __init__(self, client: MlflowClient, call=lambda fn, *args, **kwargs: fn(*args, **kwargs)):
+    def __init__(self, client: MlflowClient, tracking_uri: str, call=lambda fn, *args, **kwargs: fn(*args, **kwargs)):
         self.client = client
+        self.tracking_uri = tracking_uri  # the fluent API reads the process's store: set to this one before each call
         self._call = call  # how a call of MLflow's fluent API is made (the tracker's waits out an outage)
 
     # --- one produced model -----------------------------------------------------------------------
     def register(self, model_id: str, registered_name: str, tags: dict[str, str]) -> str:
         """Register the LoggedModel as a new version of `registered_name` through
         `mlflow.register_model`, which (unlike `MlflowClient.create_model_version`) also records the
-        version on the LoggedModel (its page then says "Registered"). Its console lines are dropped."""
+        version on the LoggedModel (its page then says "Registered"). Its console lines are dropped.
+        It registers in the process's tracking store: this one's, though another Tracker was made since."""
+        mlflow.set_tracking_uri(self.tracking_uri)
         with contextlib.redirect_stderr(io.StringIO()):
             version = self._call(mlflow.register_model, f"models:/{model_id}", registered_name, tags=tags)
         return str(version.version)

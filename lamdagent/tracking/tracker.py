@@ -64,7 +64,7 @@ class Tracker:
         self.patience = Patience(without_credentials(self.tracking_uri))  # its limit and console: set by the exploration
         self.client = PatientClient(MlflowClient(self.tracking_uri), self.patience)  # every call waits out an outage (outage.py)
         self._registered: set[str] = set()  # registered model names known to exist (one read per name)
-        self.models = Models(self.client, self.patience.call)  # the model-centric records: LoggedModel params and inputs, the `best` alias
+        self.models = Models(self.client, self.tracking_uri, self.patience.call)  # the model-centric records: LoggedModel params and inputs, the `best` alias
 
     # --- studies and explorations -------------------------------------------------------------
     def experiment(self, study: str) -> str:
@@ -339,7 +339,8 @@ class Tracker:
         target = cache_dir() / "downloads" / model_id / "model"
         if not target.is_dir():  # only ever made whole: workers fetching the same model at once each stage their own copy
             with staged_dir(target) as staging:
-                self.patience.call(mlflow.artifacts.download_artifacts, artifact_uri=f"models:/{model_id}", dst_path=str(staging))
+                self.patience.call(mlflow.artifacts.download_artifacts, artifact_uri=f"models:/{model_id}", dst_path=str(staging),
+                                    tracking_uri=self.tracking_uri)
         return target
 
     # --- retention ------------------------------------------------------------------------------
