@@ -1,6 +1,6 @@
 """The fully fine-tuned baseline's grid: a fair baseline is not an under-trained one."""
 
-from lamdagent.experiments.baselines import longer_training_hint, widening
+from lamdagent.experiments.baselines import longer_training_hint, unsettled, widening
 
 
 def test_full_fine_tuning_widens_each_learning_rate_only_while_its_best_trial_is_at_an_edge():
@@ -28,3 +28,12 @@ def test_a_grid_that_trains_far_longer_than_the_search_may_is_said_with_the_choi
     assert longer_training_hint(5.0, 4) is None  # within twice the search's length: nothing to say
     assert longer_training_hint(2.0, 4) is None  # the grid chose shorter (relay): longer choices would not help
     assert longer_training_hint(24.0, [3, 12, 24]) is None  # already offered
+
+
+def test_a_chosen_trial_still_at_its_own_rates_edge_is_said_with_that_rates_edge():
+    # 7e-4 was widened to 48 epochs; the chosen 2.5e-3 still sits at its own longest edge (12), below the grid's longest
+    grid = [(3.1, 7e-4, 12.0), (3.5, 7e-4, 24.0), (3.4, 7e-4, 48.0), (2.0, 2.5e-3, 6.0), (3.6, 2.5e-3, 12.0)]
+    assert unsettled(grid, 4, 2).startswith("full fine-tuning's best trial still trained longest (12 epochs, after 2 widenings)")
+    assert unsettled(grid, 1, 2) is None  # 24 epochs lies inside 7e-4's trials
+    shortest = [(3.0, 1e-3, 2.0), (2.5, 1e-3, 4.0), (1.0, 3e-4, 1.0), (1.2, 3e-4, 8.0)]
+    assert unsettled(shortest, 0, 2).startswith("full fine-tuning's best trial still trained shortest (2 epochs")

@@ -174,16 +174,8 @@ def full_grid(runner: Runner, base: ModelObject, data, setting: tuple[float, flo
     lines = ", ".join(f"{t.model.pipeline if t.model else '?'} epochs={epochs:g}: {t.model.score:.3f}"
                       if t.model and t.model.score is not None else "failed" for t, _, epochs in grid)
     runner.display.log(f"full fine-tuning grid ({len(grid)} trials on {data.describe()}): {lines}; best val.score {chosen.model.score:.3f}")
-    if not setting and (wider := [w for w in widening(scores()) if w[0] == grid[index][1]]):
-        lengths = [epochs for _, rate, epochs in grid if rate == grid[index][1]]  # the chosen rate's own edges
-        longest = max(lengths)
-        if wider[0][1] > longest:
-            runner.display.log(f"[yellow]full fine-tuning's best trial still trained longest ({longest:g} epochs, after {widenings} widenings): it "
-                               f"may be under-trained, and a search that beats it may only train longer (widen the grid with sft.epochs={longest:g})[/]")
-        else:
-            shortest = min(lengths)
-            runner.display.log(f"[yellow]full fine-tuning's best trial still trained shortest ({shortest:g} epochs, after {widenings} widenings): "
-                               f"it may be over-trained (narrow the grid with sft.epochs={shortest:g})[/]")
+    if not setting and (warning := unsettled(scores(), index, widenings)):
+        runner.display.log(f"[yellow]{warning}[/]")
     if not setting and (hint := longer_training_hint(grid[index][2], study.cfg.sft.epochs)):
         runner.display.log(f"[yellow]{hint}[/]")
     return chosen
@@ -246,6 +238,20 @@ def widening(trials: list[tuple[float | None, float, float]]) -> list[tuple[floa
         elif epochs == min(lengths):
             found.append((rate, epochs / 2))
     return found
+
+
+def unsettled(trials: list[tuple[float | None, float, float]], chosen: int, widenings: int) -> str | None:
+    """What to tell a user whose chosen trial still sits at an edge of its own learning rate's trials
+    after the grid's widenings (another rate may have been widened further); None when it is inside."""
+    rate = trials[chosen][1]
+    if not any(r == rate for r, _ in widening(trials)):
+        return None
+    lengths = [epochs for _, r, epochs in trials if r == rate]
+    if trials[chosen][2] == max(lengths):
+        return (f"full fine-tuning's best trial still trained longest ({max(lengths):g} epochs, after {widenings} widenings): it may be "
+                f"under-trained, and a search that beats it may only train longer (widen the grid with sft.epochs={max(lengths):g})")
+    return (f"full fine-tuning's best trial still trained shortest ({min(lengths):g} epochs, after {widenings} widenings): it may be "
+            f"over-trained (narrow the grid with sft.epochs={min(lengths):g})")
 
 
 def _merge_all(ctx: ActionContext, base: ModelObject, models: list[ModelObject], weights: dict[str, float], density: float):
