@@ -140,6 +140,14 @@ def factors(f: dict[str, str]) -> list[tuple]:
     return parts
 
 
+def untried(estimate: float, bonus: float) -> float:
+    """An untried kind's promise from the gain its parts predict (`estimate`): that gain plus `bonus`
+    when positive; else a share of `bonus` that shrinks as the predicted loss grows, so the kind
+    still comes before any kind that gained nothing or lost, but after the untried kinds with less
+    against them."""
+    return estimate + bonus if estimate > 0 else bonus / (1.0 - estimate)
+
+
 def transferred(f: dict[str, str], gains: dict[tuple, list[float]]) -> float:
     """The mean gain expected of an untried kind of a measured type: the type's mean gain, moved by
     each of the kind's parts that was measured in other kinds by how far their mean gain is from the
@@ -185,9 +193,10 @@ class GreedyPolicy(LearningPolicy):
     validation set does not tell apart from the best (within the score's noise: `extension_groups`)
     count as the best together, so the kind that gained most extends any of them. A kind not tried yet
     is estimated at half the gain its parts predict (its type's average gain, moved by what its data and
-    each hyperparameter value gained in other kinds: `transferred`) when positive, plus a small bonus: it comes
-    before any kind that gained nothing or lost (else a merge of two near-copies, which gains exactly
-    nothing, would be repeated for ever). Once PATIENCE decisions in a row did not beat the best
+    each hyperparameter value gained in other kinds: `transferred`) plus a small bonus when that gain is
+    positive, and at a share of the bonus that shrinks with the loss when it is not (`untried`): it
+    comes before any kind that gained nothing or lost (else a merge of two near-copies, which gains
+    exactly nothing, would be repeated for ever), and after the untried kinds with less against them. Once PATIENCE decisions in a row did not beat the best
     model (Journal.stalled), greedy extends the best model outside its lineage instead: a start that
     won by noise, or a line of descent at its ceiling, does not hold the rest of the budget. The data
     screening orders the untried data by its predicted benefit, and data predicted to hurt every
@@ -228,10 +237,10 @@ class GreedyPolicy(LearningPolicy):
             kind, of_type = gains.get((f["type"], f["data"], f["hparams"])), gains.get((f["type"],))
             if kind:
                 return statistics.fmean(kind)
-            prior = max(0.5 * transferred(f, gains), 0.0) if of_type else 0.0
+            estimate = 0.5 * transferred(f, gains) if of_type else 0.0
             if f["data"] in evidence.effects and f["data"] not in measured:  # the screening ranks the data no action measured yet
-                return -UNTRIED_BONUS if evidence.harmful(f["data"]) else prior + UNTRIED_BONUS * (1 + evidence.benefit(f["data"]))
-            return prior + UNTRIED_BONUS
+                return -UNTRIED_BONUS if evidence.harmful(f["data"]) else untried(estimate, UNTRIED_BONUS * (1 + evidence.benefit(f["data"])))
+            return untried(estimate, UNTRIED_BONUS)
 
         types = space.available_types()
         chosen: list[Action] = []

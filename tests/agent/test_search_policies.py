@@ -261,3 +261,17 @@ def test_greedy_does_not_teach_the_best_model_again_what_it_already_knows():
     weights = {"arith": 1.0, "facts": 1.0}
     assert _after_two_fine_tunes(ScoreNoise(weights, examples=10_000)) == ("m1", "arith")  # facts' +0.9 predicts +0.09 on m1
     assert _after_two_fine_tunes(ScoreNoise()) == ("m1", "facts")  # no weights known: the larger measured gain, as before
+
+
+def test_an_untried_kind_with_evidence_against_it_comes_after_one_with_none_and_before_any_that_lost():
+    from lamdagent.agent.search import UNTRIED_BONUS, untried
+
+    assert untried(0.3, UNTRIED_BONUS) == pytest.approx(0.3 + UNTRIED_BONUS)
+    assert 0 < untried(-2.0, UNTRIED_BONUS) < untried(-0.5, UNTRIED_BONUS) < untried(0.0, UNTRIED_BONUS) == UNTRIED_BONUS
+
+    journal = journal_of([_scored("base", 0.5), _scored("a", 2.0), _scored("b", 1.0)])
+    lost = _space(journal.models()).find("sft", {"model": "a", "dataset": "arith", "learning_rate": "0.003"})
+    made(journal, lost, "m1", 0.2, 1)  # fine-tuning lost badly: every untried fine-tune's parts now predict a loss
+    for seed in range(8):  # the merges have nothing against them: they come first, whatever the tie-breaking draw
+        action = GreedyPolicy(seed=seed).select(_space(journal.models()), journal, 2).action
+        assert action.type.name == "ties" and action.models[0].name == "a", (seed, str(action))
