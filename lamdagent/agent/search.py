@@ -196,9 +196,10 @@ class GreedyPolicy(LearningPolicy):
     each hyperparameter value gained in other kinds: `transferred`) plus a small bonus when that gain is
     positive, and at a share of the bonus that shrinks with the loss when it is not (`untried`): it
     comes before any kind that gained nothing or lost (else a merge of two near-copies, which gains
-    exactly nothing, would be repeated for ever), and after the untried kinds with less against them. Once PATIENCE decisions in a row did not beat the best
-    model (Journal.stalled), greedy extends the best model outside its lineage instead: a start that
-    won by noise, or a line of descent at its ceiling, does not hold the rest of the budget. The data
+    exactly nothing, would be repeated for ever), and after the untried kinds with less against them.
+    Once PATIENCE decisions in a row did not beat the best model (Journal.stalled), greedy extends the
+    best model outside its lineage instead: a start that won by noise, or a line of descent at its
+    ceiling, does not hold the rest of the budget. The data
     screening orders the untried data by its predicted benefit, and data predicted to hurt every
     target comes after any kind that gained nothing, until an action trained on it: a measurement
     replaces the prediction. The initial models an action made (the specialists, the practitioner's
