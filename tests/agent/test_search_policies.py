@@ -7,7 +7,7 @@ import pytest
 from lamdagent.agent.facts import facts
 from lamdagent.agent.llm import OpenAIChatModel
 from lamdagent.agent.policies import LLMPolicy
-from lamdagent.agent.search import GreedyPolicy, GuidedPolicy, OptunaPolicy, Outcome, features, ranked_models, ranks_of
+from lamdagent.agent.search import UNTRIED_BONUS, GreedyPolicy, GuidedPolicy, OptunaPolicy, Outcome, features, ranked_models, ranks_of, untried
 from lamdagent.journal import ScoreNoise
 from lamdagent.journal.journal import PATIENCE
 from lamdagent.space import lineage
@@ -264,8 +264,6 @@ def test_greedy_does_not_teach_the_best_model_again_what_it_already_knows():
 
 
 def test_an_untried_kind_with_evidence_against_it_comes_after_one_with_none_and_before_any_that_lost():
-    from lamdagent.agent.search import UNTRIED_BONUS, untried
-
     assert untried(0.3, UNTRIED_BONUS) == pytest.approx(0.3 + UNTRIED_BONUS)
     assert 0 < untried(-2.0, UNTRIED_BONUS) < untried(-0.5, UNTRIED_BONUS) < untried(0.0, UNTRIED_BONUS) == UNTRIED_BONUS
 
