@@ -9,6 +9,7 @@ from lamdagent.errors import UserError
 from lamdagent.evaluation.evaluator import task_weights
 from lamdagent.exploration.runner import BaseModel, Runner, Step
 from lamdagent.exploration.study import Study
+from lamdagent.models.digest import weights_digest
 from lamdagent.models.folders import architecture, resolve_base_model
 from lamdagent.space import Action, ModelObject, fingerprint
 from lamdagent.tracking import Kind
@@ -36,8 +37,8 @@ def prepare_base(cfg) -> BaseModel:
         from lamdagent.models.chat_template import check_chat_template
 
         check_chat_template(AutoTokenizer.from_pretrained(base_dir), base_dir)
-    # Scores depend on the chat-template setting, so it is part of every lineage's root.
-    base_fp = fingerprint("base", cfg.base_model, architecture(base_dir), cfg.seed, *(["chat"] if cfg.chat_template else []))
+    # Scores depend on the weights and the chat-template setting, so both are part of every lineage's root.
+    base_fp = fingerprint("base", cfg.base_model, architecture(base_dir), weights_digest(base_dir), cfg.seed, *(["chat"] if cfg.chat_template else []))
     return BaseModel(Path(base_dir), base_fp, cfg.base_model)
 
 
