@@ -3,12 +3,14 @@ differ (a built-in warm base is pre-trained on each machine) never reuses one's 
 
 from __future__ import annotations
 
+import io
 import os
 
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from lamdagent.exploration.seeds import announce_other_builds
 from lamdagent.models import digest
 from lamdagent.models.digest import weights_digest
 from lamdagent.models.folders import TINY_LLAMA, build_tiny_llama
@@ -70,17 +72,49 @@ def test_a_base_with_other_weights_under_the_same_name_reuses_nothing(tracking_u
     experiment = tracker.experiment(cfg.name)
 
     def seeds():
-        """The base and one specialist in a new exploration of the same store: (statuses, base fingerprint)."""
-        runner = Runner(study, tracker, tracker.start_exploration(experiment, cfg.name, {}, {}), experiment, Display(Console(quiet=True)),
+        """The base and one specialist in a new exploration of the same store: (statuses, base fingerprint, console)."""
+        console = Console(record=True, width=400, file=io.StringIO())
+        runner = Runner(study, tracker, tracker.start_exploration(experiment, cfg.name, {}, {}), experiment, Display(console),
                         base=prepare_base(cfg), weights={t: 1.0 for t in study.task_names})
+        announce_other_builds(runner)
         base = runner.produce(Step.of_base(runner.base, Kind.SEED), finish=True)
         spec = runner.produce(Step.of_action(specialist_action(study, base.model, study.tasks[0]), Kind.SEED, 0, "spec"), finish=True)
-        return (base.status, spec.status), runner.base.fingerprint
+        return (base.status, spec.status), runner.base, console.export_text()
 
-    made, first = seeds()
-    again, same = seeds()
+    made, first, said_first = seeds()
+    again, same, said_again = seeds()
     perturb(folder)  # the same name, other weights: another machine's build of the base
-    other, changed = seeds()
+    other, changed, said_other = seeds()
 
-    assert made == (Status.OK, Status.OK) and again == (Status.CACHED, Status.CACHED) and same == first
-    assert other == (Status.OK, Status.OK) and changed != first  # built and trained again, not reused
+    assert made == (Status.OK, Status.OK) and again == (Status.CACHED, Status.CACHED) and same.fingerprint == first.fingerprint
+    assert other == (Status.OK, Status.OK) and changed.fingerprint != first.fingerprint  # built and trained again, not reused
+    assert "other weights" not in said_first + said_again
+    assert f"built from other weights (sha256 {first.digest[:12]}; here {changed.digest[:12]})" in said_other
+
+
+def test_a_store_from_before_the_digest_is_announced(tracking_uri, tmp_path):
+    """Base runs without the digest tag (made by an earlier version) are said on the console, once."""
+    from rich.console import Console
+
+    from lamdagent.config import load_config
+    from lamdagent.console import Display
+    from lamdagent.exploration.runner import Runner
+    from lamdagent.exploration.seeds import ensure_seeds, prepare_base
+    from lamdagent.exploration.study import Study
+    from lamdagent.tracking import Tracker
+    from tests.conftest import FAST
+
+    folder = tmp_path / "base"
+    build_tiny_llama(folder, 0, SMALL)
+    cfg = load_config("demo", [*FAST, "data.val_size=2", f"base_model={folder}"])
+    tracker = Tracker(tracking_uri)
+    experiment = tracker.experiment(cfg.name)
+    parent = tracker.start_exploration(experiment, cfg.name, {}, {})
+    tracker.start_child(parent, Kind.SEED, 0, "base", {"pipeline": "base", "source": str(folder), "fingerprint": "an-old-one"}, experiment_id=experiment)
+    console = Console(record=True, width=400, file=io.StringIO())
+    study = Study(cfg)
+    runner = Runner(study, tracker, parent, experiment, Display(console), base=prepare_base(cfg))
+    ensure_seeds(study, runner)
+    assert "made before the base's weights were part of every fingerprint" in console.export_text(clear=False)  # the start says it
+    announce_other_builds(runner)
+    assert console.export_text().count("1 base run(s) of") == 1  # and not again

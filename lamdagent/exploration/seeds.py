@@ -12,7 +12,7 @@ from lamdagent.exploration.study import Study
 from lamdagent.models.digest import weights_digest
 from lamdagent.models.folders import architecture, resolve_base_model
 from lamdagent.space import Action, ModelObject, fingerprint
-from lamdagent.tracking import Kind
+from lamdagent.tracking import Kind, tag
 
 
 def sft_action(study: Study, model: ModelObject, dataset, seed: int | None = None) -> Action:
@@ -38,8 +38,31 @@ def prepare_base(cfg) -> BaseModel:
 
         check_chat_template(AutoTokenizer.from_pretrained(base_dir), base_dir)
     # Scores depend on the weights and the chat-template setting, so both are part of every lineage's root.
-    base_fp = fingerprint("base", cfg.base_model, architecture(base_dir), weights_digest(base_dir), cfg.seed, *(["chat"] if cfg.chat_template else []))
-    return BaseModel(Path(base_dir), base_fp, cfg.base_model)
+    digest = weights_digest(base_dir)
+    base_fp = fingerprint("base", cfg.base_model, architecture(base_dir), digest, cfg.seed, *(["chat"] if cfg.chat_template else []))
+    return BaseModel(Path(base_dir), base_fp, cfg.base_model, digest)
+
+
+def announce_other_builds(runner: Runner) -> None:
+    """Say on the console when the store holds models of the same `base_model` built from other weights
+    (another machine's build of a built-in base, a changed folder) or made before the weights were
+    fingerprinted: none of them is reused here, and their scores are not comparable with these."""
+    base = runner.base
+    if "'" in base.source:  # not expressible in a search filter; nothing to say rather than a wrong answer
+        return
+    runs = runner.tracker.search_runs(runner.experiment_id, f"tags.`{tag('pipeline')}` = 'base' and tags.`{tag('source')}` = '{base.source}'")
+    digests = [run.data.tags.get(tag("base_digest"), "") for run in runs]
+    others = sorted({d for d in digests if d and d != base.digest})
+    unknown = digests.count("")
+    if others:
+        runner.display.log_once(f"other-builds/{base.source}",
+                                f"this store holds models of {base.source} built from other weights (sha256 {', '.join(d[:12] for d in others)}; "
+                                f"here {base.digest[:12]}): another machine's build or a changed folder. None of them is reused, and their "
+                                "scores compare only with each other's")
+    if unknown:
+        runner.display.log_once(f"unfingerprinted/{base.source}",
+                                f"this store holds {unknown} base run(s) of {base.source} made before the base's weights were part of every "
+                                "fingerprint: the models made from them are not reused here")
 
 
 DEFAULTS_PREFIX = "ft_"  # the practitioner's defaults among the initial models: ft_<dataset>
@@ -93,6 +116,7 @@ def ensure_seeds(study: Study, runner: Runner, existing: dict[str, ModelObject] 
             raise UserError(f"could not build the initial models: {produced.error}")
         return produced.model
 
+    announce_other_builds(runner)
     base = produce(Step.of_base(runner.base, Kind.SEED))
     base.path = runner.base.path
     seeds = [base]
