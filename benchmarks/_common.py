@@ -84,10 +84,9 @@ class Scratch:
 
         from lamdagent.config import load_config
         from lamdagent.console import Display
-        from lamdagent.exploration.runner import BaseModel, Runner
+        from lamdagent.exploration.runner import Runner
+        from lamdagent.exploration.seeds import prepare_base
         from lamdagent.exploration.study import Study
-        from lamdagent.models.folders import resolve_base_model
-        from lamdagent.space import fingerprint
         from lamdagent.tracking import Tracker, experiment_name
 
         self.root = Path(root or tempfile.mkdtemp(prefix="lamdagent-bench-"))
@@ -98,9 +97,7 @@ class Scratch:
         self.tracker.client.create_experiment(experiment_name(self.cfg.name), artifact_location=self.artifacts.as_uri())
         self.experiment_id = self.tracker.experiment(self.cfg.name)
         self.parent = self.tracker.start_exploration(self.experiment_id, self.cfg.name, {}, {})
-        path = resolve_base_model(self.cfg.base_model, self.cfg.seed)
-        base = BaseModel(path, fingerprint("base", str(path)), self.cfg.base_model)
-        self.runner = Runner(self.study, self.tracker, self.parent, self.experiment_id, Display(Console(quiet=True)), base=base,
+        self.runner = Runner(self.study, self.tracker, self.parent, self.experiment_id, Display(Console(quiet=True)), base=prepare_base(self.cfg),
                              weights={t: 1.0 for t in self.study.task_names})
 
     def base(self):

@@ -51,7 +51,7 @@ class BaseModel:
     path: Path
     fingerprint: str
     source: str  # the study's `base_model` reference
-    digest: str = ""  # the sha256 of its model files (models/digest.py), part of the fingerprint
+    digest: str  # the sha256 of its model files (models/digest.py), part of the fingerprint
 
     def build(self, ctx: ActionContext) -> ActionOutput:
         """The base model copied into a run's working folder."""
@@ -92,7 +92,7 @@ class Step:
     def of_base(cls, base: BaseModel, kind: Kind, tags: dict[str, str] | None = None, iteration: int = 0, name: str = "base") -> Step:
         """The step that copies the base model into a run."""
         return cls(kind, iteration, name, base.fingerprint, "base", [], base.build, {},
-                   {"source": base.source, **({"base_digest": base.digest} if base.digest else {}), **(tags or {})})
+                   {"source": base.source, "base_digest": base.digest, **(tags or {})})
 
 
 class Runner:

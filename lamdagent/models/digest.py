@@ -17,34 +17,29 @@ from pathlib import Path
 from lamdagent.files import cache_dir
 
 IGNORED = ("readme", "license", "notice", ".gitattributes")  # files that describe a model without changing it
-CHUNK = 1 << 24
 
 
-def model_files(model_dir: Path) -> list[Path]:
-    """The folder's top-level files that make the model: weights, configuration, tokenizer, template."""
-    return sorted(p for p in Path(model_dir).iterdir() if p.is_file() and not p.name.lower().startswith(IGNORED))
+def model_files(model_dir: Path) -> list[str]:
+    """The names of the folder's top-level files that make the model: weights, configuration, tokenizer, template."""
+    return sorted(p.name for p in Path(model_dir).iterdir() if p.is_file() and not p.name.lower().startswith(IGNORED))
 
 
-def _stamp(files: list[Path]) -> list[list]:
-    return [[f.name, (st := f.stat()).st_size, st.st_mtime_ns] for f in files]
-
-
-def _hash(files: list[Path]) -> str:
+def files_digest(model_dir: str | Path, names) -> str:
+    """The sha256 of the named files of a folder (names and contents; a missing one is left out)."""
     total = hashlib.sha256()
-    for path in files:
-        one = hashlib.sha256()
-        with open(path, "rb") as handle:
-            while block := handle.read(CHUNK):
-                one.update(block)
-        total.update(f"{path.name}\0{one.hexdigest()}\n".encode())
+    for name in names:
+        path = Path(model_dir) / name
+        if path.is_file():
+            with open(path, "rb") as handle:
+                total.update(f"{name}\0{hashlib.file_digest(handle, 'sha256').hexdigest()}\n".encode())
     return total.hexdigest()
 
 
 def weights_digest(model_dir: str | Path) -> str:
     """The sha256 of the folder's model files (names and contents), cached while they are unchanged."""
     folder = Path(model_dir).resolve()
-    files = model_files(folder)
-    stamp = _stamp(files)
+    names = model_files(folder)
+    stamp = [[name, (st := (folder / name).stat()).st_size, st.st_mtime_ns] for name in names]
     store = cache_dir() / "digests"
     store.mkdir(parents=True, exist_ok=True)
     record = store / f"{hashlib.sha256(str(folder).encode()).hexdigest()[:24]}.json"
@@ -54,7 +49,7 @@ def weights_digest(model_dir: str | Path) -> str:
             return known["digest"]
     except (OSError, ValueError, KeyError):
         pass
-    digest = _hash(files)
+    digest = files_digest(folder, names)
     partial = record.with_suffix(f".{os.getpid()}.tmp")
     partial.write_text(json.dumps({"folder": str(folder), "stamp": stamp, "digest": digest}))
     os.replace(partial, record)  # whole or not at all: concurrent processes write the same digest

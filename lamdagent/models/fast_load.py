@@ -9,9 +9,10 @@ and evaluation shares one tokenizer per distinct set of tokenizer files.
 from __future__ import annotations
 
 import copy
-import hashlib
 from collections import OrderedDict
 from pathlib import Path
+
+from lamdagent.models.digest import files_digest
 
 # what AutoTokenizer reads (config.json: the tokenizer class when tokenizer_config.json does not name it)
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "tokenizer.model",
@@ -53,7 +54,7 @@ def shared_tokenizer(model_dir: Path):
     training loads a tokenizer of its own."""
     from transformers import AutoTokenizer
 
-    key = _digest(model_dir, TOKENIZER_FILES)
+    key = files_digest(model_dir, TOKENIZER_FILES)
     return _kept(_tokenizers, key, lambda: AutoTokenizer.from_pretrained(model_dir))
 
 
@@ -63,18 +64,9 @@ def _config(model_dir: Path):
     TRL's DPOTrainer loads its reference model from the folder the config names)."""
     from transformers import AutoConfig
 
-    config = copy.deepcopy(_kept(_configs, _digest(model_dir, ("config.json",)), lambda: AutoConfig.from_pretrained(model_dir)))
+    config = copy.deepcopy(_kept(_configs, files_digest(model_dir, ("config.json",)), lambda: AutoConfig.from_pretrained(model_dir)))
     config.name_or_path = str(model_dir)
     return config
-
-
-def _digest(model_dir: Path, names: tuple[str, ...]) -> str:
-    digest = hashlib.sha256()
-    for name in names:
-        path = Path(model_dir) / name
-        if path.is_file():
-            digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()
 
 
 def _kept(cache: OrderedDict, key: str, build):
